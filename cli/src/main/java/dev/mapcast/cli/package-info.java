@@ -1,0 +1,2 @@
+/** The {@code mapcast} command: serve, put/get/del/ls/watch, snapshot save/restore/inspect. */
+package dev.mapcast.cli;

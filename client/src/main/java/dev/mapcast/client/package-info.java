@@ -1,0 +1,2 @@
+/** The client SDK: live replica, writes, resume and verification. */
+package dev.mapcast.client;
