@@ -1,0 +1,20 @@
+package dev.mapcast.core;
+
+/**
+ * A map's memory figures at one moment; cheap to take.
+ *
+ * @param size live entries
+ * @param reservedBytes off-heap bytes the map holds in all: segments, bitmaps, index, order log,
+ *     pinned views' copies and blocks kept for pinned views
+ * @param liveBytes bytes of live records (each is one encoded map entry)
+ * @param deadBytes bytes of overwritten or removed records not yet reclaimed by compaction
+ * @param tombstones deleted index slots not yet purged
+ * @param load live entries per index slot
+ * @param segments record segments held
+ * @param pinnedViews pinned views open
+ * @param tombstoneWarningRatio tombstones per index slot above which {@link #tombstoneWarning()} is set
+ * @param tombstoneWarning whether tombstones have built up past the warning ratio
+ */
+public record MemoryStats(long size, long reservedBytes, long liveBytes, long deadBytes, long tombstones,
+        double load, int segments, int pinnedViews, double tombstoneWarningRatio, boolean tombstoneWarning) {
+}

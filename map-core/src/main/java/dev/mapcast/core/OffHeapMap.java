@@ -1,0 +1,575 @@
+package dev.mapcast.core;
+
+import java.nio.ByteBuffer;
+import java.util.AbstractMap;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.locks.StampedLock;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * A byte-string key/value map kept off the Java heap, each entry stored once as its protobuf
+ * {@code map<string, bytes>} wire record, so that a run of entries is already a valid encoding.
+ *
+ * <pre>{@code
+ * try (OffHeapMap map = OffHeapMap.builder().order(IterationOrder.INSERTION).build()) {
+ *     map.put(key, value);
+ *     byte[] v = map.get(key);          // null when absent
+ *     map.remove(key);
+ *     map.compact();                     // reclaim dead records and tombstones now
+ *     MemoryStats stats = map.memoryStats();
+ * }
+ * }</pre>
+ *
+ * <p>What it does that a runtime map does not: it gives memory back. Deletes and updates leave dead
+ * records and index tombstones; compaction reclaims them segment by segment in bounded steps (after
+ * writes, past {@link Builder#compactionThreshold}, and on {@link #compact()}), and the index
+ * shrinks as the map empties. No operation rehashes or copies the whole map: growth and shrink split
+ * or merge one small table at a time. It iterates in first-insertion order if asked, and
+ * {@link #pin()} gives a consistent view while writes go on.
+ *
+ * <p>Threads: a map built plain is single-writer: every call must come from one thread at a time.
+ * A map built with {@link Builder#threadSafe(boolean) threadSafe(true)} may be shared: readers
+ * never block each other, and a writer holds them up for at most one bounded step.
+ *
+ * <p>Memory: the map holds off-heap memory until {@link #close()}; {@link #memoryStats()} tells
+ * how much. Heap use does not grow with the number of entries.
+ */
+public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[], byte[]>> {
+
+    /** Largest key length a builder accepts: 64 KiB. */
+    public static final int MAX_KEY_LENGTH_LIMIT = 64 * 1024;
+    /** Largest value length a builder accepts: 256 MiB. */
+    public static final int MAX_VALUE_LENGTH_LIMIT = 256 * 1024 * 1024;
+
+    private final MapEngine engine;
+    private final StampedLock lock;
+    private final int maxKeyLength;
+    private final int maxValueLength;
+    private final Set<PinnedView> views = Collections.newSetFromMap(new IdentityHashMap<>());
+
+    private OffHeapMap(Builder b) {
+        long seed = b.seedFixed ? b.seed : KeyHash.randomSeed();
+        this.engine = new MapEngine(b.order, seed, b.initialCapacity, b.segmentSize, b.compactionThreshold,
+                b.autoCompaction, b.tombstoneWarningRatio, b.tombstoneWarningListener);
+        this.lock = b.threadSafe ? new StampedLock() : null;
+        this.maxKeyLength = b.maxKeyLength;
+        this.maxValueLength = b.maxValueLength;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    // ---- writes ----
+
+    /**
+     * Maps {@code key} to {@code value}, replacing any earlier value (the key keeps its place in
+     * INSERTION order). Returns true when the key was not in the map.
+     *
+     * @throws NullPointerException if key or value is null
+     * @throws IllegalArgumentException if key or value is longer than the map's limits
+     * @throws IllegalStateException if the map is closed
+     */
+    public boolean put(byte[] key, byte[] value) {
+        checkKey(key);
+        checkLength("key", key.length, maxKeyLength);
+        checkValue(value);
+        long stamp = writeLock();
+        try {
+            return engine.put(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length, value, NativeMemory.BYTE_ARRAY_OFFSET,
+                    value.length);
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /**
+     * Like {@link #put(byte[], byte[])} with the remaining bytes of each buffer (heap or direct);
+     * the buffers' positions do not move.
+     */
+    public boolean put(ByteBuffer key, ByteBuffer value) {
+        ByteBuffer k = readable(key, "key");
+        ByteBuffer v = readable(value, "value");
+        checkLength("key", k.remaining(), maxKeyLength);
+        checkLength("value", v.remaining(), maxValueLength);
+        long stamp = writeLock();
+        try {
+            return engine.put(NativeMemory.base(k), NativeMemory.offset(k), k.remaining(), NativeMemory.base(v),
+                    NativeMemory.offset(v), v.remaining());
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /** Removes {@code key}; returns whether it was in the map. */
+    public boolean remove(byte[] key) {
+        checkKey(key);
+        long stamp = writeLock();
+        try {
+            return engine.remove(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /** Removes the key in {@code key}'s remaining bytes; returns whether it was in the map. */
+    public boolean remove(ByteBuffer key) {
+        ByteBuffer k = readable(key, "key");
+        long stamp = writeLock();
+        try {
+            return engine.remove(NativeMemory.base(k), NativeMemory.offset(k), k.remaining());
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /**
+     * Reclaims now every dead record, index tombstone and order-log hole, and shrinks the index to
+     * what the live entries need. Runs as bounded steps; a thread-safe map lets readers and writers
+     * in between steps.
+     */
+    public CompactionResult compact() {
+        long stamp = writeLock();
+        MapEngine.Compaction compaction;
+        try {
+            compaction = engine.new Compaction();
+        } finally {
+            unlockWrite(stamp);
+        }
+        boolean more = true;
+        while (more) {
+            stamp = writeLock();
+            try {
+                more = compaction.step();
+            } finally {
+                unlockWrite(stamp);
+            }
+        }
+        stamp = writeLock();
+        try {
+            return compaction.result();
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    // ---- reads ----
+
+    /** The value of {@code key}, or null when absent. */
+    public byte[] get(byte[] key) {
+        checkKey(key);
+        long stamp = readLock();
+        try {
+            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+            return record == 0 ? null : valueOf(record);
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    /** The value of the key in {@code key}'s remaining bytes, or null when absent. */
+    public byte[] get(ByteBuffer key) {
+        ByteBuffer k = readable(key, "key");
+        long stamp = readLock();
+        try {
+            long record = engine.find(NativeMemory.base(k), NativeMemory.offset(k), k.remaining());
+            return record == 0 ? null : valueOf(record);
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    /**
+     * Copies the value of {@code key} into {@code dst} at its position, advancing it, with no
+     * intermediate array. Returns the value's length, or -1 when the key is absent (dst unchanged).
+     *
+     * @throws java.nio.BufferOverflowException if dst has fewer bytes remaining than the value (dst unchanged)
+     */
+    public int getInto(byte[] key, ByteBuffer dst) {
+        checkKey(key);
+        Objects.requireNonNull(dst, "dst");
+        long stamp = readLock();
+        try {
+            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+            if (record == 0) {
+                return -1;
+            }
+            long span = RecordLayout.valueSpan(record);
+            int length = RecordLayout.spanLength(span);
+            NativeMemory.copyToBuffer(record + RecordLayout.spanOffset(span), length, dst);
+            return length;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    public boolean containsKey(byte[] key) {
+        checkKey(key);
+        long stamp = readLock();
+        try {
+            return engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length) != 0;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    public boolean containsKey(ByteBuffer key) {
+        ByteBuffer k = readable(key, "key");
+        long stamp = readLock();
+        try {
+            return engine.find(NativeMemory.base(k), NativeMemory.offset(k), k.remaining()) != 0;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    /** Live entries. */
+    public long size() {
+        long stamp = readLock();
+        try {
+            checkOpen();
+            return engine.size;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    public boolean isEmpty() {
+        return size() == 0;
+    }
+
+    public IterationOrder order() {
+        return engine.order;
+    }
+
+    public boolean isThreadSafe() {
+        return lock != null;
+    }
+
+    public MemoryStats memoryStats() {
+        long stamp = readLock();
+        try {
+            checkOpen();
+            return engine.memoryStats();
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    /**
+     * Pins a consistent read-only view of the map as it is now. Cheap: no record is copied. Close it
+     * when done; see {@link PinnedView}.
+     */
+    public PinnedView pin() {
+        long stamp = writeLock();
+        try {
+            PinnedView view = engine.pin(this);
+            views.add(view);
+            return view;
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /**
+     * A cursor over the entries in the map's order. On a single-writer map it fails fast once the
+     * map is written; on a thread-safe map use {@link #pin()} and the view's cursor instead.
+     *
+     * @throws IllegalStateException on a thread-safe map
+     */
+    public EntryCursor cursor() {
+        if (lock != null) {
+            throw new IllegalStateException("a thread-safe map has no live cursor: pin() a view and use its cursor");
+        }
+        checkOpen();
+        OrderLog log = engine.log;
+        return new EntryCursor(engine, null, engine.locator, engine.store.idLimit(),
+                log == null ? 0 : log.writeCursor(), log == null ? 0 : log.readCursor(), log == null ? 0 : log.end());
+    }
+
+    /**
+     * The entries in the map's order; keys and values are copies. On a single-writer map the
+     * iterator fails fast once the map is written. On a thread-safe map it iterates a pinned view,
+     * released when the iteration ends; to stop early, iterate an explicit {@link #pin()} instead.
+     */
+    @Override
+    public Iterator<Map.Entry<byte[], byte[]>> iterator() {
+        if (lock == null) {
+            EntryCursor cursor = cursor();
+            return new Iterator<>() {
+                private boolean ready;
+                private boolean more;
+
+                @Override
+                public boolean hasNext() {
+                    if (!ready) {
+                        more = cursor.next();
+                        ready = true;
+                    }
+                    return more;
+                }
+
+                @Override
+                public Map.Entry<byte[], byte[]> next() {
+                    if (!hasNext()) {
+                        throw new NoSuchElementException();
+                    }
+                    ready = false;
+                    return new AbstractMap.SimpleImmutableEntry<>(cursor.key(), cursor.value());
+                }
+            };
+        }
+        PinnedView view = pin();
+        Iterator<Map.Entry<byte[], byte[]>> entries = view.iterator();
+        return new Iterator<>() {
+            @Override
+            public boolean hasNext() {
+                boolean more = !view.isClosed() && entries.hasNext();
+                if (!more) {
+                    view.close();
+                }
+                return more;
+            }
+
+            @Override
+            public Map.Entry<byte[], byte[]> next() {
+                if (!hasNext()) {
+                    throw new NoSuchElementException();
+                }
+                return entries.next();
+            }
+        };
+    }
+
+    /** Frees all off-heap memory, pinned views' included. Idempotent; later calls fail. */
+    @Override
+    public void close() {
+        long stamp = writeLock(false);
+        try {
+            for (PinnedView view : views) {
+                view.release();
+            }
+            views.clear();
+            engine.close();
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    // ---- package-private helpers ----
+
+    void closeView(PinnedView view) {
+        long stamp = writeLock(false);
+        try {
+            if (!engine.closed && views.remove(view)) {
+                view.release();
+            }
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    <T> T readLocked(Supplier<T> read) {
+        long stamp = readLock();
+        try {
+            return read.get();
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    static void checkKey(byte[] key) {
+        Objects.requireNonNull(key, "key");
+    }
+
+    /** The buffer's remaining bytes in a form whose base and offset can be read (read-only heap buffers are copied). */
+    static ByteBuffer readable(ByteBuffer buffer, String name) {
+        Objects.requireNonNull(buffer, name);
+        if (buffer.isDirect() || buffer.hasArray()) {
+            return buffer;
+        }
+        ByteBuffer copy = ByteBuffer.allocate(buffer.remaining());
+        copy.put(buffer.duplicate()).flip();
+        return copy;
+    }
+
+    private void checkValue(byte[] value) {
+        Objects.requireNonNull(value, "value");
+        checkLength("value", value.length, maxValueLength);
+    }
+
+    private static void checkLength(String what, int length, int max) {
+        if (length > max) {
+            throw new IllegalArgumentException(what + ": " + length + " bytes (expected: at most " + max + ")");
+        }
+    }
+
+    private void checkOpen() {
+        if (engine.closed) {
+            throw new IllegalStateException("map is closed");
+        }
+    }
+
+    private long readLock() {
+        long stamp = lock == null ? 0 : lock.readLock();
+        if (engine.closed) {
+            unlockRead(stamp);
+            throw new IllegalStateException("map is closed");
+        }
+        return stamp;
+    }
+
+    private void unlockRead(long stamp) {
+        if (lock != null) {
+            lock.unlockRead(stamp);
+        }
+    }
+
+    private long writeLock() {
+        return writeLock(true);
+    }
+
+    private long writeLock(boolean requireOpen) {
+        long stamp = lock == null ? 0 : lock.writeLock();
+        if (requireOpen && engine.closed) {
+            unlockWrite(stamp);
+            throw new IllegalStateException("map is closed");
+        }
+        return stamp;
+    }
+
+    private void unlockWrite(long stamp) {
+        if (lock != null) {
+            lock.unlockWrite(stamp);
+        }
+    }
+
+    private static byte[] valueOf(long record) {
+        long span = RecordLayout.valueSpan(record);
+        return NativeMemory.toArray(record + RecordLayout.spanOffset(span), RecordLayout.spanLength(span));
+    }
+
+    /** Builds an {@link OffHeapMap}. Every setting has a default suited to a configuration cache. */
+    public static final class Builder {
+        private IterationOrder order = IterationOrder.HASH;
+        private boolean seedFixed;
+        private long seed;
+        private long initialCapacity;
+        private int segmentSize = 64 * 1024;
+        private int maxKeyLength = MAX_KEY_LENGTH_LIMIT;
+        private int maxValueLength = 16 * 1024 * 1024;
+        private double compactionThreshold = 0.5;
+        private boolean autoCompaction = true;
+        private double tombstoneWarningRatio = 0.25;
+        private Consumer<MemoryStats> tombstoneWarningListener;
+        private boolean threadSafe;
+
+        private Builder() {
+        }
+
+        /** Iteration order; default {@link IterationOrder#HASH}. */
+        public Builder order(IterationOrder order) {
+            this.order = Objects.requireNonNull(order, "order");
+            return this;
+        }
+
+        /**
+         * Fixes the hash seed. By default every map draws a random one, so that clients cannot pick
+         * colliding keys; fix it only for reproducible tests and benchmarks.
+         */
+        public Builder hashSeed(long seed) {
+            this.seed = seed;
+            this.seedFixed = true;
+            return this;
+        }
+
+        /** Entries to size the index for up front; default 0. The map grows past it as needed. */
+        public Builder initialCapacity(long entries) {
+            if (entries < 0 || entries > (1L << 40)) {
+                throw new IllegalArgumentException("initialCapacity: " + entries + " (expected: 0.." + (1L << 40) + ")");
+            }
+            this.initialCapacity = entries;
+            return this;
+        }
+
+        /**
+         * Bytes per record segment; default 64 KiB. Smaller segments return memory at a finer grain;
+         * a record larger than a segment gets a segment of its own.
+         */
+        public Builder segmentSize(int bytes) {
+            if (bytes < 4096 || bytes > (1 << 30)) {
+                throw new IllegalArgumentException("segmentSize: " + bytes + " (expected: 4096.." + (1 << 30) + ")");
+            }
+            this.segmentSize = bytes;
+            return this;
+        }
+
+        /** Longest key accepted, in bytes; default and maximum {@value #MAX_KEY_LENGTH_LIMIT}. */
+        public Builder maxKeyLength(int bytes) {
+            if (bytes < 1 || bytes > MAX_KEY_LENGTH_LIMIT) {
+                throw new IllegalArgumentException("maxKeyLength: " + bytes + " (expected: 1.." + MAX_KEY_LENGTH_LIMIT + ")");
+            }
+            this.maxKeyLength = bytes;
+            return this;
+        }
+
+        /** Longest value accepted, in bytes; default 16 MiB, maximum {@value #MAX_VALUE_LENGTH_LIMIT}. */
+        public Builder maxValueLength(int bytes) {
+            if (bytes < 0 || bytes > MAX_VALUE_LENGTH_LIMIT) {
+                throw new IllegalArgumentException("maxValueLength: " + bytes + " (expected: 0.." + MAX_VALUE_LENGTH_LIMIT + ")");
+            }
+            this.maxValueLength = bytes;
+            return this;
+        }
+
+        /**
+         * Fraction of a segment that must be dead before automatic compaction moves its live records
+         * out and frees it; default 0.5.
+         */
+        public Builder compactionThreshold(double deadFraction) {
+            if (!(deadFraction > 0 && deadFraction <= 1)) {
+                throw new IllegalArgumentException("compactionThreshold: " + deadFraction + " (expected: > 0 and <= 1)");
+            }
+            this.compactionThreshold = deadFraction;
+            return this;
+        }
+
+        /** Whether writes run bounded compaction steps past the threshold; default true. */
+        public Builder autoCompaction(boolean enabled) {
+            this.autoCompaction = enabled;
+            return this;
+        }
+
+        /** Tombstones per index slot that set {@link MemoryStats#tombstoneWarning()}; default 0.25. */
+        public Builder tombstoneWarningRatio(double ratio) {
+            if (!(ratio > 0 && ratio <= 1)) {
+                throw new IllegalArgumentException("tombstoneWarningRatio: " + ratio + " (expected: > 0 and <= 1)");
+            }
+            this.tombstoneWarningRatio = ratio;
+            return this;
+        }
+
+        /** Called, on the writing thread, each time tombstones cross the warning ratio upwards. */
+        public Builder onTombstoneWarning(Consumer<MemoryStats> listener) {
+            this.tombstoneWarningListener = Objects.requireNonNull(listener, "listener");
+            return this;
+        }
+
+        /** Whether the map may be shared between threads; default false (single-writer). */
+        public Builder threadSafe(boolean threadSafe) {
+            this.threadSafe = threadSafe;
+            return this;
+        }
+
+        public OffHeapMap build() {
+            return new OffHeapMap(this);
+        }
+    }
+}
