@@ -202,6 +202,7 @@ final class MapEngine {
         long slots = index.totalSlots();
         return new MemoryStats(size, memory.reservedBytes(), store.liveBytes(), store.deadBytes(), index.tombstones(),
                 slots == 0 ? 0 : (double) size / slots, store.segments(), memory.openViewCount(),
+                index.reservedBytes(), store.reservedBytes(), log == null ? 0 : log.reservedBytes(),
                 tombstoneWarningRatio, isTombstoneWarning());
     }
 

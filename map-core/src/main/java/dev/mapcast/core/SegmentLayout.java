@@ -19,7 +19,7 @@ package dev.mapcast.core;
  * </pre>
  *
  * {@code used} is the append position; {@code 0 <= live + dead <= used <= cap}. {@code link} chains
- * free ids, or segments queued for compaction. The epochs are the blocks' copy-on-write stamps (see
+ * the segments queued for compaction. The epochs are the blocks' copy-on-write stamps (see
  * {@link MapMemory}).
  */
 final class SegmentLayout {
@@ -69,7 +69,7 @@ final class SegmentLayout {
     /** Data bytes covered by one bit of the live bitmap. */
     static final int BYTES_PER_BIT = 4;
 
-    /** No segment: ends the free list and the compaction queue. */
+    /** No segment: ends the compaction queue. */
     static final int NO_SEGMENT = -1;
 
     private SegmentLayout() {

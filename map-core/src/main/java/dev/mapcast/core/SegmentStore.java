@@ -34,7 +34,8 @@ final class SegmentStore {
     private long table;
     private int tableCapacity;
     private int highestId = -1;
-    private int freeHead = SegmentLayout.NO_SEGMENT;
+    /** No id below this is free. */
+    private int lowestFreeHint;
     private int tail = SegmentLayout.NO_SEGMENT;
     private int queueHead = SegmentLayout.NO_SEGMENT;
     private int queueTail = SegmentLayout.NO_SEGMENT;
@@ -246,12 +247,12 @@ final class SegmentStore {
     }
 
     private int newSegment(int capacity) {
-        int id;
-        if (freeHead != SegmentLayout.NO_SEGMENT) {
-            id = freeHead;
-            freeHead = NativeMemory.getInt(SegmentLayout.entry(table, id) + SegmentLayout.LINK);
-        } else {
-            id = highestId + 1;
+        int id = lowestFreeId();
+        if (id > highestId) {
+            if (id >= RecordRef.MAX_SEGMENTS) {
+                throw new IllegalStateException("map is full: " + id + " segments (expected: at most "
+                        + RecordRef.MAX_SEGMENTS + "; use a larger segmentSize)");
+            }
             if (id == tableCapacity) {
                 growTable();
             }
@@ -313,10 +314,32 @@ final class SegmentStore {
         memory.retire(NativeMemory.getLong(entry + SegmentLayout.BITMAP_ADDRESS), bitmapBytes,
                 NativeMemory.getLong(entry + SegmentLayout.BITMAP_EPOCH));
         NativeMemory.fill(entry, SegmentLayout.ENTRY_BYTES, (byte) 0);
-        NativeMemory.putInt(entry + SegmentLayout.LINK, freeHead);
-        freeHead = id;
+        lowestFreeHint = Math.min(lowestFreeHint, id);
         segments--;
         dataBytes -= capacity + bitmapBytes;
+        while (highestId >= 0 && isFree(highestId)) {
+            highestId--;
+        }
+        if (tableCapacity > 16 && highestId + 1 <= tableCapacity / 4) {
+            resizeTable(tableCapacity / 2);
+        }
+    }
+
+    /**
+     * The lowest free id, or {@code highestId + 1}. New segments take the lowest id so that, as
+     * compaction frees segments, the high ids empty out and the table can shrink.
+     */
+    private int lowestFreeId() {
+        int id = Math.min(lowestFreeHint, highestId + 1);
+        while (id <= highestId && !isFree(id)) {
+            id++;
+        }
+        lowestFreeHint = id + 1;
+        return id;
+    }
+
+    private boolean isFree(int id) {
+        return NativeMemory.getLong(SegmentLayout.entry(table, id) + SegmentLayout.DATA_ADDRESS) == 0;
     }
 
     private long mutableBitmap(long entry) {
@@ -335,9 +358,12 @@ final class SegmentStore {
     }
 
     private void growTable() {
-        int capacity = tableCapacity * 2;
+        resizeTable(tableCapacity * 2);
+    }
+
+    private void resizeTable(int capacity) {
         long fresh = memory.allocateZeroed((long) capacity * SegmentLayout.ENTRY_BYTES);
-        NativeMemory.copy(table, fresh, (long) tableCapacity * SegmentLayout.ENTRY_BYTES);
+        NativeMemory.copy(table, fresh, (long) Math.min(capacity, tableCapacity) * SegmentLayout.ENTRY_BYTES);
         memory.free(table, (long) tableCapacity * SegmentLayout.ENTRY_BYTES);
         table = fresh;
         tableCapacity = capacity;

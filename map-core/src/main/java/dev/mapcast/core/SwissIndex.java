@@ -68,15 +68,14 @@ final class SwissIndex {
         long entry = NativeMemory.getLong(directory + ((long) dirIndex(hash, globalDepth) << 3));
         long table = TableLayout.address(entry);
         int mask = TableLayout.groupMask(entry);
-        long slots = table + TableLayout.slotsOffset(mask + 1);
         byte h2 = TableLayout.h2(hash);
         int g = (int) (hash >>> 7) & mask;
         for (int i = 1; ; i++) {
-            long control = TableLayout.controlWord(table, g);
+            long group = TableLayout.group(table, g);
+            long control = TableLayout.controlWord(group);
             for (long m = TableLayout.matchH2(control, h2); m != 0; m &= m - 1) {
-                long slot = slots + (long) g * TableLayout.GROUP_SLOT_BYTES
-                        + (long) TableLayout.firstMatch(m) * TableLayout.SLOT_BYTES;
-                if (keyEquals(locator.address(NativeMemory.getLong(slot)), keyBase, keyOffset, keyLength)) {
+                long slot = TableLayout.slot(group, TableLayout.firstMatch(m));
+                if (keyEquals(locator.address(TableLayout.handle(slot)), keyBase, keyOffset, keyLength)) {
                     return slot;
                 }
             }
@@ -106,15 +105,15 @@ final class SwissIndex {
     /** The slot, in a table this map may change, that holds exactly {@code handle} for a key of {@code hash}. */
     long findHandleForUpdate(long hash, long handle) {
         long table = tableAt(dirIndex(hash, globalDepth));
-        int groups = TableLayout.groups(table);
-        int mask = groups - 1;
+        int mask = TableLayout.groups(table) - 1;
         byte h2 = TableLayout.h2(hash);
         int g = (int) (hash >>> 7) & mask;
         for (int i = 1; ; i++) {
-            long control = TableLayout.controlWord(table, g);
+            long group = TableLayout.group(table, g);
+            long control = TableLayout.controlWord(group);
             for (long m = TableLayout.matchH2(control, h2); m != 0; m &= m - 1) {
-                long slot = TableLayout.slot(table, groups, g, TableLayout.firstMatch(m));
-                if (NativeMemory.getLong(slot) == handle) {
+                long slot = TableLayout.slot(group, TableLayout.firstMatch(m));
+                if (TableLayout.handle(slot) == handle) {
                     return mutableSlot(hash, slot);
                 }
             }
@@ -128,11 +127,11 @@ final class SwissIndex {
     // ---- changes ----
 
     static void setHandle(long slot, long handle) {
-        NativeMemory.putLong(slot, handle);
+        TableLayout.setHandle(slot, handle);
     }
 
     static long handleAt(long slot) {
-        return NativeMemory.getLong(slot);
+        return TableLayout.handle(slot);
     }
 
     /** Adds a handle for a key that is not in the index. */
@@ -142,7 +141,7 @@ final class SwissIndex {
             long table = tableAt(di);
             int groups = TableLayout.groups(table);
             long slot = firstFree(table, hash);
-            boolean reuseTombstone = NativeMemory.getByte(TableLayout.controlOfSlot(table, groups, slot)) == TableLayout.DELETED;
+            boolean reuseTombstone = NativeMemory.getByte(TableLayout.controlOfSlot(slot)) == TableLayout.DELETED;
             int used = TableLayout.used(table);
             int tombstones = TableLayout.tombstones(table);
             if (!reuseTombstone && used + tombstones >= TableLayout.maxLoad(groups)) {
@@ -151,8 +150,8 @@ final class SwissIndex {
             }
             long mutable = mutableTable(di);
             slot += mutable - table;
-            NativeMemory.putByte(TableLayout.controlOfSlot(mutable, groups, slot), TableLayout.h2(hash));
-            NativeMemory.putLong(slot, handle);
+            NativeMemory.putByte(TableLayout.controlOfSlot(slot), TableLayout.h2(hash));
+            TableLayout.setHandle(slot, handle);
             NativeMemory.putInt(mutable + TableLayout.USED, used + 1);
             if (reuseTombstone) {
                 NativeMemory.putInt(mutable + TableLayout.TOMBSTONES, tombstones - 1);
@@ -167,10 +166,10 @@ final class SwissIndex {
         int di = dirIndex(hash, globalDepth);
         long table = tableAt(di);
         int groups = TableLayout.groups(table);
-        long control = TableLayout.controlOfSlot(table, groups, slot);
+        long control = TableLayout.controlOfSlot(slot);
         int used = TableLayout.used(table) - 1;
         NativeMemory.putInt(table + TableLayout.USED, used);
-        if (TableLayout.matchEmpty(NativeMemory.getLong(control & -TableLayout.CONTROL_BYTES)) != 0) {
+        if (TableLayout.matchEmpty(TableLayout.controlWord(control & -TableLayout.GROUP_BYTES)) != 0) {
             NativeMemory.putByte(control, TableLayout.EMPTY);
         } else {
             NativeMemory.putByte(control, TableLayout.DELETED);
@@ -228,6 +227,18 @@ final class SwissIndex {
 
     long directory() {
         return directory;
+    }
+
+    /** Off-heap bytes of the live index: the directory and every table. */
+    long reservedBytes() {
+        long bytes = directoryBytes();
+        int dirSize = 1 << globalDepth;
+        for (int di = 0; di < dirSize; ) {
+            long table = tableAt(di);
+            bytes += TableLayout.bytes(TableLayout.groups(table));
+            di += 1 << (globalDepth - TableLayout.localDepth(table));
+        }
+        return bytes;
     }
 
     long directoryBytes() {
@@ -291,13 +302,13 @@ final class SwissIndex {
 
     /** The first EMPTY or DELETED slot on the probe sequence of {@code hash}. */
     private static long firstFree(long table, long hash) {
-        int groups = TableLayout.groups(table);
-        int mask = groups - 1;
+        int mask = TableLayout.groups(table) - 1;
         int g = (int) (hash >>> 7) & mask;
         for (int i = 1; ; i++) {
-            long m = TableLayout.matchEmptyOrDeleted(TableLayout.controlWord(table, g));
+            long group = TableLayout.group(table, g);
+            long m = TableLayout.matchEmptyOrDeleted(TableLayout.controlWord(group));
             if (m != 0) {
-                return TableLayout.slot(table, groups, g, TableLayout.firstMatch(m));
+                return TableLayout.slot(group, TableLayout.firstMatch(m));
             }
             g = (g + i) & mask;
         }
@@ -406,20 +417,18 @@ final class SwissIndex {
      */
     private void moveAll(long from, long low, long high, int splitBit) {
         int groups = TableLayout.groups(from);
-        int lowGroups = TableLayout.groups(low);
-        int highGroups = TableLayout.groups(high);
         int lowUsed = TableLayout.used(low);
         int highUsed = low == high ? 0 : TableLayout.used(high);
         for (int g = 0; g < groups; g++) {
-            for (long m = TableLayout.matchFull(TableLayout.controlWord(from, g)); m != 0; m &= m - 1) {
-                long handle = NativeMemory.getLong(TableLayout.slot(from, groups, g, TableLayout.firstMatch(m)));
+            long group = TableLayout.group(from, g);
+            for (long m = TableLayout.matchFull(TableLayout.controlWord(group)); m != 0; m &= m - 1) {
+                long handle = TableLayout.handle(TableLayout.slot(group, TableLayout.firstMatch(m)));
                 long hash = hashOfHandle(handle);
                 boolean toHigh = splitBit >= 0 && ((hash >>> splitBit) & 1) != 0;
                 long target = toHigh ? high : low;
                 long slot = firstFree(target, hash);
-                NativeMemory.putByte(TableLayout.controlOfSlot(target, toHigh ? highGroups : lowGroups, slot),
-                        TableLayout.h2(hash));
-                NativeMemory.putLong(slot, handle);
+                NativeMemory.putByte(TableLayout.controlOfSlot(slot), TableLayout.h2(hash));
+                TableLayout.setHandle(slot, handle);
                 if (toHigh) {
                     highUsed++;
                 } else {

@@ -1,26 +1,33 @@
 package dev.mapcast.core;
 
 /**
- * One table of the index, in one off-heap block aligned to 64 bytes: a header, the control words of
- * all groups back to back, then the slots of all groups, one group's 8 slots per cache line.
- * A slot holds the entry's handle (see {@link RecordLocator}).
+ * One table of the index, in one off-heap block aligned to 64 bytes: a header, then groups of one
+ * cache line each: 8 control bytes and 8 slots of 7 bytes. A slot holds the entry's 56-bit handle
+ * (see {@link RecordLocator}), little-endian.
  *
  * <pre>
- *   0                 64                    64 + 8g (rounded up to 64)       + 64g
- *   +-----------------+----------+----------+----+--------------+---- ... ----+
- *   | header          | ctrl  g0 | ctrl  g1 | .. | slots of g0  | slots g1 .. |
- *   | (see below)     | 8 bytes  | 8 bytes  |    | 8 x 8 bytes  |             |
- *   +-----------------+----------+----------+----+--------------+---- ... ----+
+ *   table:  0            64           128                         64 + 64g
+ *           +------------+------------+------------+---- ... ----+
+ *           | header     | group 0    | group 1    |             |
+ *           +------------+------------+------------+---- ... ----+
  *
  *   header: 0 created epoch (long) | 8 local depth | 12 group mask | 16 used | 20 tombstones
  *           | 24 address of the allocation (long), which starts up to 63 bytes before the table
  *
- *   control byte (byte i of a group's little-endian control word belongs to slot i):
+ *   group:  0          8         15        22              57        64
+ *           +----------+---------+---------+---- ... ------+---------+
+ *           | 8 ctrl   | slot 0  | slot 1  |               | slot 7  |
+ *           | bytes    | 7 bytes | 7 bytes |               | 7 bytes |
+ *           +----------+---------+---------+---- ... ------+---------+
+ *
+ *   control byte i (byte i of the group's little-endian control word) belongs to slot i:
  *           1000 0000  EMPTY      1111 1110  DELETED (tombstone)      0hhh hhhh  FULL, 7 hash bits
  * </pre>
  *
- * Why split control words from slots (as Abseil does): a lookup reads one control word, from an
- * array one ninth of the table's size that stays in cache, and then one slot line.
+ * Why one line per group: a lookup then costs one cache miss in the index, not two. A slot is
+ * read as the 8 bytes ending at its last byte, shifted right by 8, so a read never crosses into
+ * the next line; a slot pointer below is the address of that 8-byte window ({@code 7 + 7s} into
+ * the group).
  *
  * <p>A directory entry is the table's address with log2 of its group count in the top bits, so a
  * lookup needs nothing from the header:
@@ -42,7 +49,7 @@ final class TableLayout {
     static final int USED;
     static final int TOMBSTONES;
     static final int ALLOCATION;
-    static final int CONTROLS;
+    static final int GROUPS;
 
     static {
         int offset = 0;
@@ -58,14 +65,15 @@ final class TableLayout {
         offset += Integer.BYTES;
         ALLOCATION = offset;
         offset += Long.BYTES;
-        CONTROLS = 64;  // header padded to one cache line
+        GROUPS = 64;  // header padded to one cache line
     }
 
     static final int SLOTS_PER_GROUP = 8;
     static final int CONTROL_BYTES = 8;
-    static final int SLOT_BYTES = Long.BYTES;
-    static final int GROUP_SLOT_BYTES = SLOTS_PER_GROUP * SLOT_BYTES;
-    static final int CACHE_LINE = 64;
+    static final int SLOT_BYTES = 7;
+    static final int GROUP_BYTES = 64;
+    /** Largest handle a slot holds. */
+    static final long MAX_HANDLE = (1L << (8 * SLOT_BYTES)) - 1;
     /** A table never has more groups: past that it splits in two, so a rehash stays bounded. */
     static final int MAX_GROUPS = 128;
     static final int MAX_SLOTS = MAX_GROUPS * SLOTS_PER_GROUP;
@@ -98,33 +106,38 @@ final class TableLayout {
 
     // ---- addresses ----
 
-    static long slotsOffset(int groups) {
-        return CONTROLS + (((long) groups * CONTROL_BYTES + CACHE_LINE - 1) & -CACHE_LINE);
-    }
-
     /** Bytes allocated for a table of {@code groups}, alignment slack included. */
     static long bytes(int groups) {
-        return slotsOffset(groups) + (long) groups * GROUP_SLOT_BYTES + CACHE_LINE - 1;
+        return GROUPS + (long) groups * GROUP_BYTES + GROUP_BYTES - 1;
     }
 
-    static long control(long table, int g) {
-        return table + CONTROLS + (long) g * CONTROL_BYTES;
+    static long group(long table, int g) {
+        return table + GROUPS + ((long) g << 6);
     }
 
-    static long slot(long table, int groups, int g, int s) {
-        return table + slotsOffset(groups) + (long) g * GROUP_SLOT_BYTES + (long) s * SLOT_BYTES;
+    /** The pointer of slot {@code s} of the group at {@code group}. */
+    static long slot(long group, int s) {
+        return group + CONTROL_BYTES - 1 + (long) s * SLOT_BYTES;
     }
 
-    /** The control byte's address for the slot at {@code slotAddress}. */
-    static long controlOfSlot(long table, int groups, long slotAddress) {
-        long index = (slotAddress - table - slotsOffset(groups)) / SLOT_BYTES;
-        return table + CONTROLS + index;  // slot index g*8+s is also the control byte's index
+    static long handle(long slot) {
+        return NativeMemory.getLong(slot) >>> 8;
+    }
+
+    static void setHandle(long slot, long handle) {
+        NativeMemory.putLong(slot, (NativeMemory.getLong(slot) & 0xFF) | (handle << 8));
+    }
+
+    /** The control byte's address for a slot pointer. */
+    static long controlOfSlot(long slot) {
+        long group = slot & -GROUP_BYTES;
+        return group + (slot - group - (CONTROL_BYTES - 1)) / SLOT_BYTES;
     }
 
     // ---- control words ----
 
-    static long controlWord(long table, int g) {
-        return NativeMemory.getLong(control(table, g));
+    static long controlWord(long group) {
+        return NativeMemory.getLong(group);
     }
 
     static byte h2(long hash) {
@@ -159,7 +172,7 @@ final class TableLayout {
     /** Allocates an empty table of {@code groups}, stamped with the current epoch. */
     static long allocate(MapMemory memory, int groups, int localDepth) {
         long allocation = memory.allocate(bytes(groups));
-        long table = (allocation + CACHE_LINE - 1) & -CACHE_LINE;
+        long table = (allocation + GROUP_BYTES - 1) & -GROUP_BYTES;
         NativeMemory.putLong(table + CREATED_EPOCH, memory.epoch());
         NativeMemory.putInt(table + LOCAL_DEPTH, localDepth);
         NativeMemory.putInt(table + GROUP_MASK, groups - 1);
@@ -167,7 +180,7 @@ final class TableLayout {
         NativeMemory.putInt(table + TOMBSTONES, 0);
         NativeMemory.putLong(table + ALLOCATION, allocation);
         for (int g = 0; g < groups; g++) {
-            NativeMemory.putLong(control(table, g), EMPTY_WORD);
+            NativeMemory.putLong(group(table, g), EMPTY_WORD);
         }
         return table;
     }
@@ -176,8 +189,8 @@ final class TableLayout {
     static long copy(MapMemory memory, long table) {
         int groups = groups(table);
         long allocation = memory.allocate(bytes(groups));
-        long copy = (allocation + CACHE_LINE - 1) & -CACHE_LINE;
-        NativeMemory.copy(table, copy, bytes(groups) - (CACHE_LINE - 1));
+        long copy = (allocation + GROUP_BYTES - 1) & -GROUP_BYTES;
+        NativeMemory.copy(table, copy, GROUPS + (long) groups * GROUP_BYTES);
         NativeMemory.putLong(copy + CREATED_EPOCH, memory.epoch());
         NativeMemory.putLong(copy + ALLOCATION, allocation);
         return copy;
