@@ -8,7 +8,7 @@ package dev.mapcast.core;
  * <p>Appends go to the tail segment; a record that does not fit seals the tail and starts a new one,
  * and a record larger than a segment gets a sealed segment of its own. A record dies when its key is
  * updated or removed: its live bit is cleared and its bytes count as dead. A sealed segment whose
- * live bytes fall to {@code 1 - compactionThreshold} of its capacity joins the compaction queue.
+ * dead bytes reach {@code compactionThreshold} of its capacity joins the compaction queue.
  *
  * <p>Compaction takes the queue's head and walks its records a bounded number of bytes per step;
  * each live one is copied to the tail by the {@link Relocator} (which also repoints the index), and
@@ -87,10 +87,19 @@ final class SegmentStore {
         liveBytes -= length;
         deadBytes += length;
         int flags = NativeMemory.getInt(entry + SegmentLayout.FLAGS);
-        if ((flags & SegmentLayout.FLAG_SEALED) != 0 && (flags & SegmentLayout.FLAG_QUEUED) == 0
-                && live <= (1 - compactionThreshold) * NativeMemory.getInt(entry + SegmentLayout.CAPACITY)) {
+        if ((flags & SegmentLayout.FLAG_SEALED) != 0 && (flags & SegmentLayout.FLAG_QUEUED) == 0 && dueForCompaction(entry)) {
             enqueue(id);
         }
+    }
+
+    /**
+     * Whether enough of a segment is dead records to compact it. Space never written (the slack a
+     * sealed tail leaves) does not count: moving the records would only move the slack along, and
+     * the new tail would be due again, for ever.
+     */
+    private boolean dueForCompaction(long entry) {
+        int dead = NativeMemory.getInt(entry + SegmentLayout.DEAD_BYTES);
+        return dead > 0 && dead >= compactionThreshold * NativeMemory.getInt(entry + SegmentLayout.CAPACITY);
     }
 
     // ---- compaction ----
@@ -281,9 +290,7 @@ final class SegmentStore {
         int sealed = tail;
         tail = SegmentLayout.NO_SEGMENT;
         seal(sealed);
-        long entry = SegmentLayout.entry(table, sealed);
-        if (NativeMemory.getInt(entry + SegmentLayout.LIVE_BYTES)
-                <= (1 - compactionThreshold) * NativeMemory.getInt(entry + SegmentLayout.CAPACITY)) {
+        if (dueForCompaction(SegmentLayout.entry(table, sealed))) {
             enqueue(sealed);
         }
     }
