@@ -104,8 +104,21 @@ final class NativeMemory {
         return UNSAFE.getByte(base, offset) & 0xFF;
     }
 
+    /** Below this many bytes a copy is done inline: cheaper than the call into the copy stub. */
+    private static final int INLINE_COPY_LIMIT = 128;
+
     static void copy(Object srcBase, long srcOffset, Object dstBase, long dstOffset, long bytes) {
-        UNSAFE.copyMemory(srcBase, srcOffset, dstBase, dstOffset, bytes);
+        if (bytes > INLINE_COPY_LIMIT) {
+            UNSAFE.copyMemory(srcBase, srcOffset, dstBase, dstOffset, bytes);
+            return;
+        }
+        int i = 0;
+        for (; i + Long.BYTES <= bytes; i += Long.BYTES) {
+            UNSAFE.putLong(dstBase, dstOffset + i, UNSAFE.getLong(srcBase, srcOffset + i));
+        }
+        for (; i < bytes; i++) {
+            UNSAFE.putByte(dstBase, dstOffset + i, UNSAFE.getByte(srcBase, srcOffset + i));
+        }
     }
 
     static void copy(long src, long dst, long bytes) {

@@ -72,6 +72,11 @@ final class RecordLayout {
 
     /** The key of the record at {@code address}, as a packed span. */
     static long keySpan(long address) {
+        // Fast path: the entry and key lengths are one-byte varints (records under 128 bytes).
+        int head = NativeMemory.getInt(address);  // tag, entry length, key tag, key length
+        if ((head & 0x8000_8000) == 0) {
+            return span(4, head >>> 24);
+        }
         int keyTag = 1 + spanOffset(readVarint(address + 1));
         long k = readVarint(address + keyTag + 1);
         return span(keyTag + 1 + spanOffset(k), spanLength(k));
@@ -81,6 +86,10 @@ final class RecordLayout {
     static long valueSpan(long address) {
         long key = keySpan(address);
         int valueTag = spanOffset(key) + spanLength(key);
+        int valueLength = NativeMemory.getByte(address + valueTag + 1);
+        if (valueLength >= 0) {
+            return span(valueTag + 2, valueLength);
+        }
         long v = readVarint(address + valueTag + 1);
         return span(valueTag + 1 + spanOffset(v), spanLength(v));
     }
