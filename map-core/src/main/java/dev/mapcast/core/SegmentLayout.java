@@ -6,11 +6,11 @@ package dev.mapcast.core;
  * (see {@link RecordLayout}); each has a live bitmap beside it.
  *
  * <pre>
- *   entry, 64 bytes                          live bitmap, one bit per 4 data bytes
- *   0        8        16       24            bit (offset >>> 2) is set while the record
+ *   entry, 64 bytes                          live bitmap, one bit per 6 data bytes
+ *   0        8        16       24            bit (offset / 6) is set while the record
  *   +--------+--------+--------+--------+    starting at that offset is live; records are
  *   | data   | data   | bitmap | bitmap |    at least {@value RecordLayout#MIN_RECORD_LENGTH}
- *   | addr   | epoch  | addr   | epoch  |    bytes, so no two start in the same 4 bytes
+ *   | addr   | epoch  | addr   | epoch  |    bytes long, so no two starts share a bit
  *   +--------+--------+--------+--------+
  *   32   36   40   44   48   52   56   64
  *   +----+----+----+----+----+----+----+
@@ -66,8 +66,8 @@ final class SegmentLayout {
     /** Flag: the segment no longer takes appends. */
     static final int FLAG_SEALED = 2;
 
-    /** Data bytes covered by one bit of the live bitmap. */
-    static final int BYTES_PER_BIT = 4;
+    /** Data bytes covered by one bit of the live bitmap: two record starts are at least this far apart. */
+    static final int BYTES_PER_BIT = RecordLayout.MIN_RECORD_LENGTH;
 
     /** No segment: ends the compaction queue. */
     static final int NO_SEGMENT = -1;
