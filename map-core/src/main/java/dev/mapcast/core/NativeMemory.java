@@ -62,6 +62,17 @@ final class NativeMemory {
         ALLOCATED_BLOCKS.decrementAndGet();
     }
 
+    /** Never equal to a byte: a mutable field, so the compiler must keep the load compared with it. */
+    private static int touchSentinel = Integer.MIN_VALUE;
+    private static int touchSink;
+
+    /** Loads the byte at {@code address} for its side effect only: bringing its cache line in. */
+    static void touch(long address) {
+        if (UNSAFE.getByte(address) == touchSentinel) {
+            touchSink++;
+        }
+    }
+
     static byte getByte(long address) {
         return UNSAFE.getByte(address);
     }

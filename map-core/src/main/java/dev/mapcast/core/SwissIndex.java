@@ -419,6 +419,15 @@ final class SwissIndex {
         int groups = TableLayout.groups(from);
         int lowUsed = TableLayout.used(low);
         int highUsed = low == high ? 0 : TableLayout.used(high);
+        // First touch every record's key, then hash: a tight loop of loads lets the cache misses
+        // (the records are anywhere in the segments) overlap instead of queueing one by one.
+        // Measured growing to 10M entries: a split took 1.2-4.7 ms with one loop.
+        for (int g = 0; g < groups; g++) {
+            long group = TableLayout.group(from, g);
+            for (long m = TableLayout.matchFull(TableLayout.controlWord(group)); m != 0; m &= m - 1) {
+                NativeMemory.touch(locator.address(TableLayout.handle(TableLayout.slot(group, TableLayout.firstMatch(m)))) + 4);
+            }
+        }
         for (int g = 0; g < groups; g++) {
             long group = TableLayout.group(from, g);
             for (long m = TableLayout.matchFull(TableLayout.controlWord(group)); m != 0; m &= m - 1) {
