@@ -1,7 +1,11 @@
 package dev.mapcast.core;
 
 import java.nio.ByteBuffer;
+import java.util.AbstractMap;
 import java.util.ConcurrentModificationException;
+import java.util.Iterator;
+import java.util.Map;
+import java.util.NoSuchElementException;
 
 /**
  * Walks a map's entries in its iteration order without allocating: {@link #next()} moves to the
@@ -101,6 +105,32 @@ public final class EntryCursor {
     /** Copies the entry's encoded record to {@code dst} at its position and advances it. */
     public void copyRecordTo(ByteBuffer dst) {
         NativeMemory.copyToBuffer(current(), recordLength, dst);
+    }
+
+    /** The remaining entries as an iterator of copies, for the maps' and views' {@code iterator()}. */
+    Iterator<Map.Entry<byte[], byte[]>> entries() {
+        return new Iterator<>() {
+            private boolean ready;
+            private boolean more;
+
+            @Override
+            public boolean hasNext() {
+                if (!ready) {
+                    more = EntryCursor.this.next();
+                    ready = true;
+                }
+                return more;
+            }
+
+            @Override
+            public Map.Entry<byte[], byte[]> next() {
+                if (!hasNext()) {
+                    throw new NoSuchElementException();
+                }
+                ready = false;
+                return new AbstractMap.SimpleImmutableEntry<>(key(), value());
+            }
+        };
     }
 
     private long current() {

@@ -1,7 +1,6 @@
 package dev.mapcast.core;
 
 import java.nio.ByteBuffer;
-import java.util.AbstractMap;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
@@ -302,29 +301,7 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
     @Override
     public Iterator<Map.Entry<byte[], byte[]>> iterator() {
         if (lock == null) {
-            EntryCursor cursor = cursor();
-            return new Iterator<>() {
-                private boolean ready;
-                private boolean more;
-
-                @Override
-                public boolean hasNext() {
-                    if (!ready) {
-                        more = cursor.next();
-                        ready = true;
-                    }
-                    return more;
-                }
-
-                @Override
-                public Map.Entry<byte[], byte[]> next() {
-                    if (!hasNext()) {
-                        throw new NoSuchElementException();
-                    }
-                    ready = false;
-                    return new AbstractMap.SimpleImmutableEntry<>(cursor.key(), cursor.value());
-                }
-            };
+            return cursor().entries();
         }
         PinnedView view = pin();
         Iterator<Map.Entry<byte[], byte[]>> entries = view.iterator();

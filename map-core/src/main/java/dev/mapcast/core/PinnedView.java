@@ -1,10 +1,8 @@
 package dev.mapcast.core;
 
 import java.nio.ByteBuffer;
-import java.util.AbstractMap;
 import java.util.Iterator;
 import java.util.Map;
-import java.util.NoSuchElementException;
 
 /**
  * A consistent read-only view of a map at one moment, taken by {@link OffHeapMap#pin()}.
@@ -92,29 +90,7 @@ public final class PinnedView implements AutoCloseable, Iterable<Map.Entry<byte[
     /** The view's entries in the map's order; keys and values are copies. */
     @Override
     public Iterator<Map.Entry<byte[], byte[]>> iterator() {
-        EntryCursor cursor = cursor();
-        return new Iterator<>() {
-            private boolean ready;
-            private boolean more;
-
-            @Override
-            public boolean hasNext() {
-                if (!ready) {
-                    more = cursor.next();
-                    ready = true;
-                }
-                return more;
-            }
-
-            @Override
-            public Map.Entry<byte[], byte[]> next() {
-                if (!hasNext()) {
-                    throw new NoSuchElementException();
-                }
-                ready = false;
-                return new AbstractMap.SimpleImmutableEntry<>(cursor.key(), cursor.value());
-            }
-        };
+        return cursor().entries();
     }
 
     /** Releases what only this view needed. Idempotent. */
