@@ -26,6 +26,7 @@ final class MapEngine {
     final OrderLog log;
     final SwissIndex index;
     private final boolean autoCompaction;
+    private final boolean trackDigest;
     private final double tombstoneWarningRatio;
     private final Consumer<MemoryStats> tombstoneWarning;
     private boolean warned;
@@ -34,13 +35,17 @@ final class MapEngine {
     private final OrderLog.Mover mover = this::moved;
 
     long size;
+    /** Sum of {@link #digestOf} over live records, when tracked. */
+    long digest;
     long modCount;
     boolean closed;
 
     MapEngine(IterationOrder order, long seed, long initialCapacity, int segmentSize, double compactionThreshold,
-            boolean autoCompaction, double tombstoneWarningRatio, Consumer<MemoryStats> tombstoneWarning) {
+            boolean autoCompaction, double tombstoneWarningRatio, Consumer<MemoryStats> tombstoneWarning,
+            boolean trackDigest) {
         this.order = order;
         this.autoCompaction = autoCompaction;
+        this.trackDigest = trackDigest;
         this.tombstoneWarningRatio = tombstoneWarningRatio;
         this.tombstoneWarning = tombstoneWarning;
         this.store = new SegmentStore(memory, locator, segmentSize, compactionThreshold);
@@ -66,9 +71,11 @@ final class MapEngine {
         if (log == null) {
             long slot = index.findForUpdate(hash, keyBase, keyOffset, keyLength);
             long ref = store.append(keyBase, keyOffset, keyLength, valueBase, valueOffset, valueLength);
+            addToDigest(ref, 1);
             if (slot != 0) {
                 long old = SwissIndex.handleAt(slot);
                 SwissIndex.setHandle(slot, ref);
+                addToDigest(old, -1);
                 store.kill(old);
             } else {
                 index.insert(hash, ref);
@@ -77,10 +84,12 @@ final class MapEngine {
         } else {
             long slot = index.find(hash, keyBase, keyOffset, keyLength);
             long ref = store.append(keyBase, keyOffset, keyLength, valueBase, valueOffset, valueLength);
+            addToDigest(ref, 1);
             if (slot != 0) {
                 long position = SwissIndex.handleAt(slot);
                 long old = log.ref(position);
                 log.set(position, ref);
+                addToDigest(old, -1);
                 store.kill(old);
             } else {
                 index.insert(hash, log.append(ref));
@@ -108,12 +117,32 @@ final class MapEngine {
         if (log != null) {
             log.remove(handle);
         }
+        addToDigest(ref, -1);
         store.kill(ref);
         size--;
         modCount++;
         checkTombstones();
         autoCompactionStep();
         return true;
+    }
+
+    // ---- digest ----
+
+    boolean tracksDigest() {
+        return trackDigest;
+    }
+
+    /** XXH64 (seed 0) of the record's canonical form, its entry body. */
+    static long digestOf(long record) {
+        long body = RecordLayout.bodySpan(record);
+        return Xxh64.hash(null, record + RecordLayout.spanOffset(body), RecordLayout.spanLength(body), 0);
+    }
+
+    /** Adds ({@code sign} 1) or takes away (-1) a record's hash; compaction moves records, never this. */
+    private void addToDigest(long ref, int sign) {
+        if (trackDigest) {
+            digest += sign * digestOf(locator.addressOfRef(ref));
+        }
     }
 
     // ---- compaction ----
@@ -231,7 +260,7 @@ final class MapEngine {
         return new PinnedView(owner, this, epoch, index.copyDirectory(), index.globalDepth(), segments,
                 store.idLimit(), chunks, log == null ? 0 : log.chunkCapacity(),
                 log == null ? 0 : log.writeCursor(), log == null ? 0 : log.readCursor(),
-                log == null ? 0 : log.end(), size);
+                log == null ? 0 : log.end(), size, digest);
     }
 
     void close() {

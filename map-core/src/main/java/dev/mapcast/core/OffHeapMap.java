@@ -56,7 +56,7 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
     private OffHeapMap(Builder b) {
         long seed = b.seedFixed ? b.seed : KeyHash.randomSeed();
         this.engine = new MapEngine(b.order, seed, b.initialCapacity, b.segmentSize, b.compactionThreshold,
-                b.autoCompaction, b.tombstoneWarningRatio, b.tombstoneWarningListener);
+                b.autoCompaction, b.tombstoneWarningRatio, b.tombstoneWarningListener, b.trackDigest);
         this.lock = b.threadSafe ? new StampedLock() : null;
         this.maxKeyLength = b.maxKeyLength;
         this.maxValueLength = b.maxValueLength;
@@ -246,6 +246,31 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
 
     public IterationOrder order() {
         return engine.order;
+    }
+
+    /**
+     * The digest of the map's content, as the wire contract defines it ({@code Delta.digest}): the
+     * sum, modulo 2^64, over every live entry of XXH64 (seed 0) of its canonical record
+     * {@code 0x0A varint(klen) key 0x12 varint(vlen) value}; 0 for an empty map. Maintained on every
+     * put and remove, so reading it costs nothing. Equal content gives an equal digest whatever the
+     * order, seed or history.
+     *
+     * @throws IllegalStateException if the map was not built with {@link Builder#trackDigest(boolean) trackDigest(true)}
+     */
+    public long digest() {
+        checkTracksDigest();
+        long stamp = readLock();
+        try {
+            return engine.digest;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    void checkTracksDigest() {
+        if (!engine.tracksDigest()) {
+            throw new IllegalStateException("digest: not tracked (build the map with trackDigest(true))");
+        }
     }
 
     public boolean isThreadSafe() {
@@ -447,6 +472,7 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         private double tombstoneWarningRatio = 0.25;
         private Consumer<MemoryStats> tombstoneWarningListener;
         private boolean threadSafe;
+        private boolean trackDigest;
 
         private Builder() {
         }
@@ -536,6 +562,15 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         /** Called, on the writing thread, each time tombstones cross the warning ratio upwards. */
         public Builder onTombstoneWarning(Consumer<MemoryStats> listener) {
             this.tombstoneWarningListener = Objects.requireNonNull(listener, "listener");
+            return this;
+        }
+
+        /**
+         * Whether the map keeps the contract's content digest ({@link OffHeapMap#digest()}); default
+         * false. It costs one XXH64 of the record per put and per remove.
+         */
+        public Builder trackDigest(boolean track) {
+            this.trackDigest = track;
             return this;
         }
 

@@ -30,10 +30,11 @@ public final class PinnedView implements AutoCloseable, Iterable<Map.Entry<byte[
     private final long r;
     private final long end;
     private final long size;
+    private final long digest;
     private volatile boolean closed;
 
     PinnedView(OffHeapMap owner, MapEngine engine, long epoch, long directory, int globalDepth, long segments,
-            int idLimit, long chunks, int chunkCapacity, long w, long r, long end, long size) {
+            int idLimit, long chunks, int chunkCapacity, long w, long r, long end, long size, long digest) {
         this.owner = owner;
         this.engine = engine;
         this.epoch = epoch;
@@ -46,12 +47,24 @@ public final class PinnedView implements AutoCloseable, Iterable<Map.Entry<byte[
         this.r = r;
         this.end = end;
         this.size = size;
+        this.digest = digest;
     }
 
     /** Entries in the view. */
     public long size() {
         checkOpen();
         return size;
+    }
+
+    /**
+     * The contract's digest of the view's entries (see {@link OffHeapMap#digest()}).
+     *
+     * @throws IllegalStateException if the map does not track its digest
+     */
+    public long digest() {
+        checkOpen();
+        owner.checkTracksDigest();
+        return digest;
     }
 
     public IterationOrder order() {

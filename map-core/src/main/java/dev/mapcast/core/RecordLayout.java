@@ -70,6 +70,15 @@ final class RecordLayout {
         return 1 + spanOffset(body) + spanLength(body);
     }
 
+    /**
+     * The entry body of the record at {@code address} (everything after the outer tag and length),
+     * as a packed span: the contract's canonical record, which the digest hashes.
+     */
+    static long bodySpan(long address) {
+        long body = readVarint(address + 1);
+        return span(1 + spanOffset(body), spanLength(body));
+    }
+
     /** The key of the record at {@code address}, as a packed span. */
     static long keySpan(long address) {
         // Fast path: the entry and key lengths are one-byte varints (records under 128 bytes).
