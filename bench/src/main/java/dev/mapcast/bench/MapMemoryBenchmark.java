@@ -7,6 +7,7 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -195,11 +196,11 @@ public class MapMemoryBenchmark {
                 case "mapcast":
                     return new Mapcast();
                 case "hashmap":
-                    return new JdkHashMap();
+                    return new JavaMap<ByteKey>(new HashMap<>(), ByteKey::new);
                 case "hashmap-identity":
-                    return new IdentityKeyedHashMap();
+                    return new JavaMap<byte[]>(new HashMap<>(), key -> key);
                 case "fastutil":
-                    return new Fastutil();
+                    return new JavaMap<byte[]>(new Object2ObjectOpenCustomHashMap<>(ByteArrays.HASH_STRATEGY), key -> key);
                 default:
                     throw new IllegalArgumentException("impl: " + impl
                             + " (expected: mapcast, hashmap, hashmap-identity or fastutil)");
@@ -268,66 +269,24 @@ public class MapMemoryBenchmark {
         }
     }
 
-    static final class JdkHashMap extends Subject {
-        private final Map<ByteKey, byte[]> map = new HashMap<>();
+    /** A peer that is a {@code java.util.Map}; {@code keyOf} turns the caller's array into its key. */
+    static final class JavaMap<K> extends Subject {
+        private final Map<K, byte[]> map;
+        private final Function<byte[], K> keyOf;
+
+        JavaMap(Map<K, byte[]> map, Function<byte[], K> keyOf) {
+            this.map = map;
+            this.keyOf = keyOf;
+        }
 
         @Override
         void put(byte[] key, byte[] value) {
-            map.put(new ByteKey(key), value);
+            map.put(keyOf.apply(key), value);
         }
 
         @Override
         void remove(byte[] key) {
-            map.remove(new ByteKey(key));
-        }
-
-        @Override
-        long size() {
-            return map.size();
-        }
-
-        @Override
-        Object heapRoot() {
-            return map;
-        }
-    }
-
-    static final class IdentityKeyedHashMap extends Subject {
-        private final Map<byte[], byte[]> map = new HashMap<>();
-
-        @Override
-        void put(byte[] key, byte[] value) {
-            map.put(key, value);
-        }
-
-        @Override
-        void remove(byte[] key) {
-            map.remove(key);
-        }
-
-        @Override
-        long size() {
-            return map.size();
-        }
-
-        @Override
-        Object heapRoot() {
-            return map;
-        }
-    }
-
-    static final class Fastutil extends Subject {
-        private final Object2ObjectOpenCustomHashMap<byte[], byte[]> map =
-                new Object2ObjectOpenCustomHashMap<>(ByteArrays.HASH_STRATEGY);
-
-        @Override
-        void put(byte[] key, byte[] value) {
-            map.put(key, value);
-        }
-
-        @Override
-        void remove(byte[] key) {
-            map.remove(key);
+            map.remove(keyOf.apply(key));
         }
 
         @Override
