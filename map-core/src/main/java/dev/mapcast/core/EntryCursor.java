@@ -46,6 +46,10 @@ public final class EntryCursor {
 
     private long record;
     private int recordLength;
+    /** A run stopped on {@link #record} without taking it: the next run or next() starts there. */
+    private boolean pending;
+    private boolean exhausted;
+    private int runRecords;
 
     EntryCursor(MapEngine engine, PinnedView view, RecordLocator locator, int idLimit, long w, long r, long end) {
         this.engine = engine;
@@ -63,7 +67,89 @@ public final class EntryCursor {
     /** Moves to the next entry; false when there is none. */
     public boolean next() {
         checkValid();
-        return positions ? nextPosition() : nextInSegments();
+        if (pending) {
+            pending = false;
+            return true;
+        }
+        boolean more = positions ? nextPosition() : nextInSegments();
+        exhausted = !more;
+        return more;
+    }
+
+    /**
+     * Copies the next entries' encoded records to {@code dst}, in order and whole, as long as their
+     * total stays within {@code maxBytes} (at least one record is taken, however large). Records that
+     * lie next to each other in memory go as one copy: a run of a protobuf {@code map<string, bytes>}
+     * field 1, ready for the wire. Returns the bytes copied; {@link #runRecords()} tells how many
+     * records. The same {@code maxBytes} always cuts the same runs, so a second cursor can
+     * {@linkplain #skipRecords measure} a run before this one copies it.
+     *
+     * @throws java.nio.BufferOverflowException if dst has less room than the run (dst has then
+     *     received part of it: give dst at least maxBytes, or the measured size)
+     */
+    public long copyRecordsTo(ByteBuffer dst, long maxBytes) {
+        if (dst.isReadOnly()) {
+            throw new java.nio.ReadOnlyBufferException();
+        }
+        return run(dst, maxBytes);
+    }
+
+    /** Like {@link #copyRecordsTo} without copying: measures the next run and moves past it. */
+    public long skipRecords(long maxBytes) {
+        return run(null, maxBytes);
+    }
+
+    /** Records in the last run. */
+    public int runRecords() {
+        return runRecords;
+    }
+
+    /** Whether the cursor has passed the last entry. */
+    public boolean isExhausted() {
+        checkValid();
+        if (!pending && !exhausted) {
+            pending = next();
+        }
+        return exhausted && !pending;
+    }
+
+    private long run(ByteBuffer dst, long maxBytes) {
+        if (maxBytes < 1) {
+            throw new IllegalArgumentException("maxBytes: " + maxBytes + " (expected: >= 1)");
+        }
+        checkValid();
+        long bytes = 0;
+        int records = 0;
+        long start = 0;
+        long length = 0;
+        while (pending || next()) {
+            if (records > 0 && bytes + recordLength > maxBytes) {
+                pending = true;
+                break;
+            }
+            pending = false;
+            if (length > 0 && record == start + length) {
+                length += recordLength;
+            } else {
+                flush(start, length, dst);
+                start = record;
+                length = recordLength;
+            }
+            bytes += recordLength;
+            records++;
+        }
+        flush(start, length, dst);
+        runRecords = records;
+        return bytes;
+    }
+
+    private static void flush(long start, long length, ByteBuffer dst) {
+        if (dst != null && length > 0) {
+            if (length > Integer.MAX_VALUE) {
+                throw new java.nio.BufferOverflowException();
+            }
+            NativeMemory.copyToBuffer(start, (int) length, dst);
+        }
     }
 
     public int keyLength() {
