@@ -23,6 +23,9 @@ final class NativeMemory {
     static final long BYTE_ARRAY_OFFSET = UNSAFE.arrayBaseOffset(byte[].class);
     private static final boolean BIG_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.BIG_ENDIAN;
     private static final long BUFFER_ADDRESS_OFFSET = fieldOffset(java.nio.Buffer.class, "address");
+    // A heap buffer's array and its offset in it, read-only buffers included (they hide them).
+    private static final long BUFFER_ARRAY_OFFSET = fieldOffset(ByteBuffer.class, "hb");
+    private static final long BUFFER_ARRAY_START_OFFSET = fieldOffset(ByteBuffer.class, "offset");
 
     private static final AtomicLong ALLOCATED_BYTES = new AtomicLong();
     private static final AtomicLong ALLOCATED_BLOCKS = new AtomicLong();
@@ -156,20 +159,20 @@ final class NativeMemory {
         return true;
     }
 
-    /** The base object of a buffer's bytes for {@code getLong(Object, long)}: its array, or null. */
+    /**
+     * The base object of a buffer's bytes for {@code getLong(Object, long)}: its array (read-only
+     * heap buffers too), or null for a direct buffer.
+     */
     static Object base(ByteBuffer buffer) {
-        return buffer.isDirect() ? null : buffer.array();
+        return buffer.isDirect() ? null : UNSAFE.getObject(buffer, BUFFER_ARRAY_OFFSET);
     }
 
-    /**
-     * The offset that, with {@link #base(ByteBuffer)}, addresses {@code buffer.position()}.
-     * Read-only heap buffers have no accessible array: callers copy those first.
-     */
+    /** The offset that, with {@link #base(ByteBuffer)}, addresses {@code buffer.position()}. */
     static long offset(ByteBuffer buffer) {
         if (buffer.isDirect()) {
             return UNSAFE.getLong(buffer, BUFFER_ADDRESS_OFFSET) + buffer.position();
         }
-        return BYTE_ARRAY_OFFSET + buffer.arrayOffset() + buffer.position();
+        return BYTE_ARRAY_OFFSET + UNSAFE.getInt(buffer, BUFFER_ARRAY_START_OFFSET) + buffer.position();
     }
 
     /** Copies {@code length} bytes at {@code address} to {@code dst} at its position, and advances it. */

@@ -107,6 +107,51 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         }
     }
 
+    /**
+     * Puts the key at {@code src[keyIndex, keyIndex + keyLength)} with the value at
+     * {@code src[valueIndex, valueIndex + valueLength)}, absolute indices into one buffer (heap or
+     * direct): a decoder applies a received message this way with no object per entry. The
+     * buffer's position and limit are ignored and unchanged.
+     */
+    public boolean put(ByteBuffer src, int keyIndex, int keyLength, int valueIndex, int valueLength) {
+        ByteBuffer s = readable(src, "src");
+        checkRange(s, keyIndex, keyLength, "key");
+        checkRange(s, valueIndex, valueLength, "value");
+        checkLength("key", keyLength, maxKeyLength);
+        checkLength("value", valueLength, maxValueLength);
+        Object base = NativeMemory.base(s);
+        long origin = NativeMemory.offset(s) - s.position();
+        long stamp = writeLock();
+        try {
+            return engine.put(base, origin + keyIndex, keyLength, base, origin + valueIndex, valueLength);
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /** Removes the key at {@code src[index, index + length)} (absolute indices); returns whether it was there. */
+    public boolean remove(ByteBuffer src, int index, int length) {
+        ByteBuffer s = readable(src, "src");
+        checkRange(s, index, length, "key");
+        long origin = NativeMemory.offset(s) - s.position();
+        long stamp = writeLock();
+        try {
+            return engine.remove(NativeMemory.base(s), origin + index, length);
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
+    /** Longest key this map accepts, in bytes. */
+    public int maxKeyLength() {
+        return maxKeyLength;
+    }
+
+    /** Longest value this map accepts, in bytes. */
+    public int maxValueLength() {
+        return maxValueLength;
+    }
+
     /** Removes {@code key}; returns whether it was in the map. */
     public boolean remove(byte[] key) {
         checkKey(key);
@@ -391,20 +436,21 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         Objects.requireNonNull(key, "key");
     }
 
-    /** The buffer's remaining bytes in a form whose base and offset can be read (read-only heap buffers are copied). */
+    /** Checks a buffer argument; any buffer can be read in place, read-only heap buffers included. */
     static ByteBuffer readable(ByteBuffer buffer, String name) {
-        Objects.requireNonNull(buffer, name);
-        if (buffer.isDirect() || buffer.hasArray()) {
-            return buffer;
-        }
-        ByteBuffer copy = ByteBuffer.allocate(buffer.remaining());
-        copy.put(buffer.duplicate()).flip();
-        return copy;
+        return Objects.requireNonNull(buffer, name);
     }
 
     private void checkValue(byte[] value) {
         Objects.requireNonNull(value, "value");
         checkLength("value", value.length, maxValueLength);
+    }
+
+    private static void checkRange(ByteBuffer buffer, int index, int length, String what) {
+        if (index < 0 || length < 0 || index > buffer.capacity() - length) {
+            throw new IndexOutOfBoundsException(what + ": index " + index + ", length " + length
+                    + " (expected: within a buffer of capacity " + buffer.capacity() + ")");
+        }
     }
 
     private static void checkLength(String what, int length, int max) {
