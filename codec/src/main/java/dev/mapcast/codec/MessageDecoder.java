@@ -1,0 +1,255 @@
+package dev.mapcast.codec;
+
+import dev.mapcast.core.OffHeapMap;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.Objects;
+
+/**
+ * Applies received {@code SnapshotChunk} and {@code Delta} messages to a map, reading the bytes
+ * where they are: no object per entry.
+ *
+ * <p>It accepts what protobuf accepts (entry fields in any order, a missing key or value meaning
+ * empty, unknown fields and groups, non-minimal varints, a key repeated in one message where the
+ * last wins) and stores every entry canonically. It refuses what protobuf refuses (a truncated
+ * varint or field, a length past the end, an invalid tag or wire type, a string that is not
+ * UTF-8) and a key or value longer than the map's limits, with a {@link MalformedMessageException}
+ * naming the offset and the reason. A refused message changes nothing: the whole message is
+ * checked before the first entry is applied.
+ *
+ * <p>The message is the buffer's bytes from its position to its limit; neither moves.
+ */
+public final class MessageDecoder {
+
+    private static final int ENTRY_KEY_TAG = 0x0A;    // field 1, length-delimited
+    private static final int ENTRY_VALUE_TAG = 0x12;  // field 2, length-delimited
+
+    private MessageDecoder() {
+    }
+
+    /** The fields of a {@code SnapshotChunk} other than its entries; {@code entries} counts entry records. */
+    public record ChunkFields(String map, long revision, boolean last, long totalEntries, long digest, int order,
+            long compactRevision, int entries) {
+    }
+
+    /** The fields of a {@code Delta} other than its puts and deletes, which count records. */
+    public record DeltaFields(long revision, long prevRevision, long digest, int puts, int deletes) {
+    }
+
+    /** Applies the chunk's entries to {@code map}; returns its other fields. */
+    public static ChunkFields applySnapshotChunk(ByteBuffer message, OffHeapMap map) {
+        Objects.requireNonNull(map, "map");
+        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk");
+        // Pass 1: check everything, collect the scalar fields.
+        String name = "";
+        long revision = 0;
+        boolean last = false;
+        long total = 0;
+        long digest = 0;
+        int order = 0;
+        long compactRevision = 0;
+        int entries = 0;
+        for (int p = in.start; p < in.end; ) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            int at = in.next;
+            switch (tag) {
+                case 0x0A -> {
+                    checkEntry(in, at, map);
+                    entries++;
+                }
+                case 0x12 -> {
+                    in.length(at, in.end);
+                    int from = in.next;
+                    int length = (int) in.value;
+                    in.utf8(from, from + length, "map name");
+                    name = string(message, from, length);
+                    in.next = from + length;
+                }
+                case 0x18 -> {
+                    in.varint(at, in.end);
+                    revision = in.value;
+                }
+                case 0x20 -> {
+                    in.varint(at, in.end);
+                    last = in.value != 0;
+                }
+                case 0x28 -> {
+                    in.varint(at, in.end);
+                    total = in.value;
+                }
+                case 0x31 -> {
+                    in.fixed64(at, in.end);
+                    digest = in.value;
+                }
+                case 0x38 -> {
+                    in.varint(at, in.end);
+                    order = (int) in.value;
+                }
+                case 0x40 -> {
+                    in.varint(at, in.end);
+                    compactRevision = in.value;
+                }
+                default -> skipUnknown(in, tag, at, p);
+            }
+            p = in.next;
+        }
+        // Pass 2: the message is valid; apply its entries in order.
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x0A) {
+                applyEntry(in, in.next, message, map);
+            } else {
+                in.skip(tag, in.next, in.end, 0);
+            }
+        }
+        return new ChunkFields(name, revision, last, total, digest, order, compactRevision, entries);
+    }
+
+    /** Applies the delta's puts, then its deletes, to {@code map}; returns its other fields. */
+    public static DeltaFields applyDelta(ByteBuffer message, OffHeapMap map) {
+        Objects.requireNonNull(map, "map");
+        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "Delta");
+        long revision = 0;
+        long prevRevision = 0;
+        long digest = 0;
+        int puts = 0;
+        int deletes = 0;
+        for (int p = in.start; p < in.end; ) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            int at = in.next;
+            switch (tag) {
+                case 0x0A -> {
+                    checkEntry(in, at, map);
+                    puts++;
+                }
+                case 0x12 -> {
+                    in.length(at, in.end);
+                    int from = in.next;
+                    int length = (int) in.value;
+                    in.utf8(from, from + length, "deleted key");
+                    checkLimit(in, at, "deleted key", length, map.maxKeyLength());
+                    in.next = from + length;
+                    deletes++;
+                }
+                case 0x18 -> {
+                    in.varint(at, in.end);
+                    revision = in.value;
+                }
+                case 0x20 -> {
+                    in.varint(at, in.end);
+                    prevRevision = in.value;
+                }
+                case 0x29 -> {
+                    in.fixed64(at, in.end);
+                    digest = in.value;
+                }
+                default -> skipUnknown(in, tag, at, p);
+            }
+            p = in.next;
+        }
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x0A) {
+                applyEntry(in, in.next, message, map);
+            } else {
+                in.skip(tag, in.next, in.end, 0);
+            }
+        }
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x12) {
+                in.length(in.next, in.end);
+                map.remove(message, in.next, (int) in.value);
+                in.next += (int) in.value;
+            } else {
+                in.skip(tag, in.next, in.end, 0);
+            }
+        }
+        return new DeltaFields(revision, prevRevision, digest, puts, deletes);
+    }
+
+    /** An unknown field (or a known one with another wire type, which protobuf also skips). */
+    private static void skipUnknown(WireReader in, int tag, int at, int tagAt) {
+        if (!in.skip(tag, at, in.end, 0)) {
+            throw in.malformed(tagAt, "end-group tag outside any group");
+        }
+    }
+
+    /** Checks one entry (length prefix at {@code at}): its fields, its key's UTF-8, the limits. */
+    private static void checkEntry(WireReader in, int at, OffHeapMap map) {
+        in.length(at, in.end);
+        int end = in.next + (int) in.value;
+        int keyLength = 0;
+        int valueLength = 0;
+        for (int p = in.next; p < end; ) {
+            in.tag(p, end);
+            int tag = (int) in.value;
+            int fieldAt = in.next;
+            if (tag == ENTRY_KEY_TAG || tag == ENTRY_VALUE_TAG) {
+                in.length(fieldAt, end);
+                int from = in.next;
+                int length = (int) in.value;
+                if (tag == ENTRY_KEY_TAG) {
+                    in.utf8(from, from + length, "key");
+                    keyLength = length;
+                } else {
+                    valueLength = length;
+                }
+                in.next = from + length;
+            } else if (!in.skip(tag, fieldAt, end, 0)) {
+                throw in.malformed(p, "end-group tag outside any group");
+            }
+            p = in.next;
+        }
+        checkLimit(in, at, "key", keyLength, map.maxKeyLength());
+        checkLimit(in, at, "value", valueLength, map.maxValueLength());
+        in.next = end;
+    }
+
+    private static void checkLimit(WireReader in, int at, String what, int length, int limit) {
+        if (length > limit) {
+            throw in.malformed(at, what + " of " + length + " bytes (expected: at most " + limit + ")");
+        }
+    }
+
+    /** Puts one checked entry: the last key and value fields win, a missing one is empty. */
+    private static void applyEntry(WireReader in, int at, ByteBuffer message, OffHeapMap map) {
+        in.length(at, in.end);
+        int end = in.next + (int) in.value;
+        int keyFrom = 0;
+        int keyLength = 0;
+        int valueFrom = 0;
+        int valueLength = 0;
+        for (int p = in.next; p < end; ) {
+            in.tag(p, end);
+            int tag = (int) in.value;
+            if (tag == ENTRY_KEY_TAG || tag == ENTRY_VALUE_TAG) {
+                in.length(in.next, end);
+                if (tag == ENTRY_KEY_TAG) {
+                    keyFrom = in.next;
+                    keyLength = (int) in.value;
+                } else {
+                    valueFrom = in.next;
+                    valueLength = (int) in.value;
+                }
+                in.next += (int) in.value;
+            } else {
+                in.skip(tag, in.next, end, 0);
+            }
+            p = in.next;
+        }
+        map.put(message, keyFrom, keyLength, valueFrom, valueLength);
+        in.next = end;
+    }
+
+    private static String string(ByteBuffer message, int from, int length) {
+        byte[] bytes = new byte[length];
+        message.get(from, bytes);
+        return new String(bytes, StandardCharsets.UTF_8);
+    }
+}

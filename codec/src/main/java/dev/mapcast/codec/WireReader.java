@@ -1,0 +1,199 @@
+package dev.mapcast.codec;
+
+import java.nio.ByteBuffer;
+
+/**
+ * Reads protobuf wire format from a buffer's bytes in place, by absolute index, checking every
+ * bound: what is malformed becomes a {@link MalformedMessageException} naming the offset (from the
+ * message's first byte) and the reason, with the rules of protobuf-java, so that both accept and
+ * refuse the same bytes.
+ *
+ * <p>One reader per message, not per field: the results of a read are left in {@link #value} and
+ * {@link #next}, so nothing is allocated per entry.
+ */
+final class WireReader {
+
+    static final int VARINT = 0;
+    static final int FIXED64 = 1;
+    static final int LENGTH_DELIMITED = 2;
+    static final int START_GROUP = 3;
+    static final int END_GROUP = 4;
+    static final int FIXED32 = 5;
+    /** protobuf-java's default recursion limit, which bounds group nesting too. */
+    private static final int MAX_DEPTH = 100;
+
+    private final ByteBuffer buffer;
+    private final String messageType;
+    /** Absolute index of the message's first byte; offsets in exceptions count from it. */
+    final int start;
+    final int end;
+
+    /** The value of the last read. */
+    long value;
+    /** The index right after the last read. */
+    int next;
+
+    WireReader(ByteBuffer buffer, String messageType) {
+        this.buffer = buffer;
+        this.messageType = messageType;
+        this.start = buffer.position();
+        this.end = buffer.limit();
+    }
+
+    MalformedMessageException malformed(int at, String reason) {
+        return new MalformedMessageException(messageType, at - start, reason);
+    }
+
+    /**
+     * Reads a varint at {@code at}, ending before {@code limit}. A tenth byte gives bit 63 whatever
+     * its payload, as protobuf-java reads it (a canonical tenth byte is always 0x01).
+     */
+    void varint(int at, int limit) {
+        long result = 0;
+        for (int shift = 0, i = at; shift < 64; shift += 7, i++) {
+            if (i >= limit) {
+                throw malformed(at, "truncated varint");
+            }
+            byte b = buffer.get(i);
+            result |= shift == 63 ? Long.MIN_VALUE : (long) (b & 0x7F) << shift;
+            if (b >= 0) {
+                value = result;
+                next = i + 1;
+                return;
+            }
+        }
+        throw malformed(at, "varint longer than 10 bytes");
+    }
+
+    /** Reads a tag; {@link #value} is the tag, checked to name a field and a valid wire type. */
+    void tag(int at, int limit) {
+        varint(at, limit);
+        int tag = (int) value;  // protobuf-java keeps the low 32 bits of a tag
+        if ((tag >>> 3) == 0) {
+            throw malformed(at, "invalid tag " + tag + " (field number 0)");
+        }
+        int wireType = tag & 7;
+        if (wireType > FIXED32) {
+            throw malformed(at, "invalid wire type " + wireType);
+        }
+        value = tag;
+    }
+
+    /**
+     * Reads a length prefix at {@code at}; {@link #value} is the length and {@link #next} the first
+     * byte of the content, which is checked to end within {@code limit}.
+     */
+    void length(int at, int limit) {
+        varint(at, limit);
+        int length = (int) value;  // protobuf-java reads a length as a 32-bit varint
+        if (length < 0) {
+            throw malformed(at, "negative length " + length);
+        }
+        if (length > limit - next) {
+            throw malformed(at, "length " + length + " runs past the end (" + (limit - next) + " bytes left)");
+        }
+        value = length;
+    }
+
+    /** Reads a little-endian fixed64 at {@code at}. */
+    void fixed64(int at, int limit) {
+        if (limit - at < Long.BYTES) {
+            throw malformed(at, "truncated fixed64");
+        }
+        long v = 0;
+        for (int i = 0; i < Long.BYTES; i++) {
+            v |= (buffer.get(at + i) & 0xFFL) << (8 * i);
+        }
+        value = v;
+        next = at + Long.BYTES;
+    }
+
+    /**
+     * Skips the field whose tag was just read (its content starts at {@code at}); {@link #next} is
+     * after it. Returns false for an end-group tag, which ends the enclosing message or group.
+     */
+    boolean skip(int tag, int at, int limit, int depth) {
+        switch (tag & 7) {
+            case VARINT:
+                varint(at, limit);
+                return true;
+            case FIXED64:
+                if (limit - at < 8) {
+                    throw malformed(at, "truncated fixed64");
+                }
+                next = at + 8;
+                return true;
+            case LENGTH_DELIMITED:
+                length(at, limit);
+                next += (int) value;
+                return true;
+            case START_GROUP:
+                if (depth >= MAX_DEPTH) {
+                    throw malformed(at, "groups nested deeper than " + MAX_DEPTH);
+                }
+                int p = at;
+                while (true) {
+                    if (p >= limit) {
+                        throw malformed(p, "truncated group");
+                    }
+                    tag(p, limit);
+                    int inner = (int) value;
+                    if (!skip(inner, next, limit, depth + 1)) {
+                        if (inner >>> 3 != tag >>> 3) {
+                            throw malformed(p, "end-group tag of field " + (inner >>> 3) + " closes a group of field " + (tag >>> 3));
+                        }
+                        return true;
+                    }
+                    p = next;
+                }
+            case END_GROUP:
+                return false;
+            case FIXED32:
+                if (limit - at < 4) {
+                    throw malformed(at, "truncated fixed32");
+                }
+                next = at + 4;
+                return true;
+            default:
+                throw malformed(at, "invalid wire type " + (tag & 7));
+        }
+    }
+
+    /** Checks that {@code [from, to)} is valid UTF-8, as protobuf requires of a string. */
+    void utf8(int from, int to, String what) {
+        int i = from;
+        while (i < to) {
+            byte b = buffer.get(i);
+            if (b >= 0) {
+                i++;
+                continue;
+            }
+            if (b < (byte) 0xE0) {
+                if (i + 1 >= to || b < (byte) 0xC2 || buffer.get(i + 1) > (byte) 0xBF) {
+                    throw malformed(i, what + " is not UTF-8");
+                }
+                i += 2;
+            } else if (b < (byte) 0xF0) {
+                if (i + 2 >= to) {
+                    throw malformed(i, what + " is not UTF-8");
+                }
+                byte b2 = buffer.get(i + 1);
+                if (b2 > (byte) 0xBF || (b == (byte) 0xE0 && b2 < (byte) 0xA0) || (b == (byte) 0xED && b2 >= (byte) 0xA0)
+                        || buffer.get(i + 2) > (byte) 0xBF) {
+                    throw malformed(i, what + " is not UTF-8");
+                }
+                i += 3;
+            } else {
+                if (i + 3 >= to) {
+                    throw malformed(i, what + " is not UTF-8");
+                }
+                byte b2 = buffer.get(i + 1);
+                if (b2 > (byte) 0xBF || (((b << 28) + (b2 - (byte) 0x90)) >> 30) != 0
+                        || buffer.get(i + 2) > (byte) 0xBF || buffer.get(i + 3) > (byte) 0xBF) {
+                    throw malformed(i, what + " is not UTF-8");
+                }
+                i += 4;
+            }
+        }
+    }
+}
