@@ -254,6 +254,45 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         }
     }
 
+    /**
+     * Length of the key's stored record (one encoded element of a protobuf {@code map<string,
+     * bytes>} field 1), or -1 when the key is absent.
+     */
+    public int recordLength(byte[] key) {
+        checkKey(key);
+        long stamp = readLock();
+        try {
+            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+            return record == 0 ? -1 : RecordLayout.length(record);
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
+    /**
+     * Copies the key's stored record into {@code dst} at its position, advancing it: how a delta
+     * carries a put with no copy in between. Returns the record's length, or -1 when the key is
+     * absent (dst unchanged).
+     *
+     * @throws java.nio.BufferOverflowException if dst has less room than the record (dst unchanged)
+     */
+    public int copyRecordTo(byte[] key, ByteBuffer dst) {
+        checkKey(key);
+        Objects.requireNonNull(dst, "dst");
+        long stamp = readLock();
+        try {
+            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+            if (record == 0) {
+                return -1;
+            }
+            int length = RecordLayout.length(record);
+            NativeMemory.copyToBuffer(record, length, dst);
+            return length;
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
     public boolean containsKey(byte[] key) {
         checkKey(key);
         long stamp = readLock();
