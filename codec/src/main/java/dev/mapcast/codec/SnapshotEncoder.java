@@ -48,6 +48,8 @@ public final class SnapshotEncoder {
     private static final int DIGEST = 6;
     private static final int ORDER = 7;
     private static final int COMPACT_REVISION = 8;
+    /** WatchResponse.snapshot. */
+    private static final int WATCH_RESPONSE_SNAPSHOT = 1;
 
     private final byte[] map;
     private final long revision;
@@ -141,6 +143,26 @@ public final class SnapshotEncoder {
         assert dst.position() - start == chunkSize;
         planned = false;
         done = last;
+    }
+
+    /** Bytes of a {@code WatchResponse} holding the next chunk (field 1, snapshot). */
+    public int nextWatchResponseSize() {
+        return ProtoWire.bytesFieldSize(WATCH_RESPONSE_SNAPSHOT, nextChunkSize());
+    }
+
+    /**
+     * Writes a {@code WatchResponse} holding the next chunk, exactly {@link #nextWatchResponseSize()}
+     * bytes, at dst's position and advances it.
+     *
+     * @throws BufferOverflowException if dst has less room (nothing is written)
+     */
+    public void writeNextWatchResponse(ByteBuffer dst) {
+        if (dst.remaining() < nextWatchResponseSize()) {
+            throw new BufferOverflowException();
+        }
+        ProtoWire.putVarint(dst, ProtoWire.tag(WATCH_RESPONSE_SNAPSHOT, ProtoWire.LENGTH_DELIMITED));
+        ProtoWire.putVarint(dst, chunkSize);
+        writeNextChunk(dst);
     }
 
     /** Writes the next chunk into a new heap buffer, flipped for reading. */
