@@ -163,6 +163,10 @@ final class WireReader {
     void utf8(int from, int to, String what) {
         int i = from;
         while (i < to) {
+            if (i + Long.BYTES <= to && (buffer.getLong(i) & 0x8080_8080_8080_8080L) == 0) {
+                i += Long.BYTES;  // eight ASCII bytes
+                continue;
+            }
             byte b = buffer.get(i);
             if (b >= 0) {
                 i++;

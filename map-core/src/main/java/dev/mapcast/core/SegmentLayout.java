@@ -12,13 +12,14 @@ package dev.mapcast.core;
  *   | data   | data   | bitmap | bitmap |    at least {@value RecordLayout#MIN_RECORD_LENGTH}
  *   | addr   | epoch  | addr   | epoch  |    bytes long, so no two starts share a bit
  *   +--------+--------+--------+--------+
- *   32   36   40   44   48   52   56   64
- *   +----+----+----+----+----+----+----+
- *   |cap |used|live|dead|link|flag| -- |   int fields; data addr 0 marks a free id
- *   +----+----+----+----+----+----+----+
+ *   32   36   40   44   48   52   56   60   64
+ *   +----+----+----+----+----+----+----+----+
+ *   |cap |used|live|dead|link|flag|recs| -- |   int fields; data addr 0 marks a free id
+ *   +----+----+----+----+----+----+----+----+
  * </pre>
  *
- * {@code used} is the append position; {@code 0 <= live + dead <= used <= cap}. {@code link} chains
+ * {@code used} is the append position; {@code 0 <= live + dead <= used <= cap}; {@code recs} counts
+ * the live records, so a reader can take a segment with {@code live == used} whole. {@code link} chains
  * the segments queued for compaction. The epochs are the blocks' copy-on-write stamps (see
  * {@link MapMemory}).
  */
@@ -34,6 +35,7 @@ final class SegmentLayout {
     static final int DEAD_BYTES;
     static final int LINK;
     static final int FLAGS;
+    static final int LIVE_RECORDS;
     static final int ENTRY_BYTES;
 
     static {
@@ -58,7 +60,9 @@ final class SegmentLayout {
         offset += Integer.BYTES;
         FLAGS = offset;
         offset += Integer.BYTES;
-        ENTRY_BYTES = offset + Long.BYTES;  // padded to 64
+        LIVE_RECORDS = offset;
+        offset += Integer.BYTES;
+        ENTRY_BYTES = offset + Integer.BYTES;  // padded to 64
     }
 
     /** Flag: the segment is in the compaction queue. */

@@ -83,6 +83,7 @@ final class SegmentStore {
         SegmentLayout.setLive(mutableBitmap(entry), offset, false);
         int live = NativeMemory.getInt(entry + SegmentLayout.LIVE_BYTES) - length;
         NativeMemory.putInt(entry + SegmentLayout.LIVE_BYTES, live);
+        NativeMemory.putInt(entry + SegmentLayout.LIVE_RECORDS, NativeMemory.getInt(entry + SegmentLayout.LIVE_RECORDS) - 1);
         NativeMemory.putInt(entry + SegmentLayout.DEAD_BYTES, NativeMemory.getInt(entry + SegmentLayout.DEAD_BYTES) + length);
         liveBytes -= length;
         deadBytes += length;
@@ -250,6 +251,7 @@ final class SegmentStore {
         int offset = NativeMemory.getInt(entry + SegmentLayout.USED);
         NativeMemory.putInt(entry + SegmentLayout.USED, offset + length);
         NativeMemory.putInt(entry + SegmentLayout.LIVE_BYTES, NativeMemory.getInt(entry + SegmentLayout.LIVE_BYTES) + length);
+        NativeMemory.putInt(entry + SegmentLayout.LIVE_RECORDS, NativeMemory.getInt(entry + SegmentLayout.LIVE_RECORDS) + 1);
         SegmentLayout.setLive(NativeMemory.getLong(entry + SegmentLayout.BITMAP_ADDRESS), offset, true);
         liveBytes += length;
         return RecordRef.of(id, offset);
@@ -281,6 +283,7 @@ final class SegmentStore {
         NativeMemory.putInt(entry + SegmentLayout.DEAD_BYTES, 0);
         NativeMemory.putInt(entry + SegmentLayout.LINK, SegmentLayout.NO_SEGMENT);
         NativeMemory.putInt(entry + SegmentLayout.FLAGS, 0);
+        NativeMemory.putInt(entry + SegmentLayout.LIVE_RECORDS, 0);
         segments++;
         dataBytes += capacity + bitmapBytes;
         return id;
