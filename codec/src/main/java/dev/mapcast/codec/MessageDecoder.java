@@ -94,16 +94,7 @@ public final class MessageDecoder {
             }
             p = in.next;
         }
-        // Pass 2: the message is valid; apply its entries in order.
-        for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            if (tag == 0x0A) {
-                applyEntry(in, in.next, message, map);
-            } else {
-                in.skip(tag, in.next, in.end, 0);
-            }
-        }
+        applyEntries(in, message, map);
         return new ChunkFields(name, revision, last, total, digest, order, compactRevision, entries);
     }
 
@@ -150,15 +141,7 @@ public final class MessageDecoder {
             }
             p = in.next;
         }
-        for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            if (tag == 0x0A) {
-                applyEntry(in, in.next, message, map);
-            } else {
-                in.skip(tag, in.next, in.end, 0);
-            }
-        }
+        applyEntries(in, message, map);
         for (int p = in.start; p < in.end; p = in.next) {
             in.tag(p, in.end);
             int tag = (int) in.value;
@@ -214,6 +197,19 @@ public final class MessageDecoder {
     private static void checkLimit(WireReader in, int at, String what, int length, int limit) {
         if (length > limit) {
             throw in.malformed(at, what + " of " + length + " bytes (expected: at most " + limit + ")");
+        }
+    }
+
+    /** Pass 2, once the whole message checked out: puts every entry of field 1, in order. */
+    private static void applyEntries(WireReader in, ByteBuffer message, OffHeapMap map) {
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x0A) {
+                applyEntry(in, in.next, message, map);
+            } else {
+                in.skip(tag, in.next, in.end, 0);
+            }
         }
     }
 

@@ -237,21 +237,7 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
      * @throws java.nio.BufferOverflowException if dst has fewer bytes remaining than the value (dst unchanged)
      */
     public int getInto(byte[] key, ByteBuffer dst) {
-        checkKey(key);
-        Objects.requireNonNull(dst, "dst");
-        long stamp = readLock();
-        try {
-            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
-            if (record == 0) {
-                return -1;
-            }
-            long span = RecordLayout.valueSpan(record);
-            int length = RecordLayout.spanLength(span);
-            NativeMemory.copyToBuffer(record + RecordLayout.spanOffset(span), length, dst);
-            return length;
-        } finally {
-            unlockRead(stamp);
-        }
+        return copyOut(key, dst, false);
     }
 
     /**
@@ -277,6 +263,11 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
      * @throws java.nio.BufferOverflowException if dst has less room than the record (dst unchanged)
      */
     public int copyRecordTo(byte[] key, ByteBuffer dst) {
+        return copyOut(key, dst, true);
+    }
+
+    /** Copies the key's whole record, or its value, to dst; -1 when absent. */
+    private int copyOut(byte[] key, ByteBuffer dst, boolean wholeRecord) {
         checkKey(key);
         Objects.requireNonNull(dst, "dst");
         long stamp = readLock();
@@ -285,8 +276,9 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
             if (record == 0) {
                 return -1;
             }
-            int length = RecordLayout.length(record);
-            NativeMemory.copyToBuffer(record, length, dst);
+            long span = wholeRecord ? RecordLayout.span(0, RecordLayout.length(record)) : RecordLayout.valueSpan(record);
+            int length = RecordLayout.spanLength(span);
+            NativeMemory.copyToBuffer(record + RecordLayout.spanOffset(span), length, dst);
             return length;
         } finally {
             unlockRead(stamp);
