@@ -58,14 +58,8 @@ public final class MessageDecoder {
                     checkEntry(in, at, map);
                     entries++;
                 }
-                case 0x12 -> {
-                    in.length(at, in.end);
-                    int from = in.next;
-                    int length = (int) in.value;
-                    in.utf8(from, from + length, "map name");
-                    name = string(message, from, length);
-                    in.next = from + length;
-                }
+                case 0x12 -> name = string(message, in.utf8Field(at, in.end, "map name", Integer.MAX_VALUE),
+                        (int) in.value);
                 case 0x18 -> {
                     in.varint(at, in.end);
                     revision = in.value;
@@ -117,12 +111,7 @@ public final class MessageDecoder {
                     puts++;
                 }
                 case 0x12 -> {
-                    in.length(at, in.end);
-                    int from = in.next;
-                    int length = (int) in.value;
-                    in.utf8(from, from + length, "deleted key");
-                    checkLimit(in, at, "deleted key", length, map.maxKeyLength());
-                    in.next = from + length;
+                    in.utf8Field(at, in.end, "deleted key", map.maxKeyLength());
                     deletes++;
                 }
                 case 0x18 -> {
@@ -173,17 +162,13 @@ public final class MessageDecoder {
             in.tag(p, end);
             int tag = (int) in.value;
             int fieldAt = in.next;
-            if (tag == ENTRY_KEY_TAG || tag == ENTRY_VALUE_TAG) {
+            if (tag == ENTRY_KEY_TAG) {
+                in.utf8Field(fieldAt, end, "key", Integer.MAX_VALUE);
+                keyLength = (int) in.value;
+            } else if (tag == ENTRY_VALUE_TAG) {
                 in.length(fieldAt, end);
-                int from = in.next;
-                int length = (int) in.value;
-                if (tag == ENTRY_KEY_TAG) {
-                    in.utf8(from, from + length, "key");
-                    keyLength = length;
-                } else {
-                    valueLength = length;
-                }
-                in.next = from + length;
+                valueLength = (int) in.value;
+                in.next += valueLength;
             } else if (!in.skip(tag, fieldAt, end, 0)) {
                 throw in.malformed(p, "end-group tag outside any group");
             }

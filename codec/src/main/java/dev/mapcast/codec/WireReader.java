@@ -13,12 +13,6 @@ import java.nio.ByteBuffer;
  */
 final class WireReader {
 
-    static final int VARINT = 0;
-    static final int FIXED64 = 1;
-    static final int LENGTH_DELIMITED = 2;
-    static final int START_GROUP = 3;
-    static final int END_GROUP = 4;
-    static final int FIXED32 = 5;
     /** protobuf-java's default recursion limit, which bounds group nesting too. */
     private static final int MAX_DEPTH = 100;
 
@@ -73,7 +67,7 @@ final class WireReader {
             throw malformed(at, "invalid tag " + tag + " (field number 0)");
         }
         int wireType = tag & 7;
-        if (wireType > FIXED32) {
+        if (wireType > ProtoWire.FIXED32) {
             throw malformed(at, "invalid wire type " + wireType);
         }
         value = tag;
@@ -114,20 +108,20 @@ final class WireReader {
      */
     boolean skip(int tag, int at, int limit, int depth) {
         switch (tag & 7) {
-            case VARINT:
+            case ProtoWire.VARINT:
                 varint(at, limit);
                 return true;
-            case FIXED64:
+            case ProtoWire.FIXED64:
                 if (limit - at < 8) {
                     throw malformed(at, "truncated fixed64");
                 }
                 next = at + 8;
                 return true;
-            case LENGTH_DELIMITED:
+            case ProtoWire.LENGTH_DELIMITED:
                 length(at, limit);
                 next += (int) value;
                 return true;
-            case START_GROUP:
+            case ProtoWire.START_GROUP:
                 if (depth >= MAX_DEPTH) {
                     throw malformed(at, "groups nested deeper than " + MAX_DEPTH);
                 }
@@ -146,9 +140,9 @@ final class WireReader {
                     }
                     p = next;
                 }
-            case END_GROUP:
+            case ProtoWire.END_GROUP:
                 return false;
-            case FIXED32:
+            case ProtoWire.FIXED32:
                 if (limit - at < 4) {
                     throw malformed(at, "truncated fixed32");
                 }
@@ -157,6 +151,23 @@ final class WireReader {
             default:
                 throw malformed(at, "invalid wire type " + (tag & 7));
         }
+    }
+
+    /**
+     * Reads a length-delimited string field whose content starts at {@code at}, checking that it is
+     * UTF-8 of at most {@code maxLength} bytes; {@link #value} is its length, {@link #next} after it.
+     * Returns the index of its first byte.
+     */
+    int utf8Field(int at, int limit, String what, int maxLength) {
+        length(at, limit);
+        int from = next;
+        int length = (int) value;
+        utf8(from, from + length, what);
+        if (length > maxLength) {
+            throw malformed(at, what + " of " + length + " bytes (expected: at most " + maxLength + ")");
+        }
+        next = from + length;
+        return from;
     }
 
     /** Checks that {@code [from, to)} is valid UTF-8, as protobuf requires of a string. */

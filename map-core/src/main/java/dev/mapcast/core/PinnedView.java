@@ -133,7 +133,7 @@ public final class PinnedView implements AutoCloseable, Iterable<Map.Entry<byte[
         closed = true;
         MapMemory memory = engine.memory;
         memory.free(directory, (long) Long.BYTES << globalDepth);
-        memory.free(locator.segments, (long) Math.max(1, idLimit) * SegmentLayout.ENTRY_BYTES);
+        memory.free(locator.segments, SegmentStore.copyBytes(idLimit));
         if (locator.orderChunks != 0) {
             memory.free(locator.orderChunks, (long) chunkCapacity * Long.BYTES);
         }

@@ -204,14 +204,15 @@ final class SegmentStore {
 
     /** A private copy of the table's used entries for a pinned view; the view frees it. */
     long copyTable() {
-        long bytes = (long) Math.max(1, idLimit()) * SegmentLayout.ENTRY_BYTES;
+        long bytes = copyBytes(idLimit());
         long copy = memory.allocate(bytes);
         NativeMemory.copy(table, copy, bytes);
         return copy;
     }
 
-    long copyTableBytes() {
-        return (long) Math.max(1, idLimit()) * SegmentLayout.ENTRY_BYTES;
+    /** Size of a view's copy of a table covering {@code idLimit} ids; the view frees that much. */
+    static long copyBytes(int idLimit) {
+        return (long) Math.max(1, idLimit) * SegmentLayout.ENTRY_BYTES;
     }
 
     void free() {
