@@ -40,7 +40,22 @@ public final class MessageDecoder {
     public static ChunkFields applySnapshotChunk(ByteBuffer message, OffHeapMap map) {
         Objects.requireNonNull(map, "map");
         WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk");
-        // Pass 1: check everything, collect the scalar fields.
+        ChunkFields fields = scanChunk(in, message, map);  // pass 1: check everything
+        applyEntries(in, message, map);
+        return fields;
+    }
+
+    /**
+     * Reads a chunk's fields other than its entries, without applying or checking the entries
+     * (a receiver learns the revision and order before choosing the map to apply it to). The
+     * message structure is checked: what this accepts, {@link #applySnapshotChunk} may still refuse.
+     */
+    public static ChunkFields peekSnapshotChunk(ByteBuffer message) {
+        return scanChunk(new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk"), message, null);
+    }
+
+    /** Reads the scalar fields; checks each entry against {@code map}'s limits, or only skips it if null. */
+    private static ChunkFields scanChunk(WireReader in, ByteBuffer message, OffHeapMap map) {
         String name = "";
         long revision = 0;
         boolean last = false;
@@ -55,7 +70,12 @@ public final class MessageDecoder {
             int at = in.next;
             switch (tag) {
                 case 0x0A -> {
-                    checkEntry(in, at, map);
+                    if (map != null) {
+                        checkEntry(in, at, map);
+                    } else {
+                        in.length(at, in.end);
+                        in.next += (int) in.value;
+                    }
                     entries++;
                 }
                 case 0x12 -> name = string(message, in.utf8Field(at, in.end, "map name", Integer.MAX_VALUE),
@@ -88,12 +108,62 @@ public final class MessageDecoder {
             }
             p = in.next;
         }
-        applyEntries(in, message, map);
         return new ChunkFields(name, revision, last, total, digest, order, compactRevision, entries);
+    }
+
+    /** One event of a {@code WatchResponse}: the oneof's field number and the event's bytes. */
+    public record WatchEvent(int field, ByteBuffer body) {
+        public static final int NONE = 0;
+        public static final int SNAPSHOT = 1;
+        public static final int DELTA = 2;
+        public static final int COMPACTION = 3;
+        public static final int PROGRESS = 4;
+    }
+
+    /**
+     * Finds the event in a {@code WatchResponse}, as protobuf reads a oneof (the last event field
+     * wins, unknown fields are skipped). The body is a slice of {@code message}, not a copy; a
+     * response with no known event gives {@link WatchEvent#NONE} and an empty body.
+     */
+    public static WatchEvent watchEvent(ByteBuffer message) {
+        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "WatchResponse");
+        int field = WatchEvent.NONE;
+        int from = 0;
+        int length = 0;
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if ((tag & 7) == ProtoWire.LENGTH_DELIMITED && (tag >>> 3) >= WatchEvent.SNAPSHOT
+                    && (tag >>> 3) <= WatchEvent.PROGRESS) {
+                in.length(in.next, in.end);
+                field = tag >>> 3;
+                from = in.next;
+                length = (int) in.value;
+                in.next += length;
+            } else {
+                skipUnknown(in, tag, in.next, p);
+            }
+        }
+        return new WatchEvent(field, message.slice(from, field == WatchEvent.NONE ? 0 : length));
     }
 
     /** Applies the delta's puts, then its deletes, to {@code map}; returns its other fields. */
     public static DeltaFields applyDelta(ByteBuffer message, OffHeapMap map) {
+        return applyDelta(message, map, -1);
+    }
+
+    /**
+     * Applies the delta only if it follows {@code revision} ({@code prev_revision == revision});
+     * otherwise applies nothing and returns null: the caller has missed a revision (a gap).
+     */
+    public static DeltaFields applyDeltaAfter(ByteBuffer message, OffHeapMap map, long revision) {
+        if (revision < 0) {
+            throw new IllegalArgumentException("revision: " + revision + " (expected: >= 0)");
+        }
+        return applyDelta(message, map, revision);
+    }
+
+    private static DeltaFields applyDelta(ByteBuffer message, OffHeapMap map, long expectedPrevRevision) {
         Objects.requireNonNull(map, "map");
         WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "Delta");
         long revision = 0;
@@ -129,6 +199,9 @@ public final class MessageDecoder {
                 default -> skipUnknown(in, tag, at, p);
             }
             p = in.next;
+        }
+        if (expectedPrevRevision >= 0 && prevRevision != expectedPrevRevision) {
+            return null;
         }
         applyEntries(in, message, map);
         for (int p = in.start; p < in.end; p = in.next) {

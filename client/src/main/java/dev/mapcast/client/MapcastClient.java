@@ -1,0 +1,269 @@
+package dev.mapcast.client;
+
+import com.google.common.util.concurrent.FutureCallback;
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.MoreExecutors;
+import dev.mapcast.codec.Codec;
+import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.GetResponse;
+import dev.mapcast.proto.v1.ListMapsRequest;
+import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.proto.v1.WriteResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A client of a mapcast server: writes, reads, and live replicas.
+ *
+ * <pre>{@code
+ * try (MapcastClient client = MapcastClient.builder().target("127.0.0.1:50051").build()) {
+ *     long revision = client.put("config", "region", "eu-west-1");
+ *     try (Replica<String, String> config = client.replica("config", Codec.utf8(), Codec.utf8())) {
+ *         config.awaitRevision(revision, Duration.ofSeconds(5));
+ *         String region = config.get("region");
+ *     }
+ * }
+ * }</pre>
+ *
+ * <p>Thread-safe; one client (one connection) is meant to be shared. Calls fail with a
+ * {@link MapcastException} carrying the server's status; a replica reconnects by itself.
+ */
+public final class MapcastClient implements AutoCloseable {
+
+    /** The default server address, as {@code mapcast serve} listens by default. */
+    public static final String DEFAULT_TARGET = "127.0.0.1:50051";
+
+    private final ManagedChannel channel;
+    private final boolean ownsChannel;
+    private final Duration deadline;
+    private final Duration initialBackoff;
+    private final Duration maxBackoff;
+    private final ScheduledExecutorService timer;
+
+    private MapcastClient(Builder b) {
+        this.ownsChannel = b.channel == null;
+        this.channel = b.channel != null ? b.channel
+                : NettyChannelBuilder.forTarget(b.target).usePlaintext().maxInboundMessageSize(b.maxInboundMessageBytes)
+                        .build();
+        this.deadline = b.deadline;
+        this.initialBackoff = b.initialBackoff;
+        this.maxBackoff = b.maxBackoff;
+        AtomicInteger n = new AtomicInteger();
+        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "mapcast-client-timer-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Starts a batch of puts, deletes and conditions for one map; see {@link WriteBatch}. */
+    public WriteBatch write(String map) {
+        return new WriteBatch(this, map);
+    }
+
+    /** Puts one key; returns the revision created. */
+    public long put(String map, String key, byte[] value) {
+        return write(map).put(key, value).commit();
+    }
+
+    /** Puts one key with a UTF-8 string value; returns the revision created. */
+    public long put(String map, String key, String value) {
+        return write(map).put(key, value).commit();
+    }
+
+    /** Deletes keys (absent ones are ignored) as one write; returns the revision created. */
+    public long delete(String map, String... keys) {
+        WriteBatch batch = write(map);
+        for (String key : keys) {
+            batch.delete(key);
+        }
+        return batch.commit();
+    }
+
+    /** Reads one key from the server (a replica reads locally). NOT_FOUND if the map does not exist. */
+    public GetResult get(String map, String key) {
+        try {
+            GetResponse r = blocking().get(GetRequest.newBuilder().setMap(map).setKey(key).build());
+            return new GetResult(r.getFound(), r.getValue().toByteArray(), r.getModRevision(), r.getRevision());
+        } catch (RuntimeException e) {
+            throw MapcastException.of(e);
+        }
+    }
+
+    /** The server's maps with their revision, size and memory figures, by name. */
+    public List<MapInfo> listMaps() {
+        try {
+            return blocking().listMaps(ListMapsRequest.getDefaultInstance()).getMapsList();
+        } catch (RuntimeException e) {
+            throw MapcastException.of(e);
+        }
+    }
+
+    /** Compacts a map through {@code revision} (0: its current revision); its watchers are told. */
+    public Compaction compact(String map, long revision) {
+        try {
+            return blocking().compact(CompactRequest.newBuilder().setMap(map).setRevision(revision).build())
+                    .getCompaction();
+        } catch (RuntimeException e) {
+            throw MapcastException.of(e);
+        }
+    }
+
+    /**
+     * A live local copy of a map, kept in sync in the background: it starts with a snapshot, then
+     * follows every change; see {@link Replica}. Close it to stop following and free its memory.
+     */
+    public <K, V> Replica<K, V> replica(String map, Codec<K> keys, Codec<V> values) {
+        return replica(map, keys, values, null);
+    }
+
+    /** A replica with a listener registered before the first snapshot, so it misses nothing. */
+    public <K, V> Replica<K, V> replica(String map, Codec<K> keys, Codec<V> values, ReplicaListener<K, V> listener) {
+        Replica<K, V> replica = new Replica<>(this, Objects.requireNonNull(map, "map"),
+                Objects.requireNonNull(keys, "keys"), Objects.requireNonNull(values, "values"));
+        if (listener != null) {
+            replica.addListener(listener);
+        }
+        replica.start();
+        return replica;
+    }
+
+    @Override
+    public void close() {
+        timer.shutdownNow();
+        if (ownsChannel) {
+            channel.shutdownNow();
+            try {
+                channel.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    long commit(WriteRequest request) {
+        try {
+            return blocking().write(request).getRevision();
+        } catch (RuntimeException e) {
+            throw MapcastException.of(e);
+        }
+    }
+
+    CompletableFuture<Long> commitAsync(WriteRequest request) {
+        CompletableFuture<Long> out = new CompletableFuture<>();
+        Futures.addCallback(
+                MapcastGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
+                        .write(request),
+                new FutureCallback<WriteResponse>() {
+                    @Override
+                    public void onSuccess(WriteResponse result) {
+                        out.complete(result.getRevision());
+                    }
+
+                    @Override
+                    public void onFailure(Throwable t) {
+                        out.completeExceptionally(MapcastException.of(t));
+                    }
+                },
+                MoreExecutors.directExecutor());
+        return out;
+    }
+
+    ManagedChannel channel() {
+        return channel;
+    }
+
+    ScheduledExecutorService timer() {
+        return timer;
+    }
+
+    Duration initialBackoff() {
+        return initialBackoff;
+    }
+
+    Duration maxBackoff() {
+        return maxBackoff;
+    }
+
+    private MapcastGrpc.MapcastBlockingStub blocking() {
+        return MapcastGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
+    /** Settings for a client; every one has a default. */
+    public static final class Builder {
+        private String target = DEFAULT_TARGET;
+        private ManagedChannel channel;
+        private Duration deadline = Duration.ofSeconds(10);
+        private Duration initialBackoff = Duration.ofMillis(100);
+        private Duration maxBackoff = Duration.ofSeconds(5);
+        private int maxInboundMessageBytes = 128 * 1024 * 1024;
+
+        private Builder() {
+        }
+
+        /** The server, as {@code host:port} or any gRPC target (default 127.0.0.1:50051). */
+        public Builder target(String target) {
+            this.target = Objects.requireNonNull(target, "target");
+            return this;
+        }
+
+        /** A channel of your own (TLS, interceptors...), which close() leaves open. */
+        public Builder channel(ManagedChannel channel) {
+            this.channel = Objects.requireNonNull(channel, "channel");
+            return this;
+        }
+
+        /** Deadline of each unary call (default 10 s). */
+        public Builder deadline(Duration deadline) {
+            this.deadline = positive("deadline", deadline);
+            return this;
+        }
+
+        /** Reconnection backoff of replicas: first wait and cap, doubled with jitter (default 100 ms, 5 s). */
+        public Builder reconnectBackoff(Duration initial, Duration max) {
+            this.initialBackoff = positive("initial backoff", initial);
+            this.maxBackoff = positive("max backoff", max);
+            if (max.compareTo(initial) < 0) {
+                throw new IllegalArgumentException("max backoff: " + max + " (expected: at least the initial " + initial + ")");
+            }
+            return this;
+        }
+
+        /** Largest message accepted from the server (default 128 MiB: a snapshot chunk holds at least one entry). */
+        public Builder maxInboundMessageBytes(int bytes) {
+            if (bytes < 1024) {
+                throw new IllegalArgumentException("maxInboundMessageBytes: " + bytes + " (expected: >= 1024)");
+            }
+            this.maxInboundMessageBytes = bytes;
+            return this;
+        }
+
+        public MapcastClient build() {
+            return new MapcastClient(this);
+        }
+
+        private static Duration positive(String name, Duration d) {
+            Objects.requireNonNull(d, name);
+            if (d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException(name + ": " + d + " (expected: positive)");
+            }
+            return d;
+        }
+    }
+}

@@ -1,0 +1,38 @@
+package dev.mapcast.client;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+
+/**
+ * A call the server refused or could not complete: the gRPC status code and the server's
+ * description (which names the bad value and the limit or expectation).
+ */
+public class MapcastException extends RuntimeException {
+
+    private static final long serialVersionUID = 1L;
+
+    private final transient Status status;
+
+    MapcastException(Status status, Throwable cause) {
+        super(status.getCode() + (status.getDescription() == null ? "" : ": " + status.getDescription()), cause);
+        this.status = status;
+    }
+
+    /** The status code: INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, UNAVAILABLE... */
+    public Status.Code code() {
+        return status.getCode();
+    }
+
+    /** The server's description, or null. */
+    public String description() {
+        return status.getDescription();
+    }
+
+    static MapcastException of(Throwable t) {
+        Status status = Status.fromThrowable(t);
+        if (status.getCode() == Status.Code.FAILED_PRECONDITION) {
+            return new ConditionFailedException(status, t);
+        }
+        return new MapcastException(status, t instanceof StatusRuntimeException ? t : t.getCause());
+    }
+}

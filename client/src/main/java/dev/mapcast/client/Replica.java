@@ -1,0 +1,531 @@
+package dev.mapcast.client;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.mapcast.client.ReplicaListener.ResyncReason;
+import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EncodedMessages.Received;
+import dev.mapcast.codec.EncodedMethods;
+import dev.mapcast.codec.MalformedMessageException;
+import dev.mapcast.codec.MessageDecoder;
+import dev.mapcast.codec.MessageDecoder.ChunkFields;
+import dev.mapcast.codec.MessageDecoder.DeltaFields;
+import dev.mapcast.codec.MessageDecoder.WatchEvent;
+import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.core.PinnedView;
+import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.Delta;
+import dev.mapcast.proto.v1.Progress;
+import dev.mapcast.proto.v1.WatchRequest;
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.BiConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A live local copy of one server map, held off-heap and kept in sync in the background.
+ *
+ * <p>It starts with a snapshot and then applies every delta, checking after each that it follows
+ * the replica's revision (else: a gap) and that the map's digest equals the server's (else: a
+ * mismatch); either makes it resynchronise from a fresh snapshot. When the stream breaks it
+ * reconnects with backoff and resumes after its revision; if the server's history no longer
+ * reaches back that far, the server sends a snapshot instead. Until the first snapshot is complete
+ * the replica is empty at revision 0 ({@link #isSynced()} is false); a new snapshot replaces the
+ * state only once complete and verified, so readers never see half of one.
+ *
+ * <p>Reads are local and consistent: {@link #get}, {@link #size}, {@link #forEach} and
+ * {@link #revision} each see one revision. Iteration follows the server's order; for an
+ * INSERTION-order map that is the server's exact order, so {@link #writeSnapshot} writes the bytes
+ * the server would.
+ *
+ * <p>Implementation notes. Stream events are handled one at a time under the {@code stream}
+ * monitor; every (re)connection gets a new generation number and events of older calls are
+ * dropped. Applying a delta or swapping in a snapshot holds the write lock of {@code lock}; reads
+ * hold its read lock.
+ */
+public final class Replica<K, V> implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(Replica.class);
+
+    private final MapcastClient client;
+    private final String map;
+    private final Codec<K> keys;
+    private final Codec<V> values;
+    private final List<ReplicaListener<K, V>> listeners = new CopyOnWriteArrayList<>();
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    private final Object progress = new Object();
+    private final Object stream = new Object();
+
+    // Guarded by lock.
+    private OffHeapMap state;
+    private volatile long revision;
+    private volatile long compactRevision;
+    private volatile long serverRevision;
+    private volatile boolean closed;
+    private volatile MapcastException failure;
+
+    // Guarded by stream.
+    private ClientCall<WatchRequest, Encoded> call;
+    private long generation;
+    private OffHeapMap staging;
+    private long stagingRevision;
+    private ResyncReason pendingReason;
+    private boolean needSnapshot = true;
+    private int failures;
+
+    private final AtomicLong snapshots = new AtomicLong();
+    private final AtomicLong deltas = new AtomicLong();
+    private final AtomicLong reconnects = new AtomicLong();
+    private final AtomicLong gaps = new AtomicLong();
+    private final AtomicLong digestMismatches = new AtomicLong();
+
+    Replica(MapcastClient client, String map, Codec<K> keys, Codec<V> values) {
+        this.client = client;
+        this.map = map;
+        this.keys = keys;
+        this.values = values;
+    }
+
+    /** The map's name. */
+    public String name() {
+        return map;
+    }
+
+    /** The value of {@code key}, or null when absent. */
+    public V get(K key) {
+        byte[] k = keys.encode(key);
+        lock.readLock().lock();
+        try {
+            byte[] v = state == null ? null : state.get(k);
+            return v == null ? null : values.decode(v);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    public boolean containsKey(K key) {
+        byte[] k = keys.encode(key);
+        lock.readLock().lock();
+        try {
+            return state != null && state.containsKey(k);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    public long size() {
+        lock.readLock().lock();
+        try {
+            return state == null ? 0 : state.size();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The revision the local state is at (0 before the first snapshot). */
+    public long revision() {
+        return revision;
+    }
+
+    /** The server's compact revision, as last heard. */
+    public long compactRevision() {
+        return compactRevision;
+    }
+
+    /** The newest revision the server has reported (through deltas, snapshots or progress events). */
+    public long serverRevision() {
+        return Math.max(serverRevision, revision);
+    }
+
+    /** Whether a first snapshot has been applied. */
+    public boolean isSynced() {
+        lock.readLock().lock();
+        try {
+            return state != null;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The content digest of the local state (as Delta.digest), equal to the server's at the same revision. */
+    public long digest() {
+        lock.readLock().lock();
+        try {
+            return state == null ? 0 : state.digest();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** The map's iteration order, as the server keeps it (HASH until the first snapshot). */
+    public IterationOrder order() {
+        lock.readLock().lock();
+        try {
+            return state == null ? IterationOrder.HASH : state.order();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Calls {@code action} for every entry, in the server's order, at one revision. */
+    public void forEach(BiConsumer<? super K, ? super V> action) {
+        lock.readLock().lock();
+        try {
+            if (state != null) {
+                for (Map.Entry<byte[], byte[]> e : state) {
+                    action.accept(keys.decode(e.getKey()), values.decode(e.getValue()));
+                }
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** A copy of the content, in the server's order. */
+    public Map<K, V> toMap() {
+        Map<K, V> out = new LinkedHashMap<>();
+        forEach(out::put);
+        return out;
+    }
+
+    /**
+     * Waits until the replica has reached {@code revision}; false on timeout.
+     *
+     * @throws MapcastException if the replica stopped for good (a map name the server refuses)
+     */
+    public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (progress) {
+            while (this.revision < revision || !isSynced()) {
+                if (failure != null) {
+                    throw failure;
+                }
+                if (closed) {
+                    throw new IllegalStateException("replica of map \"" + map + "\" is closed");
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(progress, left);
+            }
+            return true;
+        }
+    }
+
+    public void addListener(ReplicaListener<K, V> listener) {
+        listeners.add(listener);
+    }
+
+    public void removeListener(ReplicaListener<K, V> listener) {
+        listeners.remove(listener);
+    }
+
+    /**
+     * Writes the local state to a snapshot file in the contract's format (streamed; temporary file,
+     * fsync, atomic rename). Byte for byte what the server writes at the same revision for an
+     * INSERTION-order map.
+     */
+    public void writeSnapshot(Path file) throws IOException {
+        lock.readLock().lock();
+        try {
+            if (state == null) {
+                throw new IllegalStateException("replica of map \"" + map + "\" has no snapshot yet");
+            }
+            try (PinnedView view = state.pin()) {
+                SnapshotFiles.write(view, map, revision, compactRevision, file);
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Counters of what the stream did: snapshots, deltas, reconnects, gaps, digest mismatches. */
+    public Stats stats() {
+        return new Stats(snapshots.get(), deltas.get(), reconnects.get(), gaps.get(), digestMismatches.get());
+    }
+
+    /** What a replica's stream did so far. */
+    public record Stats(long snapshots, long deltas, long reconnects, long gaps, long digestMismatches) {
+    }
+
+    /** Stops following the server and frees the local state. */
+    @Override
+    public void close() {
+        closed = true;
+        synchronized (stream) {
+            generation++;
+            if (call != null) {
+                call.cancel("replica closed", null);
+                call = null;
+            }
+            if (staging != null) {
+                staging.close();
+                staging = null;
+            }
+        }
+        lock.writeLock().lock();
+        try {
+            if (state != null) {
+                state.close();
+                state = null;
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+        signal();
+    }
+
+    // ---- the stream ----
+
+    void start() {
+        synchronized (stream) {
+            connect();
+        }
+    }
+
+    /** Opens a Watch: after the local revision, or from a snapshot when one is needed. */
+    private void connect() {
+        if (closed) {
+            return;
+        }
+        long gen = ++generation;
+        long after = needSnapshot || state == null ? 0 : revision;
+        ClientCall<WatchRequest, Encoded> c = client.channel().newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
+        call = c;
+        c.start(new ClientCall.Listener<>() {
+            @Override
+            public void onMessage(Encoded message) {
+                Received received = message.received();
+                try {
+                    synchronized (stream) {
+                        if (gen != generation) {
+                            return;
+                        }
+                        failures = 0;
+                        handle(received.bytes());
+                        if (gen == generation) {
+                            c.request(1);
+                        }
+                    }
+                } finally {
+                    received.close();
+                }
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                synchronized (stream) {
+                    if (gen == generation) {
+                        disconnected(status);
+                    }
+                }
+            }
+        }, new Metadata());
+        c.sendMessage(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).build());
+        c.halfClose();
+        c.request(1);
+    }
+
+    private void disconnected(Status status) {
+        call = null;
+        if (closed) {
+            return;
+        }
+        if (staging != null) {
+            staging.close();
+            staging = null;
+        }
+        if (status.getCode() == Status.Code.INVALID_ARGUMENT) {
+            failure = new MapcastException(status, null);
+            log.error("replica of map \"{}\" stopped: {}", map, status);
+            signal();
+            return;
+        }
+        long base = client.initialBackoff().toNanos();
+        long cap = client.maxBackoff().toNanos();
+        long delay = Math.min(cap, base << Math.min(failures, 20));
+        delay = (long) (delay * ThreadLocalRandom.current().nextDouble(0.8, 1.2));
+        failures++;
+        reconnects.incrementAndGet();
+        log.debug("replica of map \"{}\": stream ended ({}), reconnecting in {} ms", map, status, delay / 1_000_000);
+        long gen = ++generation;  // no event of the ended call counts any more
+        client.timer().schedule(() -> {
+            synchronized (stream) {
+                if (gen == generation) {
+                    connect();
+                }
+            }
+        }, delay, TimeUnit.NANOSECONDS);
+    }
+
+    /** Drops the stream and starts again from a snapshot. */
+    private void resync(ResyncReason reason) {
+        if (call != null) {
+            call.cancel("resynchronising: " + reason, null);
+        }
+        if (staging != null) {
+            staging.close();
+            staging = null;
+        }
+        pendingReason = reason;
+        needSnapshot = true;
+        connect();
+    }
+
+    private void handle(ByteBuffer message) {
+        try {
+            WatchEvent event = MessageDecoder.watchEvent(message);
+            switch (event.field()) {
+                case WatchEvent.SNAPSHOT -> onChunk(event.body());
+                case WatchEvent.DELTA -> onDelta(event.body());
+                case WatchEvent.COMPACTION -> {
+                    Compaction c = Compaction.parseFrom(event.body());
+                    compactRevision = Math.max(compactRevision, c.getCompactRevision());
+                    serverRevision = Math.max(serverRevision, c.getRevision());
+                }
+                case WatchEvent.PROGRESS -> serverRevision = Math.max(serverRevision,
+                        Progress.parseFrom(event.body()).getRevision());
+                default -> {
+                    // an event this client does not know: newer server
+                }
+            }
+        } catch (MalformedMessageException | InvalidProtocolBufferException e) {
+            log.warn("replica of map \"{}\": malformed message from the server, resynchronising", map, e);
+            resync(ResyncReason.DIGEST_MISMATCH);
+        }
+    }
+
+    private void onChunk(ByteBuffer chunk) {
+        ChunkFields fields = MessageDecoder.peekSnapshotChunk(chunk);
+        if (staging == null || fields.revision() != stagingRevision) {
+            if (staging != null) {
+                staging.close();  // a newer snapshot replaces one in progress
+            }
+            staging = OffHeapMap.builder()
+                    .order(fields.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
+                    .trackDigest(true)
+                    .threadSafe(true)
+                    .maxKeyLength(OffHeapMap.MAX_KEY_LENGTH_LIMIT)
+                    .maxValueLength(OffHeapMap.MAX_VALUE_LENGTH_LIMIT)
+                    .build();
+            stagingRevision = fields.revision();
+        }
+        MessageDecoder.applySnapshotChunk(chunk, staging);
+        if (!fields.last()) {
+            return;
+        }
+        OffHeapMap complete = staging;
+        staging = null;
+        if (complete.size() != fields.totalEntries() || complete.digest() != fields.digest()) {
+            log.warn("replica of map \"{}\": snapshot at revision {} does not check out ({} entries, digest {}; "
+                    + "expected {} and {}), resynchronising", map, fields.revision(), complete.size(),
+                    Long.toHexString(complete.digest()), fields.totalEntries(), Long.toHexString(fields.digest()));
+            complete.close();
+            digestMismatches.incrementAndGet();
+            resync(ResyncReason.DIGEST_MISMATCH);
+            return;
+        }
+        OffHeapMap old;
+        lock.writeLock().lock();
+        try {
+            old = state;
+            state = complete;
+            revision = fields.revision();
+            compactRevision = fields.compactRevision();
+            serverRevision = Math.max(serverRevision, fields.revision());
+        } finally {
+            lock.writeLock().unlock();
+        }
+        if (old != null) {
+            old.close();
+        }
+        ResyncReason reason = pendingReason != null ? pendingReason
+                : old == null ? ResyncReason.INITIAL : ResyncReason.SERVER;
+        pendingReason = null;
+        needSnapshot = false;
+        snapshots.incrementAndGet();
+        signal();
+        for (ReplicaListener<K, V> l : listeners) {
+            l.onResync(fields.revision(), reason);
+        }
+    }
+
+    private void onDelta(ByteBuffer delta) throws InvalidProtocolBufferException {
+        if (state == null || staging != null) {
+            log.warn("replica of map \"{}\": a delta before the snapshot was complete, resynchronising", map);
+            gaps.incrementAndGet();
+            resync(ResyncReason.GAP);
+            return;
+        }
+        Delta decoded = listeners.isEmpty() ? null : Delta.parseFrom(delta.duplicate());
+        DeltaFields fields;
+        boolean digestOk;
+        lock.writeLock().lock();
+        try {
+            long before = revision;
+            fields = MessageDecoder.applyDeltaAfter(delta, state, before);
+            if (fields != null) {
+                revision = fields.revision();
+                serverRevision = Math.max(serverRevision, fields.revision());
+            }
+            digestOk = fields != null && fields.revision() == before + 1 && state.digest() == fields.digest();
+        } finally {
+            lock.writeLock().unlock();
+        }
+        if (fields == null || fields.revision() != fields.prevRevision() + 1) {
+            log.warn("replica of map \"{}\": gap after revision {}, resynchronising", map, revision);
+            gaps.incrementAndGet();
+            resync(ResyncReason.GAP);
+            return;
+        }
+        if (!digestOk) {
+            log.warn("replica of map \"{}\": digest mismatch at revision {}, resynchronising", map, fields.revision());
+            digestMismatches.incrementAndGet();
+            resync(ResyncReason.DIGEST_MISMATCH);
+            return;
+        }
+        deltas.incrementAndGet();
+        signal();
+        if (decoded != null) {
+            Map<K, V> puts = new LinkedHashMap<>();
+            for (Map.Entry<String, ByteString> e : decoded.getPutsMap().entrySet()) {
+                puts.put(keys.decode(e.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8)),
+                        values.decode(e.getValue().toByteArray()));
+            }
+            Set<K> deleted = new LinkedHashSet<>();
+            for (String key : decoded.getDeletesList()) {
+                deleted.add(keys.decode(key.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+            }
+            for (ReplicaListener<K, V> l : listeners) {
+                l.onChange(fields.revision(), puts, deleted);
+            }
+        }
+    }
+
+    private void signal() {
+        synchronized (progress) {
+            progress.notifyAll();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+package dev.mapcast.client;
+
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Told about a replica's changes, on the replica's stream thread, after they are applied and
+ * visible. Keep it quick: the next change waits for it.
+ */
+public interface ReplicaListener<K, V> {
+
+    /** One committed write, as the server normalised it. */
+    default void onChange(long revision, Map<K, V> puts, Set<K> deletes) {
+    }
+
+    /**
+     * The replica's whole state was replaced by a snapshot (the first sync, a resume the server's
+     * history could not serve, or a resynchronisation after a gap or a digest mismatch).
+     */
+    default void onResync(long revision, ResyncReason reason) {
+    }
+
+    /** Why a replica took a snapshot. */
+    enum ResyncReason {
+        /** The first snapshot. */
+        INITIAL,
+        /** The server sent a snapshot (history compacted, or this replica fell behind). */
+        SERVER,
+        /** A delta did not follow the replica's revision. */
+        GAP,
+        /** The digest after a delta did not match the server's. */
+        DIGEST_MISMATCH
+    }
+}

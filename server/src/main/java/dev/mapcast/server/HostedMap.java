@@ -1,0 +1,331 @@
+package dev.mapcast.server;
+
+import com.google.protobuf.ByteString;
+import dev.mapcast.codec.DeltaEncoder;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.core.CompactionResult;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.MemoryStats;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.GetResponse;
+import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.proto.v1.WatchRequest;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * One named map as the server hosts it: its entries, each key's mod_revision, its revision and
+ * compact revision, the history of encoded deltas, and its watchers.
+ *
+ * <p>Implementation notes.
+ * <ul>
+ * <li>Concurrency: a read-write lock. Writes, compaction's bookkeeping and publishing to watchers
+ * hold the write lock, so every watcher's queue gets the deltas in revision order; reads, watch
+ * registration and snapshot pinning hold the read lock, so they see one revision. Both off-heap
+ * maps are the thread-safe kind, so that snapshots stream from pinned views, and compaction runs,
+ * without the lock while writes go on.
+ * <li>Encode once: a committed write's delta is encoded once, as a WatchResponse, straight from the
+ * stored records; the history and every watcher hold that same buffer.
+ * <li>Revision visibility: {@link #revision} is published after the delta is queued to every
+ * watcher, so a watcher whose queue is empty after reading revision R has been given every delta up
+ * to R (what makes a Progress event true).
+ * </ul>
+ */
+final class HostedMap implements AutoCloseable {
+
+    private static final byte[] NO_VALUE = new byte[0];
+
+    final String name;
+    final IterationOrder order;
+    private final Limits limits;
+    private final int chunkBytes;
+    private final OffHeapMap entries;
+    /** key -> the revision that last wrote it, 8 bytes little-endian. */
+    private final OffHeapMap modRevisions;
+    private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+    /** Held (read) by work done outside {@link #lock} on the maps, so close() waits for it. */
+    private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private final DeltaHistory history;
+    private final List<Watcher> watchers = new CopyOnWriteArrayList<>();
+    private volatile long revision;
+    private volatile long compactRevision;
+    private boolean closed;
+
+    HostedMap(String name, IterationOrder order, Limits limits, int chunkBytes) {
+        this.name = name;
+        this.order = order;
+        this.limits = limits;
+        this.chunkBytes = chunkBytes;
+        this.entries = OffHeapMap.builder().order(order).threadSafe(true).trackDigest(true)
+                .maxKeyLength(limits.maxKeyBytes()).maxValueLength(limits.maxValueBytes()).build();
+        this.modRevisions = OffHeapMap.builder().threadSafe(true).maxKeyLength(limits.maxKeyBytes()).build();
+        this.history = new DeltaHistory(limits.historyDeltas(), limits.historyBytes(), 0);
+    }
+
+    long revision() {
+        return revision;
+    }
+
+    /** Commits one normalised write as the next revision, or throws a status and changes nothing. */
+    long write(NormalisedWrite w) {
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            long current = revision;
+            if (w.expectedRevision != 0 && w.expectedRevision != current) {
+                throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" is at revision " + current
+                        + " (expected_revision: " + w.expectedRevision + ")").asRuntimeException();
+            }
+            for (int i = 0; i < w.expectedKeys.size(); i++) {
+                byte[] key = w.expectedKeys.get(i);
+                long actual = modRevision(key);
+                if (actual != w.expectedModRevisions[i]) {
+                    throw Status.FAILED_PRECONDITION.withDescription("key " + Utf8.preview(key) + " of map \"" + name
+                            + "\" " + (actual == 0 ? "is absent" : "has mod_revision " + actual)
+                            + " (expected_mod_revisions: " + w.expectedModRevisions[i] + ")").asRuntimeException();
+                }
+            }
+            long growth = 0;
+            for (byte[] key : w.putKeys) {
+                growth += entries.containsKey(key) ? 0 : 1;
+            }
+            for (byte[] key : w.deleteKeys) {
+                growth -= entries.containsKey(key) ? 1 : 0;
+            }
+            if (entries.size() + growth > limits.maxEntriesPerMap()) {
+                throw Status.RESOURCE_EXHAUSTED.withDescription("map \"" + name + "\" would hold "
+                        + (entries.size() + growth) + " entries (expected: at most " + limits.maxEntriesPerMap() + ")")
+                        .asRuntimeException();
+            }
+            // Checked: from here on the write applies whole.
+            long next = current + 1;
+            byte[] nextBytes = revisionBytes(next);
+            for (int i = 0; i < w.putKeys.size(); i++) {
+                entries.put(w.putKeys.get(i), w.putValues.get(i));
+                modRevisions.put(w.putKeys.get(i), nextBytes);
+            }
+            List<byte[]> removed = new ArrayList<>(w.deleteKeys.size());
+            for (byte[] key : w.deleteKeys) {
+                if (entries.remove(key)) {
+                    modRevisions.remove(key);
+                    removed.add(key);
+                }
+            }
+            DeltaEncoder delta = new DeltaEncoder(entries, w.putKeys, removed, next, entries.digest());
+            ByteBuffer bytes = ByteBuffer.allocate(delta.size(true));
+            delta.writeTo(bytes, true);
+            Encoded event = Encoded.of(bytes.flip());
+            boolean purged = history.add(next, event);
+            publish(event);
+            if (purged) {
+                compactRevision = history.floor();
+                publish(WatchEvents.compaction(Compaction.newBuilder().setCompactRevision(compactRevision)
+                        .setRevision(next).build()));
+            }
+            revision = next;
+            return next;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    GetResponse get(byte[] key) {
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            byte[] value = entries.get(key);
+            GetResponse.Builder out = GetResponse.newBuilder().setRevision(revision);
+            if (value != null) {
+                out.setFound(true).setValue(ByteString.copyFrom(value)).setModRevision(modRevision(key));
+            }
+            return out.build();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * Reclaims dead records and tombstones, purges history through {@code requested} (0: the current
+     * revision) and tells every watcher.
+     */
+    Compaction compact(long requested) {
+        long current = revision;
+        if (requested > current) {
+            throw Limits.invalid("revision: " + requested + " (expected: 0 or at most the revision of map \""
+                    + name + "\", " + current + ")");
+        }
+        long target = requested == 0 ? current : requested;
+        CompactionResult a;
+        CompactionResult b;
+        // Not under the map's lock: the off-heap maps compact in bounded steps under their own
+        // locks, so writes interleave. The lifecycle lock only keeps close() out.
+        lifecycle.readLock().lock();
+        try {
+            checkOpen();
+            a = entries.compact();
+            b = modRevisions.compact();
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            history.purgeThrough(target);
+            compactRevision = Math.max(compactRevision, target);
+            Compaction event = Compaction.newBuilder()
+                    .setCompactRevision(compactRevision)
+                    .setTombstonesPurged(a.tombstonesPurged() + b.tombstonesPurged())
+                    .setBytesReclaimed(a.deadBytesReclaimed() + b.deadBytesReclaimed())
+                    .setRevision(revision)
+                    .build();
+            publish(WatchEvents.compaction(event));
+            return event;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    MapInfo info() {
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            MemoryStats stats = entries.memoryStats();
+            return MapInfo.newBuilder()
+                    .setName(name)
+                    .setRevision(revision)
+                    .setSize(entries.size())
+                    .setOrderValue(orderValue(order))
+                    .setCompactRevision(compactRevision)
+                    .setLiveBytes(stats.liveBytes())
+                    .setDeadBytes(stats.deadBytes())
+                    .setReservedBytes(stats.reservedBytes() + modRevisions.memoryStats().reservedBytes())
+                    .build();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Registers a watcher: history after its revision if kept, else Compaction then a snapshot. */
+    void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call, Executor executor) {
+        Watcher watcher = new Watcher(this, call, executor, request.getProgressNotify(), limits);
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            long after = request.getAfterRevision();
+            List<Encoded> deltas = after == 0 || after > revision ? null : history.after(after);
+            if (after == 0) {
+                watcher.start(null, snapshot(true), null);
+            } else if (deltas == null) {
+                Encoded compaction = WatchEvents.compaction(Compaction.newBuilder()
+                        .setCompactRevision(compactRevision).setRevision(revision).build());
+                watcher.start(compaction, snapshot(true), null);
+            } else {
+                watcher.start(null, null, deltas);
+            }
+            watchers.add(watcher);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Pins the map at its current revision for a snapshot stream. */
+    SnapshotSender snapshot(boolean asWatchResponses) {
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            return new SnapshotSender(entries.pin(), name, revision, compactRevision, chunkBytes, asWatchResponses);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** Moves a watcher that fell behind to a snapshot of the current revision. */
+    void restartFromSnapshot(Watcher watcher) {
+        lock.readLock().lock();
+        try {
+            checkOpen();
+            watcher.restart(snapshot(true));
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    void removeWatcher(Watcher watcher) {
+        watchers.remove(watcher);
+    }
+
+    int watcherCount() {
+        return watchers.size();
+    }
+
+    /** Bytes queued for this map's watchers, in all. */
+    long queuedBytes() {
+        long sum = 0;
+        for (Watcher w : watchers) {
+            sum += w.queuedBytes();
+        }
+        return sum;
+    }
+
+    void tick(long now, long progressIntervalNanos) {
+        for (Watcher w : watchers) {
+            w.tick(now, progressIntervalNanos);
+        }
+    }
+
+    void endWatchers(Status status) {
+        for (Watcher w : watchers) {
+            w.end(status);
+        }
+    }
+
+    /** Frees the map's memory; watchers must have ended (their drain tasks done) first. */
+    @Override
+    public void close() {
+        lifecycle.writeLock().lock();
+        lock.writeLock().lock();
+        try {
+            if (!closed) {
+                closed = true;
+                entries.close();
+                modRevisions.close();
+            }
+        } finally {
+            lock.writeLock().unlock();
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    static int orderValue(IterationOrder order) {
+        return order == IterationOrder.INSERTION ? 2 : 1;  // ITERATION_ORDER_INSERTION / _HASH
+    }
+
+    private void publish(Encoded event) {
+        for (Watcher w : watchers) {
+            w.enqueue(event);
+        }
+    }
+
+    private long modRevision(byte[] key) {
+        byte[] bytes = modRevisions.get(key);
+        return bytes == null ? 0 : ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
+    }
+
+    private static byte[] revisionBytes(long revision) {
+        return ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(revision).array();
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException();
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package dev.mapcast.server;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.time.Duration;
+
+/**
+ * The server's limits, set through {@link MapcastServer.Builder}. A request over a limit is refused
+ * whole with a status naming the value and the limit.
+ */
+record Limits(
+        int maxKeyBytes,
+        int maxValueBytes,
+        int maxWriteBytes,
+        int maxMapNameBytes,
+        int maxMaps,
+        long maxEntriesPerMap,
+        int historyDeltas,
+        long historyBytes,
+        long watcherQueueBytes,
+        Duration slowWatcherTimeout,
+        Duration progressInterval) {
+
+    static final Limits DEFAULTS = new Limits(
+            4 * 1024,            // key: a configuration key, not a document
+            1024 * 1024,         // value
+            4 * 1024 * 1024,     // one Write, all puts and deletes
+            256,                 // map name
+            1024,                // maps per server
+            10_000_000L,         // entries per map
+            10_000,              // deltas kept for resuming watchers...
+            64L * 1024 * 1024,   // ...and their bytes
+            8L * 1024 * 1024,    // bytes queued for one watcher before it is moved to a snapshot
+            Duration.ofSeconds(30),
+            Duration.ofSeconds(10));
+
+    static StatusRuntimeException invalid(String description) {
+        return Status.INVALID_ARGUMENT.withDescription(description).asRuntimeException();
+    }
+
+    /** Checks a map name: non-empty and at most {@link #maxMapNameBytes} UTF-8 bytes. */
+    void checkMapName(String name) {
+        if (name.isEmpty()) {
+            throw invalid("map: empty (expected: a map name)");
+        }
+        int bytes = Utf8.length(name);
+        if (bytes > maxMapNameBytes) {
+            throw invalid("map: " + bytes + " bytes (expected: at most " + maxMapNameBytes + ")");
+        }
+    }
+
+    /** Checks a key's UTF-8 bytes: non-empty and at most {@link #maxKeyBytes}. */
+    void checkKey(byte[] key, String what) {
+        if (key.length == 0) {
+            throw invalid(what + ": empty key (expected: 1 to " + maxKeyBytes + " bytes of UTF-8)");
+        }
+        if (key.length > maxKeyBytes) {
+            throw invalid(what + ": key " + Utf8.preview(key) + " is " + key.length + " bytes (expected: at most "
+                    + maxKeyBytes + ")");
+        }
+    }
+}

@@ -1,0 +1,335 @@
+package dev.mapcast.server;
+
+import dev.mapcast.codec.SnapshotEncoder;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import io.grpc.Server;
+import io.grpc.Status;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.NettyServerBuilder;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The mapcast server: the contract's {@code mapcast.v1.Mapcast} service over gRPC on Netty, with
+ * the standard health service ({@code grpc.health.v1}) and server reflection.
+ *
+ * <pre>{@code
+ * try (MapcastServer server = MapcastServer.builder().port(50051).build().start()) {
+ *     server.awaitTermination();
+ * }
+ * }</pre>
+ *
+ * <p>Limits have sane defaults and are builder settings; a request over one is refused whole, with
+ * a status naming the value and the limit. {@link #close()} shuts down gracefully: new calls are
+ * refused, watch streams end with UNAVAILABLE (clients resume elsewhere or on restart), calls in
+ * flight get the grace period, and then the maps' memory is freed. {@link #stop()} and
+ * {@link #start()} restart serving in the same process with the maps kept.
+ */
+public final class MapcastServer implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(MapcastServer.class);
+
+    private final MapRegistry maps;
+    private final MapcastService service;
+    private final String host;
+    private int port;
+    private Server server;
+    private final ExecutorService fanout;
+    private final ScheduledExecutorService ticker;
+    private final HealthStatusManager health = new HealthStatusManager();
+    private final Limits limits;
+    private final Duration shutdownGrace;
+    private final CountDownLatch terminated = new CountDownLatch(1);
+    private ScheduledFuture<?> tick;
+    private boolean closed;
+
+    private MapcastServer(Builder b) {
+        this.limits = b.limits;
+        this.shutdownGrace = b.shutdownGrace;
+        this.maps = new MapRegistry(limits, b.chunkBytes);
+        this.fanout = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
+                daemonThreads("mapcast-fanout"));
+        this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
+        this.service = new MapcastService(maps, limits, fanout);
+        this.host = b.host;
+        this.port = b.port;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Binds the address and starts serving; throws {@link UncheckedIOException} if it cannot bind.
+     * After {@link #stop()} it serves the same maps again, on the same port.
+     */
+    public synchronized MapcastServer start() {
+        if (closed) {
+            throw new IllegalStateException("server is closed");
+        }
+        if (server != null) {
+            throw new IllegalStateException("server is already serving on " + addressText());
+        }
+        Server s = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+                // Room for a Write of maxWriteBytes of keys and values plus its framing.
+                .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
+                .addService(service.definition())
+                .addService(health.getHealthService())
+                .addService(ProtoReflectionServiceV1.newInstance())
+                .build();
+        try {
+            s.start();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+        }
+        server = s;
+        port = port();  // a restart binds the port chosen the first time
+        health.setStatus("", ServingStatus.SERVING);
+        health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.SERVING);
+        if (tick == null) {
+            long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
+            tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
+        }
+        log.info("mapcast serving on {}", addressText());
+        return this;
+    }
+
+    /**
+     * Stops serving (watch streams end with UNAVAILABLE, calls in flight get the grace period) and
+     * keeps the maps, their revisions and history in memory, so that {@link #start()} serves them
+     * again: clients reconnect and resume. Idempotent.
+     */
+    public synchronized void stop() {
+        if (server == null) {
+            return;
+        }
+        health.setStatus("", ServingStatus.NOT_SERVING);
+        health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+        server.shutdown();
+        for (HostedMap map : maps.all()) {
+            map.endWatchers(Status.UNAVAILABLE.withDescription("the server is shutting down"));
+        }
+        try {
+            if (!server.awaitTermination(shutdownGrace.toNanos(), TimeUnit.NANOSECONDS)) {
+                server.shutdownNow();
+                server.awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            server.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        server = null;
+        log.info("mapcast stopped serving");
+    }
+
+    /** The port bound (useful with port 0). */
+    public synchronized int port() {
+        return server == null ? port : ((InetSocketAddress) server.getListenSockets().get(0)).getPort();
+    }
+
+    /** Waits until the server is closed. */
+    public void awaitTermination() throws InterruptedException {
+        terminated.await();
+    }
+
+    /** Ends every watch stream, shuts down within the grace period and frees the maps. Idempotent. */
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        stop();
+        closed = true;
+        health.enterTerminalState();
+        ticker.shutdownNow();
+        try {
+            fanout.shutdown();
+            if (!fanout.awaitTermination(5, TimeUnit.SECONDS)) {
+                log.warn("stream senders still running after shutdown; freeing maps anyway");
+            }
+        } catch (InterruptedException e) {
+            fanout.shutdownNow();
+            Thread.currentThread().interrupt();
+        }
+        maps.close();
+        terminated.countDown();
+        log.info("mapcast closed");
+    }
+
+    /** Bytes queued for watchers across every map (what a slow watcher can cost; see the limits). */
+    public long queuedWatcherBytes() {
+        long sum = 0;
+        for (HostedMap map : maps.all()) {
+            sum += map.queuedBytes();
+        }
+        return sum;
+    }
+
+    /** Watch streams open, across every map. */
+    public int watcherCount() {
+        int sum = 0;
+        for (HostedMap map : maps.all()) {
+            sum += map.watcherCount();
+        }
+        return sum;
+    }
+
+    private void tick() {
+        long now = System.nanoTime();
+        long progress = limits.progressInterval().toNanos();
+        for (HostedMap map : maps.all()) {
+            map.tick(now, progress);
+        }
+    }
+
+    private String addressText() {
+        return host + ":" + port();
+    }
+
+    private static ThreadFactory daemonThreads(String prefix) {
+        AtomicInteger n = new AtomicInteger();
+        return r -> {
+            Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
+    }
+
+    /** Settings for a server; every one has a default. */
+    public static final class Builder {
+        private String host = "127.0.0.1";
+        private int port = 50051;
+        private int chunkBytes = SnapshotEncoder.DEFAULT_CHUNK_BYTES;
+        private Duration shutdownGrace = Duration.ofSeconds(5);
+        private Limits limits;
+        private int maxKeyBytes = Limits.DEFAULTS.maxKeyBytes();
+        private int maxValueBytes = Limits.DEFAULTS.maxValueBytes();
+        private int maxWriteBytes = Limits.DEFAULTS.maxWriteBytes();
+        private int maxMaps = Limits.DEFAULTS.maxMaps();
+        private long maxEntriesPerMap = Limits.DEFAULTS.maxEntriesPerMap();
+        private int historyDeltas = Limits.DEFAULTS.historyDeltas();
+        private long historyBytes = Limits.DEFAULTS.historyBytes();
+        private long watcherQueueBytes = Limits.DEFAULTS.watcherQueueBytes();
+        private Duration slowWatcherTimeout = Limits.DEFAULTS.slowWatcherTimeout();
+        private Duration progressInterval = Limits.DEFAULTS.progressInterval();
+
+        private Builder() {
+        }
+
+        /** The address to listen on (default 127.0.0.1; "0.0.0.0" for every interface). */
+        public Builder host(String host) {
+            this.host = Objects.requireNonNull(host, "host");
+            return this;
+        }
+
+        /** The port (default 50051; 0 picks a free one, see {@link #port()}). */
+        public Builder port(int port) {
+            this.port = (int) check("port", port, 0, 65535);
+            return this;
+        }
+
+        /** Longest key in bytes (default 4096, at most 65536). */
+        public Builder maxKeyBytes(int bytes) {
+            this.maxKeyBytes = (int) check("maxKeyBytes", bytes, 1, OffHeapMap.MAX_KEY_LENGTH_LIMIT);
+            return this;
+        }
+
+        /** Longest value in bytes (default 1 MiB, at most 64 MiB). */
+        public Builder maxValueBytes(int bytes) {
+            this.maxValueBytes = (int) check("maxValueBytes", bytes, 0, 64 * 1024 * 1024);
+            return this;
+        }
+
+        /** Most bytes of keys and values in one Write (default 4 MiB, at most 256 MiB). */
+        public Builder maxWriteBytes(int bytes) {
+            this.maxWriteBytes = (int) check("maxWriteBytes", bytes, 1, 256 * 1024 * 1024);
+            return this;
+        }
+
+        /** Most maps the server holds (default 1024). */
+        public Builder maxMaps(int maps) {
+            this.maxMaps = (int) check("maxMaps", maps, 1, Integer.MAX_VALUE);
+            return this;
+        }
+
+        /** Most entries in one map (default 10 million). */
+        public Builder maxEntriesPerMap(long entries) {
+            this.maxEntriesPerMap = check("maxEntriesPerMap", entries, 1, Long.MAX_VALUE);
+            return this;
+        }
+
+        /** Deltas and bytes of history kept per map for resuming watchers (default 10,000 and 64 MiB). */
+        public Builder history(int deltas, long bytes) {
+            this.historyDeltas = (int) check("history deltas", deltas, 1, Integer.MAX_VALUE);
+            this.historyBytes = check("history bytes", bytes, 1, Long.MAX_VALUE);
+            return this;
+        }
+
+        /**
+         * Bytes queued for one watcher before it is moved to a fresh snapshot (default 8 MiB), and how
+         * long a watcher may take nothing while changes wait before it is ended with
+         * RESOURCE_EXHAUSTED (default 30 s).
+         */
+        public Builder watcherQueue(long bytes, Duration slowWatcherTimeout) {
+            this.watcherQueueBytes = check("watcher queue bytes", bytes, 1, Long.MAX_VALUE);
+            this.slowWatcherTimeout = positive("slowWatcherTimeout", slowWatcherTimeout);
+            return this;
+        }
+
+        /** How often an idle watcher that asked for progress notifications gets one (default 10 s). */
+        public Builder progressInterval(Duration interval) {
+            this.progressInterval = positive("progressInterval", interval);
+            return this;
+        }
+
+        /** Entry bytes per snapshot chunk (default 1 MiB, at most 3 MiB: under gRPC's 4 MiB inbound default). */
+        public Builder snapshotChunkBytes(int bytes) {
+            this.chunkBytes = (int) check("snapshotChunkBytes", bytes, 1, 3 * 1024 * 1024);
+            return this;
+        }
+
+        /** How long close() lets calls in flight finish before cancelling them (default 5 s). */
+        public Builder shutdownGrace(Duration grace) {
+            this.shutdownGrace = Objects.requireNonNull(grace, "grace");
+            return this;
+        }
+
+        public MapcastServer build() {
+            limits = new Limits(maxKeyBytes, maxValueBytes, maxWriteBytes, Limits.DEFAULTS.maxMapNameBytes(), maxMaps,
+                    maxEntriesPerMap, historyDeltas, historyBytes, watcherQueueBytes, slowWatcherTimeout,
+                    progressInterval);
+            return new MapcastServer(this);
+        }
+
+        private static long check(String name, long value, long min, long max) {
+            if (value < min || value > max) {
+                throw new IllegalArgumentException(name + ": " + value + " (expected: " + min + " to " + max + ")");
+            }
+            return value;
+        }
+
+        private static Duration positive(String name, Duration d) {
+            Objects.requireNonNull(d, name);
+            if (d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException(name + ": " + d + " (expected: positive)");
+            }
+            return d;
+        }
+    }
+}

@@ -1,0 +1,151 @@
+package dev.mapcast.server;
+
+import com.google.protobuf.MessageLite;
+import com.google.protobuf.Parser;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EncodedMethods;
+import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.CompactResponse;
+import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.GetResponse;
+import dev.mapcast.proto.v1.ListMapsRequest;
+import dev.mapcast.proto.v1.ListMapsResponse;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.SnapshotRequest;
+import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.proto.v1.WriteResponse;
+import io.grpc.MethodDescriptor;
+import io.grpc.ServerServiceDefinition;
+import io.grpc.ServiceDescriptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.ServerCalls;
+import java.util.concurrent.Executor;
+import java.util.function.BiConsumer;
+import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The contract's {@code mapcast.v1.Mapcast} service. Bound by hand rather than through the
+ * generated base class for two reasons: Watch and Snapshot answer with the codec's encoded bytes
+ * ({@link EncodedMethods}), and requests are parsed into {@link ParsedRequest} so that a malformed
+ * one gets INVALID_ARGUMENT (gRPC would report a parse failure as UNKNOWN).
+ */
+final class MapcastService {
+
+    private static final Logger log = LoggerFactory.getLogger(MapcastService.class);
+
+    private final MapRegistry maps;
+    private final Limits limits;
+    private final Executor fanout;
+
+    MapcastService(MapRegistry maps, Limits limits, Executor fanout) {
+        this.maps = maps;
+        this.limits = limits;
+        this.fanout = fanout;
+    }
+
+    ServerServiceDefinition definition() {
+        var get = parsed(MapcastGrpc.getGetMethod(), GetRequest.parser());
+        var write = parsed(MapcastGrpc.getWriteMethod(), WriteRequest.parser());
+        var compact = parsed(MapcastGrpc.getCompactMethod(), CompactRequest.parser());
+        var listMaps = parsed(MapcastGrpc.getListMapsMethod(), ListMapsRequest.parser());
+        var snapshot = parsed(EncodedMethods.snapshot(), SnapshotRequest.parser());
+        var watch = parsed(EncodedMethods.watch(), WatchRequest.parser());
+        ServiceDescriptor service = ServiceDescriptor.newBuilder(MapcastGrpc.SERVICE_NAME)
+                .setSchemaDescriptor(MapcastGrpc.getServiceDescriptor().getSchemaDescriptor())
+                .addMethod(get).addMethod(write).addMethod(snapshot).addMethod(watch).addMethod(compact)
+                .addMethod(listMaps)
+                .build();
+        return ServerServiceDefinition.builder(service)
+                .addMethod(get, unary("GetRequest", this::get))
+                .addMethod(write, unary("WriteRequest", this::write))
+                .addMethod(compact, unary("CompactRequest", this::compact))
+                .addMethod(listMaps, unary("ListMapsRequest", this::listMaps))
+                .addMethod(snapshot, streaming("SnapshotRequest", this::snapshot))
+                .addMethod(watch, streaming("WatchRequest", this::watch))
+                .build();
+    }
+
+    private GetResponse get(GetRequest request) {
+        HostedMap map = maps.existing(request.getMap());
+        byte[] key = Utf8.bytes(request.getKey());
+        limits.checkKey(key, "key");
+        return map.get(key);
+    }
+
+    private WriteResponse write(WriteRequest request) {
+        long revision = maps.write(NormalisedWrite.of(request, limits));
+        return WriteResponse.newBuilder().setRevision(revision).build();
+    }
+
+    private CompactResponse compact(CompactRequest request) {
+        HostedMap map = maps.existing(request.getMap());
+        return CompactResponse.newBuilder().setCompaction(map.compact(request.getRevision())).build();
+    }
+
+    private ListMapsResponse listMaps(ListMapsRequest request) {
+        ListMapsResponse.Builder out = ListMapsResponse.newBuilder();
+        for (HostedMap map : maps.all()) {
+            try {
+                out.addMaps(map.info());
+            } catch (StatusRuntimeException closing) {
+                // a map closing with the server: leave it out
+            }
+        }
+        return out.build();
+    }
+
+    private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {
+        HostedMap map = maps.existing(request.getMap());
+        new SnapshotStream(map.snapshot(false), call, fanout).start();
+    }
+
+    private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {
+        maps.existing(request.getMap()).watch(request, call, fanout);
+    }
+
+    private static <Q extends MessageLite, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(
+            MethodDescriptor<Q, R> method, Parser<Q> parser) {
+        return method.toBuilder(ParsedRequest.marshaller(parser), method.getResponseMarshaller()).build();
+    }
+
+    private static <Q extends MessageLite, R> io.grpc.ServerCallHandler<ParsedRequest<Q>, R> unary(
+            String type, Function<Q, R> body) {
+        return ServerCalls.asyncUnaryCall((request, response) -> {
+            R result;
+            try {
+                result = body.apply(request.orInvalid(type));
+            } catch (RuntimeException e) {
+                response.onError(toStatus(e, type));
+                return;
+            }
+            response.onNext(result);
+            response.onCompleted();
+        });
+    }
+
+    private static <Q extends MessageLite> io.grpc.ServerCallHandler<ParsedRequest<Q>, Encoded> streaming(
+            String type, BiConsumer<Q, ServerCallStreamObserver<Encoded>> body) {
+        return ServerCalls.asyncServerStreamingCall((request, response) -> {
+            ServerCallStreamObserver<Encoded> call = (ServerCallStreamObserver<Encoded>) response;
+            try {
+                body.accept(request.orInvalid(type), call);
+            } catch (RuntimeException e) {
+                call.onError(toStatus(e, type));
+            }
+        });
+    }
+
+    private static StatusRuntimeException toStatus(RuntimeException e, String type) {
+        if (e instanceof StatusRuntimeException s) {
+            return s;
+        }
+        log.error("{} failed", type, e);
+        return Status.INTERNAL.withDescription(type + " failed: " + e).withCause(e).asRuntimeException();
+    }
+
+}

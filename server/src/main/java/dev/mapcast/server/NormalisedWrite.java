@@ -1,0 +1,88 @@
+package dev.mapcast.server;
+
+import com.google.protobuf.ByteString;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.proto.v1.WriteRequest;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * A {@code WriteRequest} checked against the limits and normalised, before any lock is taken: each
+ * key appears once. Puts keep the order they had in the request (protobuf keeps a map field's
+ * order as parsed), which is the order the server applies them and the delta carries them, so an
+ * INSERTION-order replica applies them in the server's order. A key both put and deleted in one
+ * Write is deleted: a Write's deletes apply after its puts, as a Delta's do.
+ */
+final class NormalisedWrite {
+
+    final String map;
+    final IterationOrder order;
+    final List<byte[]> putKeys;
+    final List<byte[]> putValues;
+    final List<byte[]> deleteKeys;
+    final long expectedRevision;
+    final List<byte[]> expectedKeys;
+    final long[] expectedModRevisions;
+
+    private NormalisedWrite(WriteRequest request, Limits limits) {
+        this.map = request.getMap();
+        limits.checkMapName(map);
+        this.order = switch (request.getOrder()) {
+            case ITERATION_ORDER_INSERTION -> IterationOrder.INSERTION;
+            case ITERATION_ORDER_HASH, ITERATION_ORDER_UNSPECIFIED -> IterationOrder.HASH;
+            default -> throw Limits.invalid("order: " + request.getOrderValue()
+                    + " (expected: ITERATION_ORDER_UNSPECIFIED, _HASH or _INSERTION)");
+        };
+        long bytes = 0;
+        Set<String> deleted = new HashSet<>();
+        this.deleteKeys = new ArrayList<>();
+        for (String key : request.getDeletesList()) {
+            byte[] k = Utf8.bytes(key);
+            limits.checkKey(k, "deletes");
+            bytes += k.length;
+            if (deleted.add(key)) {
+                deleteKeys.add(k);
+            }
+        }
+        Map<String, ByteString> puts = request.getPutsMap();
+        this.putKeys = new ArrayList<>(puts.size());
+        this.putValues = new ArrayList<>(puts.size());
+        for (Map.Entry<String, ByteString> put : puts.entrySet()) {
+            byte[] k = Utf8.bytes(put.getKey());
+            limits.checkKey(k, "puts");
+            int valueBytes = put.getValue().size();
+            if (valueBytes > limits.maxValueBytes()) {
+                throw Limits.invalid("puts: value of key " + Utf8.preview(k) + " is " + valueBytes
+                        + " bytes (expected: at most " + limits.maxValueBytes() + ")");
+            }
+            bytes += k.length + valueBytes;
+            if (!deleted.contains(put.getKey())) {
+                putKeys.add(k);
+                putValues.add(put.getValue().toByteArray());
+            }
+        }
+        if (bytes > limits.maxWriteBytes()) {
+            throw Limits.invalid("write of " + bytes + " bytes of keys and values (expected: at most "
+                    + limits.maxWriteBytes() + ")");
+        }
+        this.expectedRevision = request.getExpectedRevision();
+        Map<String, Long> expected = request.getExpectedModRevisionsMap();
+        this.expectedKeys = new ArrayList<>(expected.size());
+        this.expectedModRevisions = new long[expected.size()];
+        int i = 0;
+        for (Map.Entry<String, Long> e : expected.entrySet()) {
+            byte[] k = Utf8.bytes(e.getKey());
+            limits.checkKey(k, "expected_mod_revisions");
+            expectedKeys.add(k);
+            expectedModRevisions[i++] = e.getValue();
+        }
+    }
+
+    /** Checks and normalises; INVALID_ARGUMENT names the first bad value. */
+    static NormalisedWrite of(WriteRequest request, Limits limits) {
+        return new NormalisedWrite(request, limits);
+    }
+}

@@ -1,0 +1,238 @@
+package dev.mapcast.server;
+
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One Watch stream: what it still has to send, sent as fast as the client takes it.
+ *
+ * <p>Implementation notes.
+ * <ul>
+ * <li>Sending: only the drain task calls {@code onNext}; it runs on the fan-out executor, at most
+ * one at a time per watcher (the {@code scheduled} flag), and sends while gRPC says the stream is
+ * ready. Anything that adds work (a delta, onReady, a cancel, a progress tick) schedules it.
+ * <li>Order: an optional preface (the Compaction event of a resume that needs a snapshot), then the
+ * snapshot's chunks, then the queue of events, which holds exactly the map's deltas after the
+ * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned).
+ * <li>Memory: the queue holds shared, already encoded deltas and is bounded in bytes. A delta that
+ * would pass the bound is not queued; the watcher is marked overflowed and the drain task moves it
+ * to a fresh snapshot (dropping the queue), or ends it with RESOURCE_EXHAUSTED if it has taken
+ * nothing for the slow-watcher timeout. A snapshot costs no queue memory: chunks are encoded from
+ * the pinned view one at a time, when the stream can take them.
+ * </ul>
+ */
+final class Watcher {
+
+    private static final Logger log = LoggerFactory.getLogger(Watcher.class);
+
+    private final HostedMap map;
+    private final ServerCallStreamObserver<Encoded> call;
+    private final Executor executor;
+    private final boolean progressNotify;
+    private final long maxQueuedBytes;
+    private final long slowTimeoutNanos;
+
+    private final ConcurrentLinkedQueue<Encoded> queue = new ConcurrentLinkedQueue<>();
+    private final AtomicLong queuedBytes = new AtomicLong();
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+    private volatile boolean overflowed;
+    private volatile boolean cancelled;
+    private volatile Status endWith;
+    private volatile boolean progressWanted;
+    private volatile long lastSentNanos = System.nanoTime();
+
+    // Written by the drain task (and start/restart under the map lock); read by tick.
+    private volatile Encoded preface;
+    private volatile SnapshotSender snapshot;
+    private boolean ended;
+
+    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, Executor executor, boolean progressNotify,
+            Limits limits) {
+        this.map = map;
+        this.call = call;
+        this.executor = executor;
+        this.progressNotify = progressNotify;
+        this.maxQueuedBytes = limits.watcherQueueBytes();
+        this.slowTimeoutNanos = limits.slowWatcherTimeout().toNanos();
+        call.setOnCancelHandler(() -> {
+            cancelled = true;
+            schedule();
+        });
+        call.setOnReadyHandler(this::schedule);
+    }
+
+    /** Sets what to send first; called once, under the map's lock, before the watcher is published. */
+    void start(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history) {
+        this.preface = preface;
+        this.snapshot = snapshot;
+        if (history != null) {
+            for (Encoded delta : history) {
+                enqueue(delta);
+            }
+        }
+        schedule();
+    }
+
+    /** Queues an event for this watcher; called under the map's lock, in revision order. */
+    void enqueue(Encoded event) {
+        if (overflowed || cancelled || endWith != null) {
+            return;
+        }
+        int size = event.bytes().remaining();
+        if (queuedBytes.addAndGet(size) > maxQueuedBytes) {
+            queuedBytes.addAndGet(-size);
+            overflowed = true;
+        } else {
+            queue.add(event);
+        }
+        schedule();
+    }
+
+    /** Replaces what is pending with a snapshot; called under the map's lock, by the drain task. */
+    void restart(SnapshotSender fresh) {
+        closeSnapshot();
+        preface = null;
+        snapshot = fresh;
+        queue.clear();
+        queuedBytes.set(0);
+        overflowed = false;
+    }
+
+    /** Ends the stream with this status (server shutdown, slow watcher). */
+    void end(Status status) {
+        endWith = status;
+        schedule();
+    }
+
+    /** Periodic check: a progress event when idle, and the end of a watcher stalled too long. */
+    void tick(long now, long progressIntervalNanos) {
+        boolean pending = hasPending();
+        if (pending && !call.isReady() && now - lastSentNanos > slowTimeoutNanos) {
+            end(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + map.name
+                    + "\" took nothing for " + slowTimeoutNanos / 1_000_000_000L + " s while changes were waiting"));
+        } else if (progressNotify && !pending && now - lastSentNanos >= progressIntervalNanos) {
+            progressWanted = true;
+            schedule();
+        }
+    }
+
+    long queuedBytes() {
+        return queuedBytes.get();
+    }
+
+    private boolean hasPending() {
+        return preface != null || snapshot != null || !queue.isEmpty() || overflowed;
+    }
+
+    private void schedule() {
+        if (scheduled.compareAndSet(false, true)) {
+            executor.execute(this::drain);
+        }
+    }
+
+    private void drain() {
+        try {
+            do {
+                if (ended) {
+                    return;
+                }
+                if (cancelled) {
+                    finish(null);
+                    return;
+                }
+                if (endWith != null) {
+                    finish(endWith);
+                    return;
+                }
+                if (overflowed) {
+                    if (System.nanoTime() - lastSentNanos > slowTimeoutNanos) {
+                        finish(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + map.name
+                                + "\" fell behind by more than " + maxQueuedBytes + " bytes and took nothing for "
+                                + slowTimeoutNanos / 1_000_000_000L + " s"));
+                        return;
+                    }
+                    map.restartFromSnapshot(this);
+                }
+                sendWhileReady();
+                scheduled.set(false);
+            } while (hasWork() && scheduled.compareAndSet(false, true));
+        } catch (RuntimeException | Error e) {
+            log.error("watch stream of map \"{}\" failed", map.name, e);
+            scheduled.set(false);
+            finish(Status.INTERNAL.withDescription("watch stream failed: " + e));
+        }
+    }
+
+    private boolean hasWork() {
+        return cancelled || endWith != null || overflowed
+                || (call.isReady() && (preface != null || snapshot != null || !queue.isEmpty() || progressWanted));
+    }
+
+    private void sendWhileReady() {
+        while (call.isReady() && !overflowed && !cancelled && endWith == null) {
+            Encoded next = nextMessage();
+            if (next == null) {
+                if (progressWanted) {
+                    progressWanted = false;
+                    long revision = map.revision();  // read before checking the queue: see HostedMap.write
+                    if (queue.isEmpty()) {
+                        call.onNext(WatchEvents.progress(revision));
+                        lastSentNanos = System.nanoTime();
+                        continue;
+                    }
+                }
+                return;
+            }
+            call.onNext(next);
+            lastSentNanos = System.nanoTime();
+        }
+    }
+
+    private Encoded nextMessage() {
+        if (preface != null) {
+            Encoded p = preface;
+            preface = null;
+            return p;
+        }
+        if (snapshot != null) {
+            if (snapshot.hasNext()) {
+                return snapshot.next();
+            }
+            closeSnapshot();
+        }
+        Encoded event = queue.poll();
+        if (event != null) {
+            queuedBytes.addAndGet(-event.bytes().remaining());
+        }
+        return event;
+    }
+
+    private void finish(Status status) {
+        ended = true;
+        map.removeWatcher(this);
+        closeSnapshot();
+        queue.clear();
+        queuedBytes.set(0);
+        if (status != null && !cancelled) {
+            try {
+                call.onError(status.asRuntimeException());
+            } catch (RuntimeException e) {
+                log.debug("ending a watch stream of map \"{}\"", map.name, e);
+            }
+        }
+    }
+
+    private void closeSnapshot() {
+        if (snapshot != null) {
+            snapshot.close();
+            snapshot = null;
+        }
+    }
+}
