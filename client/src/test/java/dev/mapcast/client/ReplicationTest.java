@@ -1,0 +1,299 @@
+package dev.mapcast.client;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.mapcast.client.ReplicaListener.ResyncReason;
+import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EncodedMethods;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.proto.v1.SnapshotRequest;
+import dev.mapcast.server.MapcastServer;
+import io.grpc.CallOptions;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.ClientCalls;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Replicas against a real server over Netty on loopback. */
+class ReplicationTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(20);
+
+    private MapcastServer server;
+    private MapcastClient writer;
+    private final List<AutoCloseable> toClose = new ArrayList<>();
+
+    @BeforeEach
+    void startServer() {
+        server = MapcastServer.builder().port(0).build().start();
+        writer = client(server.port());
+    }
+
+    @AfterEach
+    void stop() throws Exception {
+        for (int i = toClose.size() - 1; i >= 0; i--) {
+            toClose.get(i).close();
+        }
+        writer.close();
+        server.close();
+    }
+
+    private MapcastClient client(int port) {
+        MapcastClient c = MapcastClient.builder().target("127.0.0.1:" + port)
+                .reconnectBackoff(Duration.ofMillis(50), Duration.ofMillis(500)).build();
+        toClose.add(c);
+        return c;
+    }
+
+    private <T extends AutoCloseable> T closing(T resource) {
+        toClose.add(resource);
+        return resource;
+    }
+
+    @Test
+    void manyReplicasConvergeUnderConcurrentWrites() throws Exception {
+        long seed = System.nanoTime();
+        System.out.println("ReplicationTest.manyReplicasConvergeUnderConcurrentWrites seed=" + seed);
+        writer.put("config", "seed", Long.toString(seed));
+        List<Replica<String, String>> replicas = new ArrayList<>();
+        for (int i = 0; i < 12; i++) {
+            // Half join before the writes, half while they run.
+            if (i == 6) {
+                replicas.add(null);
+            }
+            replicas.add(closing(client(server.port()).replica("config", Codec.utf8(), Codec.utf8())));
+        }
+        replicas.remove(null);
+        ExecutorService writers = Executors.newFixedThreadPool(4);
+        List<Future<?>> done = new ArrayList<>();
+        for (int w = 0; w < 4; w++) {
+            Random random = new Random(seed + w);
+            done.add(writers.submit(() -> {
+                for (int op = 0; op < 250; op++) {
+                    WriteBatch batch = writer.write("config");
+                    int n = 1 + random.nextInt(4);
+                    for (int i = 0; i < n; i++) {
+                        String key = "key-" + random.nextInt(300);
+                        if (random.nextInt(4) == 0) {
+                            batch.delete(key);
+                        } else {
+                            batch.put(key, "value-" + random.nextInt(1_000_000) + "x".repeat(random.nextInt(200)));
+                        }
+                    }
+                    batch.commit();
+                }
+                return null;
+            }));
+        }
+        List<Replica<String, String>> late = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            late.add(closing(client(server.port()).replica("config", Codec.utf8(), Codec.utf8())));
+            Thread.sleep(20);
+        }
+        for (Future<?> f : done) {
+            f.get(60, TimeUnit.SECONDS);
+        }
+        writers.shutdown();
+        long last = writer.get("config", "seed").revision();
+        assertEquals(1 + 4 * 250, last, "every write is one revision");
+        Map<String, String> truth = serverContent("config", 300);
+        replicas.addAll(late);
+        for (Replica<String, String> r : replicas) {
+            assertTrue(r.awaitRevision(last, WAIT), "replica reached revision " + last + ", at " + r.revision());
+            assertEquals(truth, r.toMap(), "replica content");
+            assertEquals(0, r.stats().gaps());
+            assertEquals(0, r.stats().digestMismatches());
+        }
+        long digest = replicas.get(0).digest();
+        for (Replica<String, String> r : replicas) {
+            assertEquals(digest, r.digest(), "every replica has the same digest");
+        }
+        try (Replica<String, String> fresh = client(server.port()).replica("config", Codec.utf8(), Codec.utf8())) {
+            assertTrue(fresh.awaitRevision(last, WAIT));
+            assertEquals(digest, fresh.digest(), "a replica synced from a snapshot has the same digest");
+        }
+    }
+
+    @Test
+    void resumesAfterServerRestartWithoutSnapshot() throws Exception {
+        writer.put("config", "a", "1");
+        Replica<String, String> replica = closing(client(server.port()).replica("config", Codec.utf8(), Codec.utf8()));
+        assertTrue(replica.awaitRevision(1, WAIT));
+
+        server.stop();
+        assertFalse(replica.awaitRevision(2, Duration.ofMillis(300)));
+        server.start();
+        long last = 0;
+        for (int i = 0; i < 50; i++) {
+            last = writer.put("config", "k" + i, "v" + i);
+        }
+        assertTrue(replica.awaitRevision(last, WAIT));
+        assertEquals(serverContent("config", 0), replica.toMap());
+        Replica.Stats stats = replica.stats();
+        assertEquals(1, stats.snapshots(), "resumed from its revision, no second snapshot: " + stats);
+        assertTrue(stats.reconnects() >= 1, "reconnected: " + stats);
+        assertEquals(50, stats.deltas());
+    }
+
+    @Test
+    void partitionedReplicaCatchesUpFromHistory() throws Exception {
+        writer.put("config", "a", "1");
+        LoopbackProxy proxy = closing(new LoopbackProxy(server.port()));
+        Replica<String, String> replica = closing(client(proxy.port()).replica("config", Codec.utf8(), Codec.utf8()));
+        assertTrue(replica.awaitRevision(1, WAIT));
+
+        proxy.cut();
+        long last = 0;
+        for (int i = 0; i < 20; i++) {
+            last = writer.put("config", "k" + i, "v" + i);
+        }
+        Thread.sleep(200);
+        assertEquals(1, replica.revision(), "cut off: saw nothing");
+        proxy.restore();
+        assertTrue(replica.awaitRevision(last, WAIT));
+        assertEquals(serverContent("config", 0), replica.toMap());
+        assertEquals(1, replica.stats().snapshots(), "caught up through the kept history: " + replica.stats());
+        assertEquals(20, replica.stats().deltas());
+    }
+
+    @Test
+    void replicaDisconnectedDuringCompactGetsCompactionThenSnapshot() throws Exception {
+        for (int i = 0; i < 10; i++) {
+            writer.put("config", "k" + i, "v" + i);
+        }
+        LoopbackProxy proxy = closing(new LoopbackProxy(server.port()));
+        List<ResyncReason> resyncs = new CopyOnWriteArrayList<>();
+        Replica<String, String> replica = closing(client(proxy.port()).replica("config", Codec.utf8(), Codec.utf8(),
+                new ReplicaListener<>() {
+                    @Override
+                    public void onResync(long revision, ResyncReason reason) {
+                        resyncs.add(reason);
+                    }
+                }));
+        assertTrue(replica.awaitRevision(10, WAIT));
+
+        proxy.cut();
+        writer.delete("config", "k0", "k1", "k2");
+        long last = writer.put("config", "k3", "changed");
+        long compacted = writer.compact("config", 0).getCompactRevision();
+        assertEquals(last, compacted);
+        proxy.restore();
+
+        assertTrue(replica.awaitRevision(last, WAIT));
+        assertEquals(serverContent("config", 0), replica.toMap());
+        assertEquals(compacted, replica.compactRevision());
+        assertEquals(List.of(ResyncReason.INITIAL, ResyncReason.SERVER), resyncs,
+                "the history it needed was compacted: a second snapshot");
+        assertEquals(2, replica.stats().snapshots());
+    }
+
+    @Test
+    void insertionOrderReplicaWritesTheServersSnapshotBytes(@TempDir Path dir) throws Exception {
+        long seed = System.nanoTime();
+        System.out.println("ReplicationTest.insertionOrderReplicaWritesTheServersSnapshotBytes seed=" + seed);
+        writer.write("ordered").order(IterationOrder.INSERTION).put("first", "1").commit();
+        Replica<String, String> replica = closing(client(server.port()).replica("ordered", Codec.utf8(), Codec.utf8()));
+        assertTrue(replica.awaitRevision(1, WAIT));
+        Random random = new Random(seed);
+        long last = 0;
+        for (int i = 0; i < 400; i++) {
+            WriteBatch batch = writer.write("ordered");
+            for (int j = 0; j < 3; j++) {
+                String key = "key-" + random.nextInt(100);
+                if (random.nextInt(3) == 0) {
+                    batch.delete(key);
+                } else {
+                    batch.put(key, "v" + random.nextInt(1000));
+                }
+            }
+            last = batch.commit();
+        }
+        assertTrue(replica.awaitRevision(last, WAIT));
+        assertEquals(1, replica.stats().snapshots(), "followed through deltas");
+        assertEquals(IterationOrder.INSERTION, replica.order());
+
+        Path file = dir.resolve("replica.snapshot");
+        replica.writeSnapshot(file);
+        List<byte[]> replicaChunks = chunksOf(file);
+        List<byte[]> serverChunks = new ArrayList<>();
+        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        try {
+            Iterator<Encoded> it = ClientCalls.blockingServerStreamingCall(channel, EncodedMethods.snapshot(),
+                    CallOptions.DEFAULT, SnapshotRequest.newBuilder().setMap("ordered").build());
+            while (it.hasNext()) {
+                Encoded chunk = it.next();
+                byte[] bytes = new byte[chunk.received().bytes().remaining()];
+                chunk.received().bytes().get(bytes);
+                chunk.received().close();
+                serverChunks.add(bytes);
+            }
+        } finally {
+            channel.shutdownNow();
+        }
+        assertEquals(serverChunks.size(), replicaChunks.size());
+        for (int i = 0; i < serverChunks.size(); i++) {
+            assertArrayEquals(serverChunks.get(i), replicaChunks.get(i), "chunk " + i + " byte for byte");
+        }
+    }
+
+    /** What the server holds, read key by key with Get (keys key-0..key-{n-1} and any key in a snapshot). */
+    private Map<String, String> serverContent(String map, int keyspace) throws Exception {
+        Map<String, String> out = new LinkedHashMap<>();
+        try (Replica<String, String> fresh = client(server.port()).replica(map, Codec.utf8(), Codec.utf8())) {
+            assertTrue(fresh.awaitRevision(0, WAIT));
+            out.putAll(fresh.toMap());
+        }
+        for (int i = 0; i < keyspace; i++) {
+            GetResult r = writer.get(map, "key-" + i);
+            assertEquals(r.found(), out.containsKey("key-" + i), "Get and snapshot agree on key-" + i);
+            if (r.found()) {
+                assertEquals(new String(r.value(), java.nio.charset.StandardCharsets.UTF_8), out.get("key-" + i));
+            }
+        }
+        return out;
+    }
+
+    /** The SnapshotChunk messages of a snapshot file, as bytes (header and footer skipped). */
+    private static List<byte[]> chunksOf(Path file) throws IOException {
+        List<byte[]> messages = new ArrayList<>();
+        try (InputStream in = Files.newInputStream(file)) {
+            DataInputStream data = new DataInputStream(in);
+            for (int first; (first = in.read()) >= 0; ) {
+                long length = first & 0x7F;
+                for (int shift = 7, b = first; (b & 0x80) != 0; shift += 7) {
+                    b = in.read();
+                    length |= (long) (b & 0x7F) << shift;
+                }
+                byte[] message = new byte[(int) length];
+                data.readFully(message);
+                messages.add(message);
+            }
+        }
+        return messages.subList(1, messages.size() - 1);
+    }
+
+}
