@@ -39,6 +39,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.function.BiConsumer;
+import java.util.function.LongConsumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -66,12 +67,14 @@ import org.slf4j.LoggerFactory;
 public final class Replica<K, V> implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(Replica.class);
+    private static final long MAX_PRESIZE_ENTRIES = 1 << 24;
 
     private final MapcastClient client;
     private final String map;
     private final Codec<K> keys;
     private final Codec<V> values;
     private final List<ReplicaListener<K, V>> listeners = new CopyOnWriteArrayList<>();
+    private final List<LongConsumer> revisionListeners = new CopyOnWriteArrayList<>();
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Object progress = new Object();
     private final Object stream = new Object();
@@ -239,6 +242,18 @@ public final class Replica<K, V> implements AutoCloseable {
 
     public void removeListener(ReplicaListener<K, V> listener) {
         listeners.remove(listener);
+    }
+
+    /**
+     * Tells {@code listener} each revision the replica reaches, once visible (the cheap form of
+     * {@link ReplicaListener}: no decoding of the change). Called on the stream thread.
+     */
+    public void addRevisionListener(LongConsumer listener) {
+        revisionListeners.add(listener);
+    }
+
+    public void removeRevisionListener(LongConsumer listener) {
+        revisionListeners.remove(listener);
     }
 
     /**
@@ -426,6 +441,8 @@ public final class Replica<K, V> implements AutoCloseable {
                     .order(fields.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
                     .trackDigest(true)
                     .threadSafe(true)
+                    // Sent in every chunk: no growth while filling. Capped: a size is a hint, not a promise.
+                    .initialCapacity(Math.min(fields.totalEntries(), MAX_PRESIZE_ENTRIES))
                     .maxKeyLength(OffHeapMap.MAX_KEY_LENGTH_LIMIT)
                     .maxValueLength(OffHeapMap.MAX_VALUE_LENGTH_LIMIT)
                     .build();
@@ -466,6 +483,9 @@ public final class Replica<K, V> implements AutoCloseable {
         needSnapshot = false;
         snapshots.incrementAndGet();
         signal();
+        for (LongConsumer l : revisionListeners) {
+            l.accept(fields.revision());
+        }
         for (ReplicaListener<K, V> l : listeners) {
             l.onResync(fields.revision(), reason);
         }
@@ -507,6 +527,9 @@ public final class Replica<K, V> implements AutoCloseable {
         }
         deltas.incrementAndGet();
         signal();
+        for (LongConsumer l : revisionListeners) {
+            l.accept(fields.revision());
+        }
         if (decoded != null) {
             Map<K, V> puts = new LinkedHashMap<>();
             for (Map.Entry<String, ByteString> e : decoded.getPutsMap().entrySet()) {

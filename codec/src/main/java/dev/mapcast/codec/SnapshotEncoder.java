@@ -28,7 +28,8 @@ import java.util.Objects;
  * Each chunk holds whole entries of at most {@code chunkBytes} in all (an entry larger than that
  * gets a chunk of its own), so boundaries depend only on the entries and their order. The bytes
  * are exactly protobuf-java's for the same message with the same entry order: fields in number
- * order, defaults omitted, the last chunk carrying {@code last}, {@code total_entries} and
+ * order, defaults omitted, every chunk carrying {@code total_entries} (a receiver sizes its map
+ * from the first), the last one {@code last} and
  * {@code digest}. The view's map must track its digest ({@code trackDigest(true)}).
  *
  * <p>Implementation notes: two cursors walk the view; the first measures the next chunk's entries
@@ -129,12 +130,12 @@ public final class SnapshotEncoder {
         }
         if (last) {
             ProtoWire.putVarintField(dst, LAST, 1);
-            if (totalEntries != 0) {
-                ProtoWire.putVarintField(dst, TOTAL_ENTRIES, totalEntries);
-            }
-            if (digest != 0) {
-                ProtoWire.putFixed64Field(dst, DIGEST, digest);
-            }
+        }
+        if (totalEntries != 0) {
+            ProtoWire.putVarintField(dst, TOTAL_ENTRIES, totalEntries);
+        }
+        if (last && digest != 0) {
+            ProtoWire.putFixed64Field(dst, DIGEST, digest);
         }
         ProtoWire.putVarintField(dst, ORDER, order);
         if (compactRevision != 0) {
@@ -187,12 +188,12 @@ public final class SnapshotEncoder {
         }
         if (last) {
             size += ProtoWire.varintFieldSize(LAST, 1);
-            if (totalEntries != 0) {
-                size += ProtoWire.varintFieldSize(TOTAL_ENTRIES, totalEntries);
-            }
-            if (digest != 0) {
-                size += ProtoWire.fixed64FieldSize(DIGEST);
-            }
+        }
+        if (totalEntries != 0) {
+            size += ProtoWire.varintFieldSize(TOTAL_ENTRIES, totalEntries);
+        }
+        if (last && digest != 0) {
+            size += ProtoWire.fixed64FieldSize(DIGEST);
         }
         size += ProtoWire.varintFieldSize(ORDER, order);
         if (compactRevision != 0) {

@@ -64,9 +64,10 @@ class SnapshotEncoderTest {
                             .setOrder(order == IterationOrder.INSERTION
                                     ? dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_INSERTION
                                     : dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_HASH)
-                            .setCompactRevision(42);
+                            .setCompactRevision(42)
+                            .setTotalEntries(view.size());  // in every chunk: a receiver sizes its map up front
                     if (last) {
-                        rebuilt.setTotalEntries(view.size()).setDigest(view.digest());
+                        rebuilt.setDigest(view.digest());
                     }
                     assertArrayEquals(rebuilt.build().toByteArray(), bytes, "seed " + seed + ", chunk " + chunks + ": built");
                     int entryBytes = bytes.length - rebuilt.clearEntries().build().getSerializedSize();
