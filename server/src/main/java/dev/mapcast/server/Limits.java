@@ -29,7 +29,7 @@ record Limits(
             1024,                // maps per server
             10_000_000L,         // entries per map
             10_000,              // deltas kept for resuming watchers...
-            64L * 1024 * 1024,   // ...and their bytes
+            16L * 1024 * 1024,   // ...and their bytes (per map: the server-wide worst case is maxMaps times this)
             8L * 1024 * 1024,    // bytes queued for one watcher before it is moved to a snapshot
             Duration.ofSeconds(30),
             Duration.ofSeconds(10));

@@ -274,7 +274,7 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
-        /** Deltas and bytes of history kept per map for resuming watchers (default 10,000 and 64 MiB). */
+        /** Deltas and bytes of history kept per map for resuming watchers (default 10,000 and 16 MiB). */
         public Builder history(int deltas, long bytes) {
             this.historyDeltas = (int) check("history deltas", deltas, 1, Integer.MAX_VALUE);
             this.historyBytes = check("history bytes", bytes, 1, Long.MAX_VALUE);
