@@ -212,7 +212,8 @@ public final class Replica<K, V> implements AutoCloseable {
     }
 
     /**
-     * Waits until the replica has reached {@code revision}; false on timeout.
+     * Waits until the replica has reached {@code revision} (and its listeners have been told); false
+     * on timeout.
      *
      * @throws MapcastException if the replica stopped for good (a map name the server refuses)
      */
@@ -482,13 +483,13 @@ public final class Replica<K, V> implements AutoCloseable {
         pendingReason = null;
         needSnapshot = false;
         snapshots.incrementAndGet();
-        signal();
         for (LongConsumer l : revisionListeners) {
             l.accept(fields.revision());
         }
         for (ReplicaListener<K, V> l : listeners) {
             l.onResync(fields.revision(), reason);
         }
+        signal();
     }
 
     private void onDelta(ByteBuffer delta) throws InvalidProtocolBufferException {
@@ -526,7 +527,6 @@ public final class Replica<K, V> implements AutoCloseable {
             return;
         }
         deltas.incrementAndGet();
-        signal();
         for (LongConsumer l : revisionListeners) {
             l.accept(fields.revision());
         }
@@ -544,6 +544,7 @@ public final class Replica<K, V> implements AutoCloseable {
                 l.onChange(fields.revision(), puts, deleted);
             }
         }
+        signal();  // after the listeners: awaitRevision(r) returning means r's listeners have run
     }
 
     private void signal() {
