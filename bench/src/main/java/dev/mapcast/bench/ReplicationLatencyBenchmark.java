@@ -1,21 +1,37 @@
 package dev.mapcast.bench;
 
+import com.google.protobuf.ByteString;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.Replica;
 import dev.mapcast.client.WriteBatch;
 import dev.mapcast.codec.Codec;
 import dev.mapcast.server.MapcastServer;
+import io.etcd.jetcd.api.Event;
+import io.etcd.jetcd.api.KVGrpc;
+import io.etcd.jetcd.api.PutRequest;
+import io.etcd.jetcd.api.PutResponse;
+import io.etcd.jetcd.api.RangeRequest;
+import io.etcd.jetcd.api.WatchCreateRequest;
+import io.etcd.jetcd.api.WatchGrpc;
+import io.etcd.jetcd.api.WatchRequest;
+import io.etcd.jetcd.api.WatchResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.StreamObserver;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Random;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongConsumer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -31,26 +47,52 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Write-to-every-replica latency on loopback (issue 4): one server, 50 replicas (each with its
- * own client and connection, as 50 services would have), all in this JVM on real gRPC over Netty;
- * an open-loop writer sends 5,000 single-key writes per second (16-byte keys over 10,000 keys,
- * 64-byte values) for 20 s after 5 s of the same load as warm-up.
+ * Write-to-every-replica latency on loopback (issue 4), mapcast against etcd's watch (DESIGN.md's
+ * target: a lower p99 than etcd at the same load). One server and 50 replicas, each replica with its
+ * own connection (as 50 services would have), real gRPC over Netty; an open-loop writer sends 5,000
+ * single-key writes per second (16-byte keys over 10,000 keys, 64-byte values) for 20 s after 5 s
+ * of the same load as warm-up. The 10,000 keys are written once before the replicas start.
  *
  * <p>A write's latency runs from the moment it was due to be sent (so a writer that falls behind
  * its schedule counts against the result: no coordinated omission) until the last of the 50
- * replicas has applied it and made it visible (its revision listener ran). After the load the run
- * waits for every replica to reach the last revision and compares their digests with a fresh
- * replica's.
+ * replicas has made it visible. Both systems give each write a revision, one more than the last:
+ * latencies are indexed by revision, from the one after the server's current revision when the
+ * measured phase starts.
+ *
+ * <p>{@code impl}:
+ * <ul>
+ *   <li>{@code mapcast}: a {@link MapcastServer} (maps in memory only) and 50 {@link Replica}s, each
+ *       with its own {@link MapcastClient}, all in this JVM. Visible: the replica has applied the
+ *       write to its map and its revision listener ran. Converged: every replica reached the last
+ *       revision and its digest equals a fresh replica's.</li>
+ *   <li>{@code etcd}: a single-member etcd 3.4 ({@code /usr/bin/etcd}, Debian's
+ *       {@code etcd-server}) run as a child process by {@link EtcdServer}: loopback only, data
+ *       directory on {@code /dev/shm}, so its fsyncs cost nothing (3.4 has no
+ *       {@code --unsafe-no-fsync}; mapcast's server does not write to disk either), every other
+ *       setting etcd's default. 50 Watch streams in this JVM, each on its own channel, each
+ *       watching the benchmark's key prefix from the current revision; the writer sends Puts on one
+ *       more channel, with the 10 s deadline mapcast's client uses, through grpc-java and etcd's
+ *       generated classes (jetcd-grpc, not the jetcd client). Visible: the watcher received the
+ *       event carrying the write's revision ({@code mod_revision}). The watchers keep no copy of
+ *       the map, which favours etcd by one map update per event. Converged: every watcher's last
+ *       event is the last revision, and no watch was cancelled.</li>
+ * </ul>
+ *
+ * <p>A write that fails fails the run, for both: its latency is unknown, and leaving it out would
+ * flatter the system that dropped it. mapcast's writes fail past their deadline; etcd also rejects
+ * writes ({@code etcdserver: too many requests}) while its apply is more than 5,000 entries behind
+ * its commit, which an overloaded machine reaches at this rate.
  *
  * <p>The figures (p50, p99, p99.9, max, writes never seen, convergence) are printed by the
  * benchmark itself; JMH's own score is only the length of the run.
  *
- * <p>Run (about 40 s):
+ * <p>Run (about 40 s per {@code impl}; etcd needs {@code apt-get install -y etcd-server}):
  * <pre>{@code
  * mvn -B -q -pl bench -am package -DskipTests
  * java -jar bench/target/benchmarks.jar ReplicationLatencyBenchmark
  * }</pre>
- * On JDK 23+ add {@code -jvmArgsAppend --sun-misc-unsafe-memory-access=allow}.
+ * One implementation: {@code -p impl=etcd}; a shorter measured phase: {@code -p seconds=3}. On
+ * JDK 23+ add {@code -jvmArgsAppend --sun-misc-unsafe-memory-access=allow}.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
@@ -62,6 +104,15 @@ public class ReplicationLatencyBenchmark {
 
     private static final int KEYS = 10_000;
     private static final int WARMUP_SECONDS = 5;
+    /** The keys all start with it; etcd's watchers watch this prefix. */
+    private static final String KEY_PREFIX = "key-";
+    /** How long replicas may take to catch up, after the fill and after the load. */
+    private static final Duration CATCH_UP = Duration.ofSeconds(60);
+    /** Deadline of each write, as {@link MapcastClient}'s default. */
+    private static final Duration WRITE_DEADLINE = Duration.ofSeconds(10);
+
+    @Param({"mapcast", "etcd"})
+    String impl;
 
     @Param("50")
     int replicas;
@@ -72,12 +123,7 @@ public class ReplicationLatencyBenchmark {
     @Param("20")
     int seconds;
 
-    private MapcastServer server;
-    private MapcastClient writer;
-    private final List<MapcastClient> clients = new ArrayList<>();
-    private final List<Replica<byte[], byte[]>> copies = new ArrayList<>();
-    private byte[][] keys;
-    private byte[][] values;
+    private Subject subject;
 
     /** Per revision (offset from the first measured one): replicas still to apply it, and when the last did. */
     private volatile AtomicIntegerArray remaining;
@@ -86,36 +132,18 @@ public class ReplicationLatencyBenchmark {
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
-        server = MapcastServer.builder().port(0).build().start();
-        String target = "127.0.0.1:" + server.port();
-        writer = MapcastClient.builder().target(target).build();
         Random random = new Random(42);
-        keys = new byte[KEYS][];
-        values = new byte[1024][];
+        byte[][] keys = new byte[KEYS][];
+        byte[][] values = new byte[1024][];
         for (int i = 0; i < KEYS; i++) {
-            keys[i] = String.format(Locale.ROOT, "key-%012d", i).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            keys[i] = String.format(Locale.ROOT, KEY_PREFIX + "%012d", i).getBytes(StandardCharsets.UTF_8);
         }
         for (int i = 0; i < values.length; i++) {
             values[i] = new byte[64];
             random.nextBytes(values[i]);
         }
-        WriteBatch fill = writer.write("bench");
-        for (int i = 0; i < KEYS; i++) {
-            fill.put(new String(keys[i], java.nio.charset.StandardCharsets.UTF_8), values[i % values.length]);
-        }
-        long revision = fill.commit();
-        for (int i = 0; i < replicas; i++) {
-            MapcastClient c = MapcastClient.builder().target(target).build();
-            clients.add(c);
-            Replica<byte[], byte[]> r = c.replica("bench", Codec.bytes(), Codec.bytes());
-            copies.add(r);
-            r.addRevisionListener(this::applied);
-        }
-        for (Replica<byte[], byte[]> r : copies) {
-            if (!r.awaitRevision(revision, Duration.ofSeconds(60))) {
-                throw new IllegalStateException("replica did not sync");
-            }
-        }
+        subject = Subject.create(impl);
+        subject.start(keys, values, replicas, this::applied);
     }
 
     private void applied(long revision) {
@@ -136,21 +164,9 @@ public class ReplicationLatencyBenchmark {
         }
         lastApplied = new AtomicLongArray(writes + 1);
         long[] dueAt = new long[writes + 1];
-        baseRevision = writer.get("bench", "key-000000000000").revision() + 1;
+        baseRevision = subject.nextRevision();
         long last = load(seconds, dueAt);
-
-        boolean converged = true;
-        for (Replica<byte[], byte[]> r : copies) {
-            converged &= r.awaitRevision(last, Duration.ofSeconds(60));
-        }
-        long digest = copies.get(0).digest();
-        try (Replica<byte[], byte[]> fresh = writer.replica("bench", Codec.bytes(), Codec.bytes())) {
-            converged &= fresh.awaitRevision(last, Duration.ofSeconds(60));
-            for (Replica<byte[], byte[]> r : copies) {
-                converged &= r.digest() == fresh.digest() && r.revision() == last;
-            }
-            converged &= digest == fresh.digest();
-        }
+        boolean converged = subject.awaitConverged(last);
         report(dueAt, (int) (last - baseRevision + 1), converged);
         baseRevision = Long.MAX_VALUE;
         remaining = null;
@@ -163,30 +179,33 @@ public class ReplicationLatencyBenchmark {
         long interval = TimeUnit.SECONDS.toNanos(1) / writesPerSecond;
         AtomicLong lastRevision = new AtomicLong();
         AtomicLong failures = new AtomicLong();
-        java.util.concurrent.CountDownLatch acked = new java.util.concurrent.CountDownLatch(writes);
+        AtomicReference<Throwable> firstFailure = new AtomicReference<>();
+        CountDownLatch acked = new CountDownLatch(writes);
+        Subject s = subject;
+        int valueCount = s.valueCount();
         long start = System.nanoTime();
         for (int i = 0; i < writes; i++) {
             long due = start + i * interval;
             for (long wait; (wait = due - System.nanoTime()) > 0; ) {
                 LockSupport.parkNanos(wait);
             }
-            writer.write("bench").put(new String(keys[i % KEYS], java.nio.charset.StandardCharsets.UTF_8),
-                    values[i % values.length]).commitAsync().whenComplete((revision, error) -> {
-                        if (error != null) {
-                            failures.incrementAndGet();
-                        } else {
-                            lastRevision.accumulateAndGet(revision, Math::max);
-                            long index = revision - baseRevision;
-                            if (dueAt != null && index >= 0 && index < dueAt.length) {
-                                dueAt[(int) index] = due;
-                            }
-                        }
-                        acked.countDown();
-                    });
+            s.send(i % KEYS, i % valueCount, (revision, error) -> {
+                if (error != null) {
+                    failures.incrementAndGet();
+                    firstFailure.compareAndSet(null, error);
+                } else {
+                    lastRevision.accumulateAndGet(revision, Math::max);
+                    long index = revision - baseRevision;
+                    if (dueAt != null && index >= 0 && index < dueAt.length) {
+                        dueAt[(int) index] = due;
+                    }
+                }
+                acked.countDown();
+            });
         }
         acked.await(60, TimeUnit.SECONDS);
         if (failures.get() > 0) {
-            throw new IllegalStateException(failures.get() + " writes failed");
+            throw new IllegalStateException(failures.get() + " writes failed", firstFailure.get());
         }
         return lastRevision.get();
     }
@@ -202,8 +221,8 @@ public class ReplicationLatencyBenchmark {
         }
         long[] sorted = Arrays.copyOf(latencies, seen);
         Arrays.sort(sorted);
-        System.out.printf(Locale.ROOT, "%nreplication: %d replicas, %d writes/s for %d s: %d writes, %d seen by all%n",
-                replicas, writesPerSecond, seconds, writes, seen);
+        System.out.printf(Locale.ROOT, "%nreplication, %s: %d replicas, %d writes/s for %d s: %d writes, %d seen by all%n",
+                impl, replicas, writesPerSecond, seconds, writes, seen);
         System.out.printf(Locale.ROOT, "write to visible in every replica: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms,"
                 + " max %.3f ms; converged: %s%n", ms(sorted, 0.50), ms(sorted, 0.99), ms(sorted, 0.999),
                 sorted.length == 0 ? 0 : sorted[sorted.length - 1] / 1e6, converged);
@@ -218,13 +237,326 @@ public class ReplicationLatencyBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        for (Replica<byte[], byte[]> r : copies) {
-            r.close();
+        if (subject != null) {
+            subject.close();
         }
-        for (MapcastClient c : clients) {
-            c.close();
+    }
+
+    /** The outcome of one write: its revision, or the error (then the revision means nothing). */
+    @FunctionalInterface
+    interface Ack {
+        void done(long revision, Throwable error);
+    }
+
+    /** One system under test: a server, a writer and {@code replicas} live copies, all on loopback. */
+    abstract static class Subject implements AutoCloseable {
+
+        static Subject create(String impl) {
+            switch (impl) {
+                case "mapcast":
+                    return new Mapcast();
+                case "etcd":
+                    return new Etcd();
+                default:
+                    throw new IllegalArgumentException("impl: " + impl + " (expected: mapcast or etcd)");
+            }
         }
-        writer.close();
-        server.close();
+
+        /**
+         * Starts the server, writes {@code keys[i] = values[i % values.length]} for every key, starts
+         * the copies and returns once each holds that content. From then on, each copy calls
+         * {@code applied} with every revision it makes visible.
+         */
+        abstract void start(byte[][] keys, byte[][] values, int replicas, LongConsumer applied) throws Exception;
+
+        /** How many values {@link #send} can choose from. */
+        abstract int valueCount();
+
+        /** Sends the single-key write {@code keys[key] = values[value]}, asynchronously. */
+        abstract void send(int key, int value, Ack ack);
+
+        /** The revision the next write will get. */
+        abstract long nextRevision() throws Exception;
+
+        /** Waits until every copy reached {@code last}; whether they all did, and agree. */
+        abstract boolean awaitConverged(long last) throws Exception;
+
+        @Override
+        public abstract void close();
+    }
+
+    static final class Mapcast extends Subject {
+        private static final String MAP = "bench";
+
+        private MapcastServer server;
+        private MapcastClient writer;
+        private final List<MapcastClient> clients = new ArrayList<>();
+        private final List<Replica<byte[], byte[]>> copies = new ArrayList<>();
+        private byte[][] keys;
+        private byte[][] values;
+
+        @Override
+        void start(byte[][] keys, byte[][] values, int replicas, LongConsumer applied) throws Exception {
+            this.keys = keys;
+            this.values = values;
+            server = MapcastServer.builder().port(0).build().start();
+            String target = "127.0.0.1:" + server.port();
+            writer = MapcastClient.builder().target(target).build();
+            WriteBatch fill = writer.write(MAP);
+            for (int i = 0; i < keys.length; i++) {
+                fill.put(new String(keys[i], StandardCharsets.UTF_8), values[i % values.length]);
+            }
+            long revision = fill.commit();
+            for (int i = 0; i < replicas; i++) {
+                MapcastClient c = MapcastClient.builder().target(target).build();
+                clients.add(c);
+                Replica<byte[], byte[]> r = c.replica(MAP, Codec.bytes(), Codec.bytes());
+                copies.add(r);
+                r.addRevisionListener(applied);
+            }
+            for (Replica<byte[], byte[]> r : copies) {
+                if (!r.awaitRevision(revision, CATCH_UP)) {
+                    throw new IllegalStateException("replica did not sync");
+                }
+            }
+        }
+
+        @Override
+        int valueCount() {
+            return values.length;
+        }
+
+        @Override
+        void send(int key, int value, Ack ack) {
+            writer.write(MAP).put(new String(keys[key], StandardCharsets.UTF_8), values[value]).commitAsync()
+                    .whenComplete((revision, error) -> ack.done(error == null ? revision : 0, error));
+        }
+
+        @Override
+        long nextRevision() {
+            return writer.get(MAP, new String(keys[0], StandardCharsets.UTF_8)).revision() + 1;
+        }
+
+        @Override
+        boolean awaitConverged(long last) throws InterruptedException {
+            boolean converged = true;
+            for (Replica<byte[], byte[]> r : copies) {
+                converged &= r.awaitRevision(last, CATCH_UP);
+            }
+            long digest = copies.get(0).digest();
+            try (Replica<byte[], byte[]> fresh = writer.replica(MAP, Codec.bytes(), Codec.bytes())) {
+                converged &= fresh.awaitRevision(last, CATCH_UP);
+                for (Replica<byte[], byte[]> r : copies) {
+                    converged &= r.digest() == fresh.digest() && r.revision() == last;
+                }
+                converged &= digest == fresh.digest();
+            }
+            return converged;
+        }
+
+        @Override
+        public void close() {
+            for (Replica<byte[], byte[]> r : copies) {
+                r.close();
+            }
+            for (MapcastClient c : clients) {
+                c.close();
+            }
+            if (writer != null) {
+                writer.close();
+            }
+            if (server != null) {
+                server.close();
+            }
+        }
+    }
+
+    static final class Etcd extends Subject {
+        private static final Duration READY = Duration.ofSeconds(20);
+
+        private EtcdServer server;
+        private ManagedChannel writerChannel;
+        private KVGrpc.KVStub kv;
+        private final List<Watcher> watchers = new ArrayList<>();
+        /** The keys and values as etcd's messages take them, converted once. */
+        private ByteString[] keys;
+        private ByteString[] values;
+
+        @Override
+        void start(byte[][] keys, byte[][] values, int replicas, LongConsumer applied) throws Exception {
+            this.keys = Arrays.stream(keys).map(ByteString::copyFrom).toArray(ByteString[]::new);
+            this.values = Arrays.stream(values).map(ByteString::copyFrom).toArray(ByteString[]::new);
+            server = EtcdServer.start();
+            writerChannel = server.newChannel();
+            kv = KVGrpc.newStub(writerChannel);
+            server.awaitReady(writerChannel, READY);
+            fill();
+            ByteString prefix = ByteString.copyFromUtf8(KEY_PREFIX);
+            WatchRequest create = WatchRequest.newBuilder().setCreateRequest(WatchCreateRequest.newBuilder()
+                    .setKey(prefix).setRangeEnd(prefixEnd(prefix))).build();
+            for (int i = 0; i < replicas; i++) {
+                Watcher w = new Watcher(server.newChannel(), applied);
+                watchers.add(w);
+                w.requests = WatchGrpc.newStub(w.channel).watch(w);
+                w.requests.onNext(create);
+            }
+            for (Watcher w : watchers) {
+                if (!w.created.await(CATCH_UP.toSeconds(), TimeUnit.SECONDS) || w.failure != null) {
+                    throw new IllegalStateException("etcd watch not created: " + w.failure);
+                }
+            }
+        }
+
+        /** Puts every key, all in flight at once (one Put each: etcd caps a transaction at 128 operations). */
+        private void fill() throws InterruptedException {
+            CountDownLatch done = new CountDownLatch(keys.length);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            for (int i = 0; i < keys.length; i++) {
+                send(i, i % values.length, (revision, error) -> {
+                    if (error != null) {
+                        failure.compareAndSet(null, error);
+                    }
+                    done.countDown();
+                });
+            }
+            if (!done.await(CATCH_UP.toSeconds(), TimeUnit.SECONDS) || failure.get() != null) {
+                throw new IllegalStateException("etcd fill failed", failure.get());
+            }
+        }
+
+        /** The end of the range of keys that start with {@code prefix}: the prefix with its last byte plus one. */
+        private static ByteString prefixEnd(ByteString prefix) {
+            byte[] end = prefix.toByteArray();
+            if (end[end.length - 1] == (byte) 0xff) {
+                throw new IllegalArgumentException("prefix: " + prefix + " (expected: not ending with 0xff)");
+            }
+            end[end.length - 1]++;
+            return ByteString.copyFrom(end);
+        }
+
+        @Override
+        int valueCount() {
+            return values.length;
+        }
+
+        @Override
+        void send(int key, int value, Ack ack) {
+            PutRequest put = PutRequest.newBuilder().setKey(keys[key]).setValue(values[value]).build();
+            kv.withDeadlineAfter(WRITE_DEADLINE.toNanos(), TimeUnit.NANOSECONDS).put(put, new StreamObserver<>() {
+                @Override
+                public void onNext(PutResponse response) {
+                    ack.done(response.getHeader().getRevision(), null);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    ack.done(0, t);
+                }
+
+                @Override
+                public void onCompleted() {
+                }
+            });
+        }
+
+        @Override
+        long nextRevision() {
+            return KVGrpc.newBlockingStub(writerChannel)
+                    .withDeadlineAfter(WRITE_DEADLINE.toNanos(), TimeUnit.NANOSECONDS)
+                    .range(RangeRequest.newBuilder().setKey(keys[0]).build())
+                    .getHeader().getRevision() + 1;
+        }
+
+        @Override
+        boolean awaitConverged(long last) throws InterruptedException {
+            long deadline = System.nanoTime() + CATCH_UP.toNanos();
+            for (Watcher w : watchers) {
+                while (w.seen < last && w.failure == null && System.nanoTime() - deadline < 0) {
+                    Thread.sleep(1);
+                }
+            }
+            boolean converged = true;
+            for (Watcher w : watchers) {
+                converged &= w.seen == last && w.failure == null;
+            }
+            return converged;
+        }
+
+        @Override
+        public void close() {
+            for (Watcher w : watchers) {
+                w.close();
+            }
+            if (writerChannel != null) {
+                shutDown(writerChannel);
+            }
+            if (server != null) {
+                server.close();
+            }
+        }
+
+        private static void shutDown(ManagedChannel channel) {
+            channel.shutdownNow();
+            try {
+                channel.awaitTermination(5, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+
+        /** One etcd watch stream on its own channel: a replica's counterpart. */
+        private static final class Watcher implements StreamObserver<WatchResponse> {
+            final ManagedChannel channel;
+            final LongConsumer applied;
+            final CountDownLatch created = new CountDownLatch(1);
+            StreamObserver<WatchRequest> requests;
+            /** The revision of the last event received. */
+            volatile long seen;
+            /** Why the watch ended, if it did. */
+            volatile String failure;
+
+            Watcher(ManagedChannel channel, LongConsumer applied) {
+                this.channel = channel;
+                this.applied = applied;
+            }
+
+            @Override
+            public void onNext(WatchResponse response) {
+                for (Event event : response.getEventsList()) {
+                    long revision = event.getKv().getModRevision();
+                    applied.accept(revision);
+                    seen = revision;
+                }
+                if (response.getCanceled()) {
+                    failure = "cancelled: " + response.getCancelReason();
+                }
+                if (response.getCreated()) {
+                    created.countDown();
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                failure = String.valueOf(t);
+                created.countDown();
+            }
+
+            @Override
+            public void onCompleted() {
+                failure = "completed by the server";
+                created.countDown();
+            }
+
+            void close() {
+                if (requests != null) {
+                    try {
+                        requests.onCompleted();
+                    } catch (RuntimeException alreadyClosed) {
+                        // the channel shutdown below ends it anyway
+                    }
+                }
+                shutDown(channel);
+            }
+        }
     }
 }

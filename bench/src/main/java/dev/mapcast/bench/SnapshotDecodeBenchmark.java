@@ -31,12 +31,14 @@ import org.openjdk.jmh.annotations.Warmup;
  * operation turns all of them into a new, filled map:
  * <ul>
  *   <li>{@code mapcast}: a new {@link OffHeapMap} (HASH order, fixed hash seed, digest tracked,
- *       default sizing), {@link MessageDecoder#applySnapshotChunk} for every chunk, then
+ *       sized from the first chunk's {@code total_entries}, as a replica does),
+ *       {@link MessageDecoder#applySnapshotChunk} for every chunk, then
  *       {@link OffHeapMap#close()}. Closing (freeing the native memory) is part of the measured
  *       cost, as the collection of the previous operation's garbage is for the peer.</li>
  *   <li>{@code protobuf}: "protobuf-java parse plus HashMap fill" (DESIGN.md):
  *       {@code SnapshotChunk.parseFrom(buffer.duplicate())} for every chunk, each entry then put
- *       into one {@code HashMap<ByteKey, byte[]>} (default sizing) as
+ *       into one {@code HashMap<ByteKey, byte[]>} (sized from the first chunk's
+ *       {@code total_entries}, as mapcast's is) as
  *       {@code new ByteKey(key.getBytes(UTF_8))} and {@code value.toByteArray()}: the map a caller
  *       holding byte strings gets (see {@link ByteKey}). The map is returned to JMH and dropped,
  *       so the garbage collector's work, live map included while it is being filled, is in the
@@ -90,7 +92,7 @@ public class SnapshotDecodeBenchmark {
             System.out.printf("%nsnapshot: %d chunks, %d bytes%n", chunks.length, total);
         }
         if (impl.equals("mapcast")) {
-            try (OffHeapMap map = newMap()) {
+            try (OffHeapMap map = newMap(SnapshotEncodeBenchmark.ENTRIES)) {
                 for (ByteBuffer chunk : chunks) {
                     MessageDecoder.applySnapshotChunk(chunk, map);
                 }
@@ -116,7 +118,8 @@ public class SnapshotDecodeBenchmark {
 
     private long mapcast() {
         ByteBuffer[] messages = chunks;
-        try (OffHeapMap map = newMap()) {
+        long total = MessageDecoder.peekSnapshotChunk(messages[0]).totalEntries();
+        try (OffHeapMap map = newMap(total)) {
             for (ByteBuffer message : messages) {
                 MessageDecoder.applySnapshotChunk(message, map);
             }
@@ -126,9 +129,12 @@ public class SnapshotDecodeBenchmark {
 
     private Map<ByteKey, byte[]> protobuf() {
         ByteBuffer[] messages = chunks;
-        Map<ByteKey, byte[]> map = new HashMap<>();
+        Map<ByteKey, byte[]> map = null;
         for (ByteBuffer message : messages) {
             SnapshotChunk chunk = SnapshotEncodeBenchmark.parse(message.duplicate());
+            if (map == null) {
+                map = new HashMap<>((int) (chunk.getTotalEntries() / 0.75f) + 1);
+            }
             for (Map.Entry<String, ByteString> e : chunk.getEntriesMap().entrySet()) {
                 map.put(new ByteKey(e.getKey().getBytes(StandardCharsets.UTF_8)), e.getValue().toByteArray());
             }
@@ -136,7 +142,8 @@ public class SnapshotDecodeBenchmark {
         return map;
     }
 
-    private static OffHeapMap newMap() {
-        return OffHeapMap.builder().hashSeed(SnapshotEncodeBenchmark.SEED).trackDigest(true).build();
+    private static OffHeapMap newMap(long entries) {
+        return OffHeapMap.builder().hashSeed(SnapshotEncodeBenchmark.SEED).trackDigest(true)
+                .initialCapacity(entries).build();
     }
 }
