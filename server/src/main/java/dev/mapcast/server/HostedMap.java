@@ -76,6 +76,7 @@ final class HostedMap implements AutoCloseable {
 
     /** Commits one normalised write as the next revision, or throws a status and changes nothing. */
     long write(NormalisedWrite w) {
+        long next;
         lock.writeLock().lock();
         try {
             checkOpen();
@@ -106,7 +107,7 @@ final class HostedMap implements AutoCloseable {
                         .asRuntimeException();
             }
             // Checked: from here on the write applies whole.
-            long next = current + 1;
+            next = current + 1;
             byte[] nextBytes = revisionBytes(next);
             for (int i = 0; i < w.putKeys.size(); i++) {
                 entries.put(w.putKeys.get(i), w.putValues.get(i));
@@ -131,10 +132,11 @@ final class HostedMap implements AutoCloseable {
                         .setRevision(next).build()));
             }
             revision = next;
-            return next;
         } finally {
             lock.writeLock().unlock();
         }
+        sendQueued();
+        return next;
     }
 
     GetResponse get(byte[] key) {
@@ -190,6 +192,7 @@ final class HostedMap implements AutoCloseable {
             return event;
         } finally {
             lock.writeLock().unlock();
+            sendQueued();
         }
     }
 
@@ -308,9 +311,17 @@ final class HostedMap implements AutoCloseable {
         return order == IterationOrder.INSERTION ? 2 : 1;  // ITERATION_ORDER_INSERTION / _HASH
     }
 
+    /** Queues an event to every watcher; under the write lock, so every queue is in revision order. */
     private void publish(Encoded event) {
         for (Watcher w : watchers) {
             w.enqueue(event);
+        }
+    }
+
+    /** Sends what {@link #publish} queued, on this thread; after the lock is released. */
+    private void sendQueued() {
+        for (Watcher w : watchers) {
+            w.sendFromCaller();
         }
     }
 

@@ -15,9 +15,10 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Implementation notes.
  * <ul>
- * <li>Sending: only the drain task calls {@code onNext}; it runs on the fan-out executor, at most
- * one at a time per watcher (the {@code scheduled} flag), and sends while gRPC says the stream is
- * ready. Anything that adds work (a delta, onReady, a cancel, a progress tick) schedules it.
+ * <li>Sending: only the drain task calls {@code onNext}; it runs at most once at a time per watcher
+ * (the {@code scheduled} flag) and sends while gRPC says the stream is ready. A writer runs it on
+ * its own thread after queuing a delta (see {@link #sendFromCaller()}); onReady, a cancel, a
+ * progress tick or a restart schedule it on the fan-out executor.
  * <li>Order: an optional preface (the Compaction event of a resume that needs a snapshot), then the
  * snapshot's chunks, then the queue of events, which holds exactly the map's deltas after the
  * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned).
@@ -77,10 +78,13 @@ final class Watcher {
                 enqueue(delta);
             }
         }
-        schedule();
+        schedule();  // not on the caller's thread: it holds the map's lock
     }
 
-    /** Queues an event for this watcher; called under the map's lock, in revision order. */
+    /**
+     * Queues an event for this watcher; called under the map's lock, in revision order. The caller
+     * then sends it with {@link #sendFromCaller()} once the lock is released.
+     */
     void enqueue(Encoded event) {
         if (overflowed || cancelled || endWith != null) {
             return;
@@ -92,7 +96,20 @@ final class Watcher {
         } else {
             queue.add(event);
         }
-        schedule();
+    }
+
+    /**
+     * Sends what is queued on the calling thread (the writer's, after it released the map's lock),
+     * unless a drain is already running, which then sends it: no hand-off to another thread per
+     * delta and watcher. A watcher that has to be restarted is handed to the executor instead, as
+     * that takes the map's lock and pins a snapshot.
+     */
+    void sendFromCaller() {
+        if (overflowed) {
+            schedule();
+        } else if (scheduled.compareAndSet(false, true)) {
+            drain();
+        }
     }
 
     /** Replaces what is pending with a snapshot; called under the map's lock, by the drain task. */
