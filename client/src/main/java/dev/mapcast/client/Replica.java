@@ -20,6 +20,7 @@ import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.Delta;
 import dev.mapcast.proto.v1.Progress;
 import dev.mapcast.proto.v1.WatchRequest;
+import com.google.common.util.concurrent.MoreExecutors;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Metadata;
@@ -247,7 +248,7 @@ public final class Replica<K, V> implements AutoCloseable {
 
     /**
      * Tells {@code listener} each revision the replica reaches, once visible (the cheap form of
-     * {@link ReplicaListener}: no decoding of the change). Called on the stream thread.
+     * {@link ReplicaListener}: no decoding of the change). Called on the network thread: never block.
      */
     public void addRevisionListener(LongConsumer listener) {
         revisionListeners.add(listener);
@@ -327,7 +328,10 @@ public final class Replica<K, V> implements AutoCloseable {
         }
         long gen = ++generation;
         long after = needSnapshot || state == null ? 0 : revision;
-        ClientCall<WatchRequest, Encoded> c = client.channel().newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
+        // Events are handled on the network thread that received them: applying a delta takes
+        // microseconds, and a hand-off to another thread per message would cost more than that.
+        ClientCall<WatchRequest, Encoded> c = client.channel().newCall(EncodedMethods.watch(),
+                CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor()));
         call = c;
         c.start(new ClientCall.Listener<>() {
             @Override

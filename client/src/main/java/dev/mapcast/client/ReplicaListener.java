@@ -4,8 +4,9 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Told about a replica's changes, on the replica's stream thread, after they are applied and
- * visible. Keep it quick: the next change waits for it.
+ * Told about a replica's changes after they are applied and visible, on the network thread that
+ * received them. Keep it quick and never block in it: the replica's next change, and other streams
+ * served by the same network thread, wait for it. Hand slow work to an executor of your own.
  */
 public interface ReplicaListener<K, V> {
 
