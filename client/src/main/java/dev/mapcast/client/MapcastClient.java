@@ -19,8 +19,11 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -51,6 +54,7 @@ public final class MapcastClient implements AutoCloseable {
     private final Duration initialBackoff;
     private final Duration maxBackoff;
     private final ScheduledExecutorService timer;
+    private final ExecutorService listenerPool;
 
     private MapcastClient(Builder b) {
         this.ownsChannel = b.channel == null;
@@ -60,12 +64,17 @@ public final class MapcastClient implements AutoCloseable {
         this.deadline = b.deadline;
         this.initialBackoff = b.initialBackoff;
         this.maxBackoff = b.maxBackoff;
+        this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-client-timer"));
+        this.listenerPool = Executors.newCachedThreadPool(daemonThreads("mapcast-client-listener"));
+    }
+
+    private static ThreadFactory daemonThreads(String prefix) {
         AtomicInteger n = new AtomicInteger();
-        this.timer = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, "mapcast-client-timer-" + n.incrementAndGet());
+        return r -> {
+            Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
-        });
+        };
     }
 
     public static Builder builder() {
@@ -147,6 +156,7 @@ public final class MapcastClient implements AutoCloseable {
     @Override
     public void close() {
         timer.shutdownNow();
+        listenerPool.shutdown();
         if (ownsChannel) {
             channel.shutdownNow();
             try {
@@ -191,6 +201,11 @@ public final class MapcastClient implements AutoCloseable {
 
     ScheduledExecutorService timer() {
         return timer;
+    }
+
+    /** Where replicas run their listeners (each replica in order, through its own sequential executor). */
+    Executor listenerPool() {
+        return listenerPool;
     }
 
     Duration initialBackoff() {

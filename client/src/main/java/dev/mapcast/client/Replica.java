@@ -27,6 +27,7 @@ import io.grpc.Metadata;
 import io.grpc.Status;
 import java.io.IOException;
 import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.LinkedHashMap;
@@ -35,6 +36,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -87,6 +89,10 @@ public final class Replica<K, V> implements AutoCloseable {
     private volatile long serverRevision;
     private volatile boolean closed;
     private volatile MapcastException failure;
+    /** The newest revision whose listeners have run; guarded by progress. */
+    private long announcedRevision = -1;
+    /** Runs listeners in order, one at a time, off the network thread. */
+    private final Executor listenerExecutor;
 
     // Guarded by stream.
     private ClientCall<WatchRequest, Encoded> call;
@@ -108,6 +114,7 @@ public final class Replica<K, V> implements AutoCloseable {
         this.map = map;
         this.keys = keys;
         this.values = values;
+        this.listenerExecutor = MoreExecutors.newSequentialExecutor(client.listenerPool());
     }
 
     /** The map's name. */
@@ -221,7 +228,7 @@ public final class Replica<K, V> implements AutoCloseable {
     public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (progress) {
-            while (this.revision < revision || !isSynced()) {
+            while (announcedRevision < revision || !isSynced()) {
                 if (failure != null) {
                     throw failure;
                 }
@@ -248,7 +255,7 @@ public final class Replica<K, V> implements AutoCloseable {
 
     /**
      * Tells {@code listener} each revision the replica reaches, once visible (the cheap form of
-     * {@link ReplicaListener}: no decoding of the change). Called on the network thread: never block.
+     * {@link ReplicaListener}: no decoding of the change), in order with the other listeners.
      */
     public void addRevisionListener(LongConsumer listener) {
         revisionListeners.add(listener);
@@ -487,13 +494,15 @@ public final class Replica<K, V> implements AutoCloseable {
         pendingReason = null;
         needSnapshot = false;
         snapshots.incrementAndGet();
-        for (LongConsumer l : revisionListeners) {
-            l.accept(fields.revision());
-        }
-        for (ReplicaListener<K, V> l : listeners) {
-            l.onResync(fields.revision(), reason);
-        }
-        signal();
+        long at = fields.revision();
+        announce(at, () -> {
+            for (LongConsumer l : revisionListeners) {
+                l.accept(at);
+            }
+            for (ReplicaListener<K, V> l : listeners) {
+                l.onResync(at, reason);
+            }
+        });
     }
 
     private void onDelta(ByteBuffer delta) throws InvalidProtocolBufferException {
@@ -531,24 +540,53 @@ public final class Replica<K, V> implements AutoCloseable {
             return;
         }
         deltas.incrementAndGet();
-        for (LongConsumer l : revisionListeners) {
-            l.accept(fields.revision());
-        }
+        long at = fields.revision();
+        Map<K, V> puts = new LinkedHashMap<>();
+        Set<K> deleted = new LinkedHashSet<>();
         if (decoded != null) {
-            Map<K, V> puts = new LinkedHashMap<>();
             for (Map.Entry<String, ByteString> e : decoded.getPutsMap().entrySet()) {
-                puts.put(keys.decode(e.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8)),
-                        values.decode(e.getValue().toByteArray()));
+                puts.put(keys.decode(e.getKey().getBytes(StandardCharsets.UTF_8)), values.decode(e.getValue().toByteArray()));
             }
-            Set<K> deleted = new LinkedHashSet<>();
             for (String key : decoded.getDeletesList()) {
-                deleted.add(keys.decode(key.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+                deleted.add(keys.decode(key.getBytes(StandardCharsets.UTF_8)));
+            }
+        }
+        announce(at, () -> {
+            for (LongConsumer l : revisionListeners) {
+                l.accept(at);
             }
             for (ReplicaListener<K, V> l : listeners) {
-                l.onChange(fields.revision(), puts, deleted);
+                l.onChange(at, puts, deleted);
             }
+        });
+    }
+
+    /**
+     * Tells the listeners, in order and off the network thread, that {@code revision} is visible, then
+     * wakes {@link #awaitRevision} waiters: a returning awaitRevision(r) means r's listeners have run.
+     * With no listener, waiters wake at once.
+     */
+    private void announce(long revision, Runnable tellListeners) {
+        if (listeners.isEmpty() && revisionListeners.isEmpty()) {
+            announced(revision);
+            return;
         }
-        signal();  // after the listeners: awaitRevision(r) returning means r's listeners have run
+        listenerExecutor.execute(() -> {
+            try {
+                tellListeners.run();
+            } catch (RuntimeException | Error e) {
+                log.error("a listener of the replica of map \"{}\" failed at revision {}", map, revision, e);
+            } finally {
+                announced(revision);
+            }
+        });
+    }
+
+    private void announced(long revision) {
+        synchronized (progress) {
+            announcedRevision = Math.max(announcedRevision, revision);
+            progress.notifyAll();
+        }
     }
 
     private void signal() {

@@ -4,9 +4,10 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * Told about a replica's changes after they are applied and visible, on the network thread that
- * received them. Keep it quick and never block in it: the replica's next change, and other streams
- * served by the same network thread, wait for it. Hand slow work to an executor of your own.
+ * Told about a replica's changes after they are applied and visible: in revision order, one call
+ * at a time, on a thread of the client's listener pool (never a network thread, so a listener may
+ * call the client, even block). A slow listener delays only this replica's later notifications and
+ * {@link Replica#awaitRevision} callers; the replica's state keeps following the server.
  */
 public interface ReplicaListener<K, V> {
 

@@ -13,17 +13,24 @@ import java.util.concurrent.CopyOnWriteArrayList;
 /**
  * A TCP forwarder on loopback between a client and a server, which a test can cut (every
  * connection dropped, nothing accepted) and restore on the same port: a network partition of one
- * client, with the server and other clients unaffected.
+ * client, with the server and other clients unaffected. It can also limit the bandwidth from the
+ * server to the client: a slow link.
  */
 final class LoopbackProxy implements AutoCloseable {
 
     private final int targetPort;
+    private final long serverToClientBytesPerSecond;
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
     private volatile ServerSocket listener;
     private int port;
 
     LoopbackProxy(int targetPort) throws IOException {
+        this(targetPort, Long.MAX_VALUE);
+    }
+
+    LoopbackProxy(int targetPort, long serverToClientBytesPerSecond) throws IOException {
         this.targetPort = targetPort;
+        this.serverToClientBytesPerSecond = serverToClientBytesPerSecond;
         open(0);
     }
 
@@ -68,22 +75,25 @@ final class LoopbackProxy implements AutoCloseable {
                 Socket server = new Socket(InetAddress.getLoopbackAddress(), targetPort);
                 sockets.add(client);
                 sockets.add(server);
-                pump(client, server);
-                pump(server, client);
+                pump(client, server, Long.MAX_VALUE);
+                pump(server, client, serverToClientBytesPerSecond);
             } catch (IOException e) {
                 return;  // closed by cut()
             }
         }
     }
 
-    private void pump(Socket from, Socket to) {
+    private void pump(Socket from, Socket to, long bytesPerSecond) {
         Thread t = new Thread(() -> {
-            byte[] buffer = new byte[64 * 1024];
+            byte[] buffer = new byte[bytesPerSecond == Long.MAX_VALUE ? 64 * 1024 : 4 * 1024];
             try (InputStream in = from.getInputStream(); OutputStream out = to.getOutputStream()) {
                 for (int n; (n = in.read(buffer)) >= 0; ) {
                     out.write(buffer, 0, n);
+                    if (bytesPerSecond != Long.MAX_VALUE) {
+                        Thread.sleep(n * 1000L / bytesPerSecond);
+                    }
                 }
-            } catch (IOException e) {
+            } catch (IOException | InterruptedException e) {
                 // connection cut
             } finally {
                 try {

@@ -260,6 +260,33 @@ class ReplicationTest {
         }
     }
 
+    @Test
+    void listenersRunInOrderOffTheNetworkThreadAndMayCallTheClient() throws Exception {
+        writer.put("config", "counter", "0");
+        MapcastClient client = client(server.port());
+        List<String> seen = new CopyOnWriteArrayList<>();
+        Replica<String, String> replica = closing(client.replica("config", Codec.utf8(), Codec.utf8(),
+                new ReplicaListener<>() {
+                    @Override
+                    public void onChange(long revision, Map<String, String> puts, java.util.Set<String> deletes) {
+                        // A blocking call from a listener: would deadlock on the network thread.
+                        GetResult now = client.get("config", "counter");
+                        seen.add(revision + ":" + puts.get("counter") + ":" + (now.revision() >= revision));
+                    }
+                }));
+        assertTrue(replica.awaitRevision(1, WAIT));
+        long last = 0;
+        for (int i = 1; i <= 20; i++) {
+            last = writer.put("config", "counter", Integer.toString(i));
+        }
+        assertTrue(replica.awaitRevision(last, WAIT), "listeners ran: " + seen);
+        List<String> expected = new ArrayList<>();
+        for (int i = 1; i <= 20; i++) {
+            expected.add((i + 1) + ":" + i + ":true");
+        }
+        assertEquals(expected, seen, "every change, in order, by the time awaitRevision returned");
+    }
+
     /** What the server holds, read key by key with Get (keys key-0..key-{n-1} and any key in a snapshot). */
     private Map<String, String> serverContent(String map, int keyspace) throws Exception {
         Map<String, String> out = new LinkedHashMap<>();

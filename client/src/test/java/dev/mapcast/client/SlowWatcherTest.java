@@ -79,45 +79,44 @@ class SlowWatcherTest {
     }
 
     @Test
-    void replicaThatFallsBehindIsMovedToASnapshotAndConverges() throws Exception {
+    void replicaOnASlowLinkIsMovedToASnapshotAndConverges() throws Exception {
         try (MapcastServer server = MapcastServer.builder().port(0)
                 .watcherQueue(64 * 1024, Duration.ofSeconds(30)).build().start();
-             MapcastClient client = MapcastClient.builder().target("127.0.0.1:" + server.port()).build()) {
-            client.put("config", "k", "v");
+             MapcastClient writer = MapcastClient.builder().target("127.0.0.1:" + server.port()).build();
+             LoopbackProxy slowLink = new LoopbackProxy(server.port(), 512 * 1024)) {
+            writer.put("config", "k", "v");
+            // A small HTTP/2 window, so that what the replica has not taken stays on the server's side.
+            ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", slowLink.port()).usePlaintext()
+                    .flowControlWindow(64 * 1024).build();
             java.util.List<ReplicaListener.ResyncReason> resyncs = new java.util.concurrent.CopyOnWriteArrayList<>();
-            try (Replica<String, byte[]> slow = client.replica("config", dev.mapcast.codec.Codec.utf8(),
-                    dev.mapcast.codec.Codec.bytes(), new ReplicaListener<>() {
-                        @Override
-                        public void onChange(long revision, java.util.Map<String, byte[]> puts,
-                                java.util.Set<String> deletes) {
-                            sleep(2);  // a slow consumer: ~500 changes/s
-                        }
-
-                        @Override
-                        public void onResync(long revision, ReplicaListener.ResyncReason reason) {
-                            resyncs.add(reason);
-                        }
-                    })) {
+            try (MapcastClient client = MapcastClient.builder().channel(channel).build();
+                 Replica<String, byte[]> slow = client.replica("config", dev.mapcast.codec.Codec.utf8(),
+                         dev.mapcast.codec.Codec.bytes(), new ReplicaListener<>() {
+                             @Override
+                             public void onResync(long revision, ReplicaListener.ResyncReason reason) {
+                                 resyncs.add(reason);
+                             }
+                         })) {
                 assertTrue(slow.awaitRevision(1, Duration.ofSeconds(10)));
+                // 4 MB of changes, 8 s of this link; the 100 keys' latest values are 400 KB.
                 byte[] value = new byte[4 * 1024];
                 long last = 0;
-                for (int i = 0; i < 2000; i++) {
-                    last = client.put("config", "key-" + (i % 100), value);
+                for (int i = 0; i < 1000; i++) {
+                    last = writer.put("config", "key-" + (i % 100), value);
                 }
                 assertTrue(slow.awaitRevision(last, Duration.ofSeconds(60)), "at " + slow.revision());
                 assertEquals(101, slow.size());
                 assertTrue(resyncs.contains(ReplicaListener.ResyncReason.SERVER),
                         "fell behind by more than its queue: moved to a fresh snapshot " + resyncs);
                 assertEquals(0, slow.stats().gaps());
+                try (Replica<String, byte[]> fresh = writer.replica("config", dev.mapcast.codec.Codec.utf8(),
+                        dev.mapcast.codec.Codec.bytes())) {
+                    assertTrue(fresh.awaitRevision(last, Duration.ofSeconds(10)));
+                    assertEquals(fresh.digest(), slow.digest(), "the same content as a fresh replica");
+                }
+            } finally {
+                channel.shutdownNow();
             }
-        }
-    }
-
-    private static void sleep(long millis) {
-        try {
-            Thread.sleep(millis);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
     }
 }
