@@ -1,0 +1,52 @@
+package dev.mapcast.cli;
+
+import dev.mapcast.client.MapcastClient;
+import java.time.Duration;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+/** The options of every client command: which server, and how long to wait for it. */
+final class ClientOptions {
+
+    static final String ENV = "MAPCAST_SERVER";
+
+    @Spec(Spec.Target.MIXEE)
+    CommandSpec mixee;
+
+    @Option(names = "--server", paramLabel = "HOST:PORT",
+            description = "The server address; default: $" + ENV + " if set, else " + MapcastClient.DEFAULT_TARGET + ".")
+    String server;
+
+    @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10s",
+            converter = Converters.DurationConverter.class,
+            description = "How long to wait for the server's answer to each call, e.g. 500ms, 10s, 1m "
+                    + "(default: ${DEFAULT-VALUE}).")
+    Duration timeout;
+
+    /** --server, else $MAPCAST_SERVER, else the default; checked, so a typo is a usage error. */
+    String target() {
+        String env = System.getenv(ENV);
+        String source;
+        String target;
+        if (server != null) {
+            source = "--server";
+            target = server;
+        } else if (env != null && !env.isBlank()) {
+            source = ENV;
+            target = env.trim();
+        } else {
+            return MapcastClient.DEFAULT_TARGET;
+        }
+        // A gRPC target with a scheme (dns:///host:port, unix:/path) goes through as it is.
+        if (target.contains(":/")) {
+            return target;
+        }
+        if (HostPort.parseOrNull(target, 1) == null) {
+            throw new ParameterException(mixee.commandLine(),
+                    source + ": '" + target + "' (" + HostPort.EXPECTED + "; port 1 to 65535)");
+        }
+        return target;
+    }
+}

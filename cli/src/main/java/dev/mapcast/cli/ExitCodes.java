@@ -1,0 +1,59 @@
+package dev.mapcast.cli;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The exit codes of the {@code mapcast} command: what a shell script can rely on. They are listed
+ * in every command's {@code --help}.
+ */
+final class ExitCodes {
+
+    static final int OK = 0;
+    /** An absent key, an unknown map, or a condition (--if-...) that did not hold. */
+    static final int NOT_FOUND = 1;
+    /** picocli's usage error code: a bad option or argument. */
+    static final int USAGE = 2;
+    /** The server refused the request: INVALID_ARGUMENT, RESOURCE_EXHAUSTED and the like. */
+    static final int REFUSED = 3;
+    /** The server could not be reached, or did not answer in time. */
+    static final int UNREACHABLE = 4;
+    /** A bug: an exception nobody expected (printed with its stack trace). */
+    static final int INTERNAL = 70;
+
+    /** serve: the address cannot be bound (in use, not local, no permission). */
+    static final int CANNOT_LISTEN = 1;
+
+    private ExitCodes() {
+    }
+
+    /** For the client commands' --help. */
+    static Map<String, String> clientList() {
+        Map<String, String> codes = new LinkedHashMap<>();
+        codes.put(" 0", "ok");
+        codes.put(" 1", "not found (absent key, unknown map) or condition failed (--if-...)");
+        codes.put(" 2", "usage error (bad option or argument, unreadable --file)");
+        codes.put(" 3", "refused by the server (bad key or value, over a limit...); its reason is printed");
+        codes.put(" 4", "server unreachable, or no answer within --timeout");
+        codes.put("70", "internal error (a bug: the stack trace is printed)");
+        return codes;
+    }
+
+    /** For serve's --help. */
+    static Map<String, String> serveList() {
+        Map<String, String> codes = new LinkedHashMap<>();
+        codes.put(" 0", "stopped cleanly (SIGTERM or SIGINT)");
+        codes.put(" 1", "cannot listen on the address");
+        codes.put(" 2", "usage error (bad option or limit)");
+        codes.put("70", "internal error (a bug: the stack trace is printed)");
+        return codes;
+    }
+
+    /** For the top command's --help: both. */
+    static Map<String, String> allList() {
+        Map<String, String> codes = clientList();
+        codes.put(" 1", codes.get(" 1") + "; serve: cannot listen");
+        codes.put(" 0", "ok; serve: stopped cleanly by SIGTERM or SIGINT");
+        return codes;
+    }
+}

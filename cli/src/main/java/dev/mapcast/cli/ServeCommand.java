@@ -1,0 +1,160 @@
+package dev.mapcast.cli;
+
+import dev.mapcast.server.MapcastServer;
+import java.io.UncheckedIOException;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import java.util.function.LongConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+
+@Command(mixinStandardHelpOptions = true, name = "serve", sortOptions = false,
+        description = {
+            "Runs a mapcast server in the foreground.",
+            "Serves until SIGTERM or SIGINT (Ctrl-C), then shuts down gracefully: new calls are refused, watch streams end (clients resume elsewhere or "
+                    + "on restart), calls in flight get --shutdown-grace; exits 0.",
+            "Logs to stderr. Maps live in memory (storage arrives with the next release).",
+            "Sizes take a unit: 4096, 64KiB, 1MiB, 1GiB; durations: 500ms, 30s, 2m. Every limit "
+                    + "defaults to the server's own default, shown below."},
+        footer = {"", "Examples:",
+            "  mapcast serve",
+            "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB"})
+final class ServeCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--listen", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:50051",
+            converter = HostPort.ListenConverter.class,
+            description = "The address to listen on; 0.0.0.0 for every interface, port 0 for any free port "
+                    + "(default: ${DEFAULT-VALUE}).")
+    HostPort listen;
+
+    // Storage (next issue): --data-dir goes here, next to --listen.
+
+    // Limits. Defaults: MapcastServer.Builder's (ServeDefaultsTest keeps them equal).
+    @Option(names = "--max-key-bytes", paramLabel = "SIZE", defaultValue = "4096",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Longest key (1 to 64KiB; default: ${DEFAULT-VALUE}).")
+    long maxKeyBytes;
+
+    @Option(names = "--max-value-bytes", paramLabel = "SIZE", defaultValue = "1MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Longest value (0 to 64MiB; default: ${DEFAULT-VALUE}).")
+    long maxValueBytes;
+
+    @Option(names = "--max-write-bytes", paramLabel = "SIZE", defaultValue = "4MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Most bytes of keys and values in one write (1 to 256MiB; default: ${DEFAULT-VALUE}).")
+    long maxWriteBytes;
+
+    @Option(names = "--max-maps", paramLabel = "N", defaultValue = "1024",
+            description = "Most maps the server holds (default: ${DEFAULT-VALUE}).")
+    long maxMaps;
+
+    @Option(names = "--max-entries-per-map", paramLabel = "N", defaultValue = "10000000",
+            description = "Most entries in one map (default: ${DEFAULT-VALUE}).")
+    long maxEntriesPerMap;
+
+    @Option(names = "--history-deltas", paramLabel = "N", defaultValue = "10000",
+            description = "Writes kept per map for watchers that resume (default: ${DEFAULT-VALUE}).")
+    long historyDeltas;
+
+    @Option(names = "--history-bytes", paramLabel = "SIZE", defaultValue = "16MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Bytes of those writes kept per map (default: ${DEFAULT-VALUE}).")
+    long historyBytes;
+
+    @Option(names = "--watcher-queue-bytes", paramLabel = "SIZE", defaultValue = "8MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Bytes queued for one slow watcher before it is moved to a fresh snapshot "
+                    + "(default: ${DEFAULT-VALUE}).")
+    long watcherQueueBytes;
+
+    @Option(names = "--slow-watcher-timeout", paramLabel = "DURATION", defaultValue = "30s",
+            converter = Converters.DurationConverter.class,
+            description = "How long a watcher may take nothing while changes wait before it is cut off "
+                    + "with RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE}).")
+    Duration slowWatcherTimeout;
+
+    @Option(names = "--progress-interval", paramLabel = "DURATION", defaultValue = "10s",
+            converter = Converters.DurationConverter.class,
+            description = "How often idle watchers that ask for it get a progress event (default: ${DEFAULT-VALUE}).")
+    Duration progressInterval;
+
+    @Option(names = "--shutdown-grace", paramLabel = "DURATION", defaultValue = "5s",
+            converter = Converters.DurationConverter.class,
+            description = "How long calls in flight may finish at shutdown (default: ${DEFAULT-VALUE}).")
+    Duration shutdownGrace;
+
+    @Override
+    public Integer call() throws InterruptedException {
+        // Before the first logger exists (slf4j-simple reads its level once): the server's
+        // "serving on", "stopped serving" and "closed" lines are info.
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "info");
+        Logger log = LoggerFactory.getLogger("mapcast");
+
+        MapcastServer.Builder b = MapcastServer.builder().host(listen.host()).port(listen.port());
+        limit("--max-key-bytes", maxKeyBytes, v -> b.maxKeyBytes(toInt(v)));
+        limit("--max-value-bytes", maxValueBytes, v -> b.maxValueBytes(toInt(v)));
+        limit("--max-write-bytes", maxWriteBytes, v -> b.maxWriteBytes(toInt(v)));
+        limit("--max-maps", maxMaps, v -> b.maxMaps(toInt(v)));
+        limit("--max-entries-per-map", maxEntriesPerMap, b::maxEntriesPerMap);
+        // One builder call takes both history limits: check each against its own flag first.
+        limit("--history-deltas", historyDeltas, v -> b.history(toInt(v), 1));
+        limit("--history-bytes", historyBytes, v -> b.history(toInt(historyDeltas), v));
+        limit("--watcher-queue-bytes", watcherQueueBytes, v -> b.watcherQueue(v, slowWatcherTimeout));
+        b.progressInterval(progressInterval).shutdownGrace(shutdownGrace);
+
+        MapcastServer server;
+        try {
+            server = b.build().start();
+        } catch (UncheckedIOException e) {
+            // Netty says "Failed to bind to address"; why (in use, not local...) is in the cause.
+            Throwable root = e;
+            while (root.getCause() != null && root.getCause() != root) {
+                root = root.getCause();
+            }
+            String why = root == e || root.getMessage() == null || e.getMessage().contains(root.getMessage())
+                    ? "" : " (" + root.getMessage() + ")";
+            throw new Failure(ExitCodes.CANNOT_LISTEN, e.getMessage() + why);
+        }
+        // On SIGTERM/SIGINT the JVM runs shutdown hooks and would exit 128+signal (143, 130); a
+        // stop asked for by a signal is the normal way to end a server, so once it has closed
+        // cleanly the hook ends the JVM with 0 itself. (The main thread, back from
+        // awaitTermination, blocks in System.exit meanwhile: the JVM is already shutting down.)
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            log.info("shutting down: refusing new calls, ending watch streams, {} ms for calls in flight",
+                    shutdownGrace.toMillis());
+            server.close();
+            System.out.flush();
+            System.err.flush();
+            Runtime.getRuntime().halt(ExitCodes.OK);
+        }, "mapcast-shutdown"));
+        server.awaitTermination();
+        return ExitCodes.OK;
+    }
+
+    /** Sets one limit; the builder's complaint becomes a usage error naming the flag and the value given. */
+    private void limit(String flag, long value, LongConsumer setter) {
+        try {
+            setter.accept(value);
+        } catch (IllegalArgumentException e) {
+            // "maxKeyBytes: 0 (expected: 1 to 65536)" -> "--max-key-bytes: 0 (expected: 1 to 65536)"
+            String message = e.getMessage();
+            int expected = message.indexOf(" (expected");
+            throw new ParameterException(spec.commandLine(),
+                    flag + ": " + value + (expected < 0 ? " (" + message + ")" : message.substring(expected)));
+        }
+    }
+
+    /** Past int range: the builder's range check reports it (with the value given, see limit). */
+    private static int toInt(long v) {
+        return (int) Math.max(Integer.MIN_VALUE, Math.min(Integer.MAX_VALUE, v));
+    }
+}

@@ -1,0 +1,66 @@
+package dev.mapcast.cli;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+
+/** How keys and values are shown in human-readable, one-line-per-item output. */
+final class Text {
+
+    private Text() {
+    }
+
+    /** The bytes as a string if they are valid UTF-8, else null. */
+    static String utf8OrNull(byte[] bytes) {
+        try {
+            return StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(bytes))
+                    .toString();
+        } catch (CharacterCodingException e) {
+            return null;
+        }
+    }
+
+    /**
+     * A value on one line: its text with control characters escaped (a newline inside a value must
+     * not look like the next item), or {@code base64:...} when it is not UTF-8. Exact bytes are
+     * what --json and {@code get --raw} are for.
+     */
+    static String value(byte[] value) {
+        String text = utf8OrNull(value);
+        return text == null ? "base64:" + Base64.getEncoder().encodeToString(value) : oneLine(text);
+    }
+
+    /** Text with control characters escaped ({@code \n}, {@code \t}, {@code \x07}...). */
+    static String oneLine(String s) {
+        StringBuilder out = null;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c >= 0x20 && c != 0x7f) {
+                if (out != null) {
+                    out.append(c);
+                }
+                continue;
+            }
+            if (out == null) {
+                out = new StringBuilder(s.length() + 8).append(s, 0, i);
+            }
+            switch (c) {
+                case '\n' -> out.append("\\n");
+                case '\r' -> out.append("\\r");
+                case '\t' -> out.append("\\t");
+                default -> out.append(String.format("\\x%02x", (int) c));
+            }
+        }
+        return out == null ? s : out.toString();
+    }
+
+    /** A key or map name in a message: quoted, on one line. */
+    static String quoted(String s) {
+        return "\"" + oneLine(s) + "\"";
+    }
+}

@@ -1,0 +1,467 @@
+package dev.mapcast.cli;
+
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.mapcast.client.MapcastClient;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.server.MapcastServer;
+import java.io.File;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Predicate;
+import java.util.spi.ToolProvider;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.parallel.Execution;
+import org.junit.jupiter.api.parallel.ExecutionMode;
+
+/**
+ * The {@code mapcast} command as a user runs it: every command is a separate JVM
+ * ({@code java -cp <the test's class path> dev.mapcast.cli.Main ...}) whose stdout, stderr and
+ * exit code are checked, against a server in this JVM (or, for {@code serve}, in another process).
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+@Execution(ExecutionMode.CONCURRENT)  // a JVM per command: run a few at once (junit-platform.properties)
+class MapcastCommandTest {
+
+    private static MapcastServer server;
+    private static MapcastClient client;
+    private static String address;
+
+    @TempDir
+    static Path tmp;
+
+    private static final AtomicInteger files = new AtomicInteger();
+    private static final Set<String> CLIENT_COMMANDS = Set.of("put", "get", "del", "ls", "watch", "compact");
+
+    /** The commands' class path: a copy of the test's, directories packed into jars (see shareClasses). */
+    private static String classPath;
+    /** JVM options of every command, beyond those ./mapcast uses: see shareClasses. */
+    private static final List<String> jvmOptions = new ArrayList<>();
+
+    @BeforeAll
+    static void startServer() throws Exception {
+        server = MapcastServer.builder().port(0).build().start();
+        address = "127.0.0.1:" + server.port();
+        client = MapcastClient.builder().target(address).build();
+        shareClasses();
+    }
+
+    /**
+     * A command's JVM spends most of its second loading some 2,000 classes of gRPC, Netty and
+     * protobuf. One warm-up command records them in a class-data sharing archive
+     * (-XX:ArchiveClassesAtExit, JDK 13+) that every later command maps instead: about half the
+     * CPU per command. CDS takes jars only, hence the packing, and refuses a jar that changed since:
+     * the copies also keep the commands away from a module another build installs meanwhile.
+     * Nothing else changes: without an archive the commands run as they are.
+     */
+    private static void shareClasses() throws Exception {
+        Path dir = Files.createDirectories(tmp.resolve("class-path"));
+        List<String> entries = new ArrayList<>();
+        for (String entry : System.getProperty("java.class.path").split(File.pathSeparator)) {
+            Path path = Path.of(entry);
+            Path copy = dir.resolve(entries.size() + "-" + path.getFileName() + (Files.isDirectory(path) ? ".jar" : ""));
+            if (Files.isDirectory(path)) {
+                ToolProvider.findFirst("jar").orElseThrow()
+                        .run(System.out, System.err, "cf", copy.toString(), "-C", path.toString(), ".");
+            } else if (Files.isRegularFile(path)) {
+                Files.copy(path, copy);
+            } else {
+                continue;
+            }
+            entries.add(copy.toString());
+        }
+        classPath = String.join(File.pathSeparator, entries);
+
+        client.put("warm-up", "k", "v");
+        Path archive = tmp.resolve("mapcast.jsa");
+        jvmOptions.add("-XX:ArchiveClassesAtExit=" + archive);
+        Process p = command(List.of("ls", "--server", address, "warm-up", "--values"))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.DISCARD)
+                .start();
+        // The archive's own warnings (classes it cannot hold) go nowhere: this run is not a test.
+        boolean archived = p.waitFor(30, TimeUnit.SECONDS) && p.exitValue() == 0 && Files.exists(archive);
+        p.destroyForcibly();
+        jvmOptions.clear();
+        if (archived) {
+            jvmOptions.add("-XX:SharedArchiveFile=" + archive);
+        }
+    }
+
+    @AfterAll
+    static void stopServer() {
+        if (client != null) {
+            client.close();
+        }
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    // ---- put / get / del ----
+
+    @Test
+    void putGetDelRoundTrip() throws IOException {
+        // (Plain `put MAP KEY VALUE` and `get`: see serveRunsUntilSigtermThenExits0.)
+        Path file = tmp.resolve("region.txt");
+        Files.writeString(file, "eu-west-1", UTF_8);
+        assertOk("1", mapcast("put", "--server", address, "rt", "region", "--file", file.toString()));
+        client.put("rt", "owner", "alice");
+
+        Result json = mapcast("get", "--server", address, "--json", "rt", "region");
+        assertOk("{\"key\":\"region\",\"value\":\"eu-west-1\",\"mod_revision\":1,\"revision\":2}", json);
+
+        assertOk("3", mapcast("del", "--server", address, "rt", "region", "owner", "never-there"));
+        Result absent = mapcast("get", "--server", address, "rt", "region");
+        assertFailed(1, "mapcast: key \"region\" not found in map \"rt\" (at revision 3)", absent);
+        assertEquals("", absent.stdout);
+    }
+
+    @Test
+    void binaryValuesFromStdinComeBackExactly() {
+        byte[] binary = {(byte) 0xff, 0, '\n', 'x'};
+        assertOk("1", mapcast(Map.of(), binary, "put", "--server", address, "bin", "k", "-"));
+        Result raw = mapcast("get", "--server", address, "--raw", "bin", "k");
+        assertEquals(0, raw.exitCode, raw::toString);
+        assertArrayEquals(binary, raw.stdoutBytes);
+        assertOk("{\"key\":\"k\",\"value_base64\":\"/wAKeA==\",\"mod_revision\":1,\"revision\":1}",
+                mapcast("get", "--server", address, "--json", "bin", "k"));
+    }
+
+    // ---- failures and exit codes ----
+
+    @Test
+    void unknownMapExits1() {
+        for (String[] args : List.of(
+                new String[] {"get", "--server", address, "no-such-map", "k"},
+                new String[] {"ls", "--server", address, "no-such-map"})) {
+            Result r = mapcast(args);
+            assertFailed(1, "mapcast: map \"no-such-map\" does not exist (a Write creates it)", r);
+        }
+    }
+
+    @Test
+    void badInputIsRefusedWith3AndTheServersReason() {
+        Result r = mapcast("put", "--server", address, "bad", "", "v");
+        assertFailed(3, "mapcast: refused by the server: INVALID_ARGUMENT: puts: empty key "
+                + "(expected: 1 to 4096 bytes of UTF-8)", r);
+        assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("bad")), "nothing was written");
+    }
+
+    @Test
+    void failedConditionExits1AndWritesNothing() {
+        long rev = client.put("cas", "k", "v1");
+        Result absent = mapcast("put", "--server", address, "--if-absent", "cas", "k", "v2");
+        assertFailed(1, "mapcast: condition failed: ", absent);
+        Result stale = mapcast("put", "--server", address, "--if-revision", String.valueOf(rev + 5), "cas", "k", "v2");
+        assertFailed(1, "mapcast: condition failed: ", stale);
+        assertEquals("v1", new String(client.get("cas", "k").value(), UTF_8));
+
+        assertOk(String.valueOf(rev + 1),
+                mapcast("put", "--server", address, "--if-mod-revision", String.valueOf(rev), "cas", "k", "v2"));
+        assertEquals("v2", new String(client.get("cas", "k").value(), UTF_8));
+    }
+
+    @Test
+    void usageErrorsExit2WithoutTalkingToTheServer() {
+        assertFailed(2, "mapcast: --if-revision: -3 (expected: >= 1)",
+                mapcast("put", "--server", address, "--if-revision", "-3", "u", "k", "v"));
+        assertFailed(2, "mapcast: Missing VALUE (expected: VALUE, - for stdin, or --file PATH)",
+                mapcast("put", "--server", address, "u", "k"));
+        assertFailed(2, "mapcast: --server: 'no-port' (expected: HOST:PORT",
+                mapcast("get", "--server", "no-port", "u", "k"));
+        Result unknown = mapcast("frobnicate");
+        assertFailed(2, "mapcast: Unmatched argument at index 0: 'frobnicate'", unknown);
+        assertTrue(unknown.stderr.contains("Try 'mapcast --help'"), unknown::toString);
+        assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("u")), "nothing was written");
+    }
+
+    @Test
+    void serverComesFromTheOptionElseTheEnvironment() throws IOException {
+        client.put("env", "k", "from-server");
+        String closed = "127.0.0.1:" + closedPort();
+        // MAPCAST_SERVER alone: used.
+        assertOk("from-server", mapcast(Map.of("MAPCAST_SERVER", address), null, "get", "env", "k"));
+        // --server wins over it.
+        assertOk("from-server", mapcast(Map.of("MAPCAST_SERVER", closed), null, "get", "--server", address, "env", "k"));
+    }
+
+    @Test
+    void unreachableServerExits4() throws IOException {
+        String closed = "127.0.0.1:" + closedPort();
+        Result r = mapcast("put", "--server", closed, "m", "k", "v");
+        assertFailed(4, "mapcast: cannot reach the server at " + closed + ": ", r);
+        assertTrue(r.stderr.contains("Connection refused"), r::toString);
+        assertEquals(1, r.stderr.lines().count(), r::toString);
+    }
+
+    // ---- ls, watch, compact ----
+
+    @Test
+    void lsListsMapsAndKeysInTheMapsOrder() {
+        client.write("ls-insertion").put("c", "3").put("a", "1").order(IterationOrder.INSERTION).commit();
+        client.put("ls-insertion", "b", "two\nlines");
+        client.put("ls-hash", "x", "1");
+
+        Result table = mapcast("ls", "--server", address);
+        assertEquals(0, table.exitCode, table::toString);
+        List<String> lines = table.lines();
+        assertTrue(lines.get(0).matches("NAME +REVISION +SIZE +ORDER +COMPACT_REV +LIVE_BYTES +DEAD_BYTES +RESERVED_BYTES"),
+                table::toString);
+        assertTrue(lines.stream().anyMatch(l -> l.matches("ls-insertion +2 +3 +insertion +0 +\\d+ +\\d+ +\\d+")),
+                table::toString);
+        assertTrue(lines.stream().anyMatch(l -> l.matches("ls-hash +1 +1 +hash +0 +\\d+ +\\d+ +\\d+")), table::toString);
+        // Aligned: numbers are right-aligned up to the last column, so every row is as long as the header.
+        assertTrue(lines.stream().allMatch(l -> l.length() == lines.get(0).length()), table::toString);
+
+        Result json = mapcast("ls", "--server", address, "--json");
+        assertTrue(json.lines().stream().anyMatch(l -> l.matches("\\{\"name\":\"ls-insertion\",\"revision\":2,\"size\":3,"
+                + "\"order\":\"insertion\",\"compact_revision\":0,\"live_bytes\":\\d+,\"dead_bytes\":\\d+,"
+                + "\"reserved_bytes\":\\d+}")), json::toString);
+
+        assertOk("c=3\na=1\nb=two\\nlines", mapcast("ls", "--server", address, "ls-insertion", "--values"));
+        assertOk("{\"key\":\"c\",\"value\":\"3\"}\n{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"two\\nlines\"}",
+                mapcast("ls", "--server", address, "ls-insertion", "--values", "--json"));
+    }
+
+    @Test
+    void watchPrintsTheSnapshotThenEveryChangeUntilARevision() throws Exception {
+        client.write("w").put("k1", "v1").order(IterationOrder.INSERTION).commit();
+        client.put("w", "k2", "v2");
+        Path out = file("watch.out");
+        Path err = file("watch.err");
+        Process watch = command(List.of("watch", "--server", address, "w", "--json", "--until", "4"))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        try {
+            // Changes made once the watcher has its snapshot must come as changes.
+            awaitContent(out, s -> s.lines().count() >= 3, watch, "the snapshot");
+            client.write("w").put("k3", "v3").put("k1", "v1b").commit();
+            client.delete("w", "k2");
+            assertTrue(watch.waitFor(20, TimeUnit.SECONDS), "watch exits once at revision 4");
+            assertEquals(0, watch.exitValue(), () -> "stderr: " + read(err));
+            List<String> lines = read(out).lines().toList();
+            assertEquals(6, lines.size(), lines::toString);
+            assertEquals(List.of(
+                    "{\"type\":\"resync\",\"revision\":2,\"reason\":\"initial\",\"size\":2}",
+                    "{\"type\":\"snapshot\",\"revision\":2,\"key\":\"k1\",\"value\":\"v1\"}",
+                    "{\"type\":\"snapshot\",\"revision\":2,\"key\":\"k2\",\"value\":\"v2\"}"),
+                    lines.subList(0, 3));
+            // One write, two keys: two lines of one revision, in an order the protocol leaves open.
+            assertEquals(Set.of(
+                    "{\"type\":\"put\",\"revision\":3,\"key\":\"k3\",\"value\":\"v3\"}",
+                    "{\"type\":\"put\",\"revision\":3,\"key\":\"k1\",\"value\":\"v1b\"}"),
+                    Set.copyOf(lines.subList(3, 5)));
+            assertEquals("{\"type\":\"del\",\"revision\":4,\"key\":\"k2\"}", lines.get(5));
+            assertEquals("", read(err));
+        } finally {
+            watch.destroyForcibly();
+        }
+        // Human output, and --count: the snapshot, then one write.
+        Process human = command(List.of("watch", "--server", address, "w", "--count", "1"))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        try {
+            awaitContent(out, s -> s.lines().count() >= 3, human, "the snapshot");
+            client.put("w", "k4", "x\ty");
+            assertTrue(human.waitFor(20, TimeUnit.SECONDS), "watch exits after one write");
+            assertEquals(0, human.exitValue(), () -> "stderr: " + read(err));
+            assertEquals(List.of("snapshot rev 4, 2 entries", "  k1=v1b", "  k3=v3", "rev 5 put k4=x\\ty"),
+                    read(out).lines().toList());
+        } finally {
+            human.destroyForcibly();
+        }
+    }
+
+    @Test
+    void compactPrintsWhatItDid() {
+        client.put("cmp", "a", "1");
+        client.put("cmp", "a", "2");
+        client.delete("cmp", "a");
+        Result r = mapcast("compact", "--server", address, "cmp", "--json");
+        assertEquals(0, r.exitCode, r::toString);
+        assertTrue(r.stdout.matches("\\{\"compact_revision\":3,\"tombstones_purged\":\\d+,\"bytes_reclaimed\":\\d+,"
+                + "\"revision\":3}\n"), r::toString);
+        assertFailed(3, "mapcast: refused by the server: INVALID_ARGUMENT: revision: 99 "
+                + "(expected: 0 or at most the revision of map \"cmp\", 3)",
+                mapcast("compact", "--server", address, "cmp", "--revision", "99"));
+    }
+
+    // ---- serve, help ----
+
+    @Test
+    void serveRunsUntilSigtermThenExits0() throws Exception {
+        int port = closedPort();
+        String listen = "127.0.0.1:" + port;
+        Path err = file("serve.err");
+        Process serve = command(List.of("serve", "--listen", listen))
+                .redirectOutput(file("serve.out").toFile()).redirectError(err.toFile()).start();
+        try {
+            awaitContent(err, s -> s.contains("mapcast serving on " + listen), serve, "serving");
+            assertOk("1", mapcast("put", "--server", listen, "s", "k", "v"));
+            assertOk("v", mapcast("get", "--server", listen, "s", "k"));
+
+            serve.destroy();  // SIGTERM
+            assertTrue(serve.waitFor(20, TimeUnit.SECONDS), "serve exits on SIGTERM");
+            assertEquals(0, serve.exitValue(), () -> read(err));
+            String log = read(err);
+            assertTrue(log.contains("mapcast stopped serving") && log.contains("mapcast closed"), log);
+            assertFalse(log.contains("Exception") || log.contains("WARN") || log.contains("ERROR"), log);
+        } finally {
+            serve.destroyForcibly();
+        }
+    }
+
+    @Test
+    void serveRefusesABadLimitAndABusyAddress() {
+        assertFailed(2, "mapcast: --max-key-bytes: 0 (expected: 1 to 65536)", mapcast("serve", "--max-key-bytes", "0"));
+        Result busy = mapcast("serve", "--listen", address);
+        assertFailed(1, "mapcast: cannot listen on " + address + ": ", busy);
+        assertTrue(busy.stderr.contains("Address already in use"), busy::toString);
+    }
+
+    @Test
+    void helpListsCommandsAndExitCodes() {
+        Result help = mapcast("--help");
+        assertEquals(0, help.exitCode, help::toString);
+        for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact")) {
+            assertTrue(help.stdout.contains("\n  " + command + " "), () -> command + " in " + help.stdout);
+        }
+        Result put = mapcast("put", "--help");
+        assertEquals(0, put.exitCode, put::toString);
+        assertTrue(put.stdout.startsWith("Usage: mapcast put ") && put.stdout.contains("Exit codes:")
+                && put.stdout.contains("4   server unreachable"), put::toString);
+        Result version = mapcast("--version");
+        assertTrue(version.exitCode == 0 && version.stdout.startsWith("mapcast 0."), version::toString);
+    }
+
+    // ---- running the command ----
+
+    private record Result(int exitCode, byte[] stdoutBytes, String stdout, String stderr) {
+        List<String> lines() {
+            return stdout.lines().toList();
+        }
+
+        @Override
+        public String toString() {
+            return "exit " + exitCode + "\n--- stdout\n" + stdout + "--- stderr\n" + stderr;
+        }
+    }
+
+    private static Result mapcast(String... args) {
+        return mapcast(Map.of(), null, args);
+    }
+
+    /** Runs {@code mapcast args} to completion, with extra environment and stdin. */
+    private static Result mapcast(Map<String, String> env, byte[] stdin, String... args) {
+        try {
+            Path out = file("out");
+            Path err = file("err");
+            ProcessBuilder pb = command(List.of(args)).redirectOutput(out.toFile()).redirectError(err.toFile());
+            pb.environment().putAll(env);
+            Process p = pb.start();
+            try (OutputStream in = p.getOutputStream()) {
+                if (stdin != null) {
+                    in.write(stdin);
+                }
+            }
+            if (!p.waitFor(30, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                fail("mapcast " + String.join(" ", args) + " did not finish; stderr: " + read(err));
+            }
+            byte[] stdout = Files.readAllBytes(out);
+            return new Result(p.exitValue(), stdout, new String(stdout, UTF_8), read(err));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
+    /** {@code java ... dev.mapcast.cli.Main args}, as ./mapcast runs it. */
+    private static ProcessBuilder command(List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        if (Runtime.version().feature() >= 23) {
+            cmd.add("--sun-misc-unsafe-memory-access=allow");  // as ./mapcast does; see the root pom
+        }
+        if (!args.get(0).equals("serve")) {
+            // Short-lived client JVMs start faster without the optimising compiler and with the
+            // simplest collector; behaviour is the same.
+            cmd.addAll(List.of("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC"));
+        }
+        cmd.addAll(jvmOptions);
+        cmd.addAll(List.of("-cp", classPath, Main.class.getName()));
+        cmd.addAll(args);
+        if (CLIENT_COMMANDS.contains(args.get(0)) && !args.contains("--timeout") && !args.contains("--")) {
+            // A loaded build machine can take seconds to connect to a local server: not a failure here.
+            cmd.addAll(List.of("--timeout", "30s"));
+        }
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().remove(ClientOptions.ENV);  // the machine's own setting must not leak in
+        pb.environment().put("MALLOC_MMAP_THRESHOLD_", "65536");
+        return pb;
+    }
+
+    private static void assertOk(String expectedStdout, Result r) {
+        assertEquals(0, r.exitCode, r::toString);
+        assertEquals(expectedStdout + "\n", r.stdout, r::toString);
+        assertEquals("", r.stderr, r::toString);
+    }
+
+    /** The exit code, a message on stderr ("mapcast: ..." containing {@code message}), no stack trace. */
+    private static void assertFailed(int exitCode, String message, Result r) {
+        assertEquals(exitCode, r.exitCode, r::toString);
+        assertTrue(r.stderr.startsWith("mapcast: ") && r.stderr.contains(message), r::toString);
+        assertFalse(r.stderr.contains("\tat "), r::toString);
+    }
+
+    private static void awaitContent(Path file, Predicate<String> ready, Process p, String what)
+            throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (!ready.test(read(file))) {
+            if (!p.isAlive()) {
+                fail("exited (" + p.exitValue() + ") before " + what + ": " + read(file));
+            }
+            if (System.nanoTime() > deadline) {
+                fail("no " + what + " in 20 s: " + read(file));
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    private static Path file(String name) {
+        return tmp.resolve(files.incrementAndGet() + "-" + name);
+    }
+
+    private static String read(Path file) {
+        try {
+            return Files.exists(file) ? Files.readString(file, UTF_8) : "";
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /** A port nothing listens on (free a moment ago). */
+    private static int closedPort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package dev.mapcast.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.mapcast.server.MapcastServer;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+import picocli.CommandLine.TypeConversionException;
+
+/** Option parsing, in process: serve's defaults, and the converters of sizes, durations and addresses. */
+class OptionsTest {
+
+    /**
+     * `mapcast serve` states its defaults in --help, so they are copies of the server's; this keeps
+     * them equal. The server keeps its defaults package-private, hence the reflection.
+     */
+    @Test
+    void serveDefaultsAreTheServersDefaults() throws ReflectiveOperationException {
+        ServeCommand serve = new ServeCommand();
+        new CommandLine(serve).parseArgs();
+        Class<?> limitsClass = Class.forName("dev.mapcast.server.Limits");
+        Field defaultsField = limitsClass.getDeclaredField("DEFAULTS");
+        defaultsField.setAccessible(true);
+        Object defaults = defaultsField.get(null);
+
+        assertEquals(number(defaults, "maxKeyBytes"), serve.maxKeyBytes);
+        assertEquals(number(defaults, "maxValueBytes"), serve.maxValueBytes);
+        assertEquals(number(defaults, "maxWriteBytes"), serve.maxWriteBytes);
+        assertEquals(number(defaults, "maxMaps"), serve.maxMaps);
+        assertEquals(number(defaults, "maxEntriesPerMap"), serve.maxEntriesPerMap);
+        assertEquals(number(defaults, "historyDeltas"), serve.historyDeltas);
+        assertEquals(number(defaults, "historyBytes"), serve.historyBytes);
+        assertEquals(number(defaults, "watcherQueueBytes"), serve.watcherQueueBytes);
+        assertEquals(accessor(defaults, "slowWatcherTimeout"), serve.slowWatcherTimeout);
+        assertEquals(accessor(defaults, "progressInterval"), serve.progressInterval);
+
+        MapcastServer.Builder builder = MapcastServer.builder();
+        assertEquals(field(builder, "shutdownGrace"), serve.shutdownGrace);
+        assertEquals(field(builder, "host"), serve.listen.host());
+        assertEquals(field(builder, "port"), serve.listen.port());
+    }
+
+    @Test
+    void durations() {
+        Converters.DurationConverter c = new Converters.DurationConverter();
+        assertEquals(Duration.ofMillis(500), c.convert("500ms"));
+        assertEquals(Duration.ofSeconds(10), c.convert("10s"));
+        assertEquals(Duration.ofSeconds(10), c.convert("10"));
+        assertEquals(Duration.ofMinutes(2), c.convert("2m"));
+        assertEquals(Duration.ofHours(1), c.convert("1h"));
+        assertEquals(Duration.ofSeconds(90), c.convert("PT1M30S"));
+        for (String bad : new String[] {"0s", "-1s", "10 parsecs", "", "PT-1S", "99999999999999999999s"}) {
+            TypeConversionException e = assertThrows(TypeConversionException.class, () -> c.convert(bad), bad);
+            assertTrue(e.getMessage().startsWith("'" + bad + "' (expected: a positive duration"), e.getMessage());
+        }
+    }
+
+    @Test
+    void byteSizes() {
+        Converters.ByteSizeConverter c = new Converters.ByteSizeConverter();
+        assertEquals(4096L, c.convert("4096"));
+        assertEquals(64L * 1024, c.convert("64KiB"));
+        assertEquals(64L * 1024, c.convert("64k"));
+        assertEquals(1L << 20, c.convert("1MiB"));
+        assertEquals(3L << 30, c.convert("3G"));
+        for (String bad : new String[] {"-1", "1.5MiB", "1TB", "lots", "9999999999999GiB"}) {
+            TypeConversionException e = assertThrows(TypeConversionException.class, () -> c.convert(bad), bad);
+            assertTrue(e.getMessage().startsWith("'" + bad + "' (expected: a size in bytes"), e.getMessage());
+        }
+    }
+
+    @Test
+    void addresses() {
+        assertEquals(new HostPort("127.0.0.1", 50051), HostPort.parseOrNull("127.0.0.1:50051", 1));
+        assertEquals(new HostPort("::1", 0), HostPort.parseOrNull("[::1]:0", 0));
+        assertEquals("[::1]:7", new HostPort("::1", 7).toString());
+        for (String bad : new String[] {"localhost", ":50051", "host:", "::1:50051", "host:65536", "host:x"}) {
+            assertNull(HostPort.parseOrNull(bad, 0), bad);
+        }
+        assertNull(HostPort.parseOrNull("host:0", 1), "a client needs a real port");
+    }
+
+    @Test
+    void textOnOneLine() {
+        assertEquals("a\\nb\\tc\\x07d", Text.oneLine("a\nb\tc\u0007d"));
+        assertEquals("base64:/w==", Text.value(new byte[] {(byte) 0xff}));
+        assertEquals("{\"k\":\"q\\\"\\\\\\n\\u0001é\",\"n\":18446744073709551615}",
+                new JsonLine().string("k", "q\"\\\n\u0001é").number("n", -1L).toString());
+    }
+
+    private static long number(Object record, String name) throws ReflectiveOperationException {
+        return ((Number) accessor(record, name)).longValue();
+    }
+
+    private static Object accessor(Object record, String name) throws ReflectiveOperationException {
+        Method m = record.getClass().getDeclaredMethod(name);
+        m.setAccessible(true);
+        return m.invoke(record);
+    }
+
+    private static Object field(Object o, String name) throws ReflectiveOperationException {
+        Field f = o.getClass().getDeclaredField(name);
+        f.setAccessible(true);
+        return f.get(o);
+    }
+}
