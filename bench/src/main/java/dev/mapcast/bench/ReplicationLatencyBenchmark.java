@@ -50,8 +50,11 @@ import org.openjdk.jmh.annotations.Warmup;
  * Write-to-every-replica latency on loopback (issue 4), mapcast against etcd's watch (DESIGN.md's
  * target: a lower p99 than etcd at the same load). One server and 50 replicas, each replica with its
  * own connection (as 50 services would have), real gRPC over Netty; an open-loop writer sends 5,000
- * single-key writes per second (16-byte keys over 10,000 keys, 64-byte values) for 20 s after 5 s
- * of the same load as warm-up. The 10,000 keys are written once before the replicas start.
+ * single-key writes per second (16-byte keys over 10,000 keys, 64-byte values) for 20 s after 40 s
+ * of warm-up climbing to that rate in four steps ({@code warmupSeconds}: the JIT takes that long to
+ * settle gRPC's paths; a shorter warm-up measures the compiler), then waits until every replica has
+ * caught up.
+ * The 10,000 keys are written once before the replicas start.
  *
  * <p>A write's latency runs from the moment it was due to be sent (so a writer that falls behind
  * its schedule counts against the result: no coordinated omission) until the last of the 50
@@ -103,7 +106,6 @@ import org.openjdk.jmh.annotations.Warmup;
 public class ReplicationLatencyBenchmark {
 
     private static final int KEYS = 10_000;
-    private static final int WARMUP_SECONDS = 5;
     /** The keys all start with it; etcd's watchers watch this prefix. */
     private static final String KEY_PREFIX = "key-";
     /** How long replicas may take to catch up, after the fill and after the load. */
@@ -122,6 +124,10 @@ public class ReplicationLatencyBenchmark {
 
     @Param("20")
     int seconds;
+
+    /** Seconds of warm-up load, climbing to the rate: the JIT needs about 30 s to settle gRPC's paths. */
+    @Param("40")
+    int warmupSeconds;
 
     private Subject subject;
 
@@ -156,7 +162,12 @@ public class ReplicationLatencyBenchmark {
 
     @Benchmark
     public long writeToEveryReplica() throws Exception {
-        load(WARMUP_SECONDS, null);
+        // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica catch up.
+        long warm = 0;
+        for (int step = 1; step <= 4; step++) {
+            warm = load(writesPerSecond * step / 4, warmupSeconds / 4, null);
+        }
+        subject.awaitConverged(warm);
         int writes = writesPerSecond * seconds;
         remaining = new AtomicIntegerArray(writes + 1);
         for (int i = 0; i <= writes; i++) {
@@ -165,7 +176,7 @@ public class ReplicationLatencyBenchmark {
         lastApplied = new AtomicLongArray(writes + 1);
         long[] dueAt = new long[writes + 1];
         baseRevision = subject.nextRevision();
-        long last = load(seconds, dueAt);
+        long last = load(writesPerSecond, seconds, dueAt);
         boolean converged = subject.awaitConverged(last);
         report(dueAt, (int) (last - baseRevision + 1), converged);
         baseRevision = Long.MAX_VALUE;
@@ -173,10 +184,10 @@ public class ReplicationLatencyBenchmark {
         return last;
     }
 
-    /** Sends writesPerSecond writes a second, open loop; records each revision's due time; returns the last revision. */
-    private long load(int forSeconds, long[] dueAt) throws Exception {
-        int writes = writesPerSecond * forSeconds;
-        long interval = TimeUnit.SECONDS.toNanos(1) / writesPerSecond;
+    /** Sends {@code rate} writes a second, open loop; records each revision's due time; returns the last revision. */
+    private long load(int rate, int forSeconds, long[] dueAt) throws Exception {
+        int writes = rate * forSeconds;
+        long interval = TimeUnit.SECONDS.toNanos(1) / rate;
         AtomicLong lastRevision = new AtomicLong();
         AtomicLong failures = new AtomicLong();
         AtomicReference<Throwable> firstFailure = new AtomicReference<>();

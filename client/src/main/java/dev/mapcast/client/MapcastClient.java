@@ -47,6 +47,7 @@ public final class MapcastClient implements AutoCloseable {
 
     /** The default server address, as {@code mapcast serve} listens by default. */
     public static final String DEFAULT_TARGET = "127.0.0.1:50051";
+    private static final int FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
     private final ManagedChannel channel;
     private final boolean ownsChannel;
@@ -60,6 +61,9 @@ public final class MapcastClient implements AutoCloseable {
         this.ownsChannel = b.channel == null;
         this.channel = b.channel != null ? b.channel
                 : NettyChannelBuilder.forTarget(b.target).usePlaintext().maxInboundMessageSize(b.maxInboundMessageBytes)
+                        // A fixed window: snapshots stream at full speed from the start, and no
+                        // BDP-probing PING goes out with every read, as auto-tuning does.
+                        .flowControlWindow(FLOW_CONTROL_WINDOW)
                         .build();
         this.deadline = b.deadline;
         this.initialBackoff = b.initialBackoff;

@@ -254,8 +254,10 @@ public final class Replica<K, V> implements AutoCloseable {
     }
 
     /**
-     * Tells {@code listener} each revision the replica reaches, once visible (the cheap form of
-     * {@link ReplicaListener}: no decoding of the change), in order with the other listeners.
+     * Tells {@code listener} each revision the replica reaches, the moment it is visible: the
+     * low-level form of {@link ReplicaListener}, with no decoding and no hand-off. It runs on the
+     * network thread that received the change, so it must return at once: never block in it, never
+     * call the client from it (hand such work to an executor).
      */
     public void addRevisionListener(LongConsumer listener) {
         revisionListeners.add(listener);
@@ -369,7 +371,7 @@ public final class Replica<K, V> implements AutoCloseable {
                 }
             }
         }, new Metadata());
-        c.sendMessage(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).build());
+        c.sendMessage(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).setBatchEvents(true).build());
         c.halfClose();
         c.request(1);
     }
@@ -422,23 +424,62 @@ public final class Replica<K, V> implements AutoCloseable {
 
     private void handle(ByteBuffer message) {
         try {
-            WatchEvent event = MessageDecoder.watchEvent(message);
-            switch (event.field()) {
-                case WatchEvent.SNAPSHOT -> onChunk(event.body());
-                case WatchEvent.DELTA -> onDelta(event.body());
-                case WatchEvent.COMPACTION -> {
-                    Compaction c = Compaction.parseFrom(event.body());
-                    compactRevision = Math.max(compactRevision, c.getCompactRevision());
-                    serverRevision = Math.max(serverRevision, c.getRevision());
-                }
-                case WatchEvent.PROGRESS -> serverRevision = Math.max(serverRevision,
-                        Progress.parseFrom(event.body()).getRevision());
-                default -> {
-                    // an event this client does not know: newer server
-                }
-            }
+            handleEvent(message, true);
         } catch (MalformedMessageException | InvalidProtocolBufferException e) {
             log.warn("replica of map \"{}\": malformed message from the server, resynchronising", map, e);
+            resync(ResyncReason.MALFORMED);
+        }
+    }
+
+    /** One WatchResponse; a batch's events one by one, until one of them restarts the stream. */
+    private void handleEvent(ByteBuffer message, boolean batchAllowed) throws InvalidProtocolBufferException {
+        WatchEvent event = MessageDecoder.watchEvent(message);
+        switch (event.field()) {
+            case WatchEvent.SNAPSHOT -> onChunk(event.body());
+            case WatchEvent.DELTA -> onDelta(event.body());
+            case WatchEvent.COMPACTION -> {
+                Compaction c = Compaction.parseFrom(event.body());
+                compactRevision = Math.max(compactRevision, c.getCompactRevision());
+                serverRevision = Math.max(serverRevision, c.getRevision());
+            }
+            case WatchEvent.PROGRESS -> onProgress(Progress.parseFrom(event.body()));
+            case WatchEvent.BATCH -> {
+                if (!batchAllowed) {
+                    log.warn("replica of map \"{}\": a batch inside a batch, resynchronising", map);
+                    resync(ResyncReason.MALFORMED);
+                    return;
+                }
+                long gen = generation;
+                for (ByteBuffer inner : MessageDecoder.batchedEvents(event.body())) {
+                    if (gen != generation) {
+                        return;  // an event restarted the stream: the rest belongs to the old one
+                    }
+                    handleEvent(inner, false);
+                }
+            }
+            default -> {
+                // an event this client does not know: newer server
+            }
+        }
+    }
+
+    /** A Progress at the replica's own revision carries the server's digest there: check it. */
+    private void onProgress(Progress progress) {
+        serverRevision = Math.max(serverRevision, progress.getRevision());
+        if (progress.getDigest() == 0 || staging != null || progress.getRevision() != revision) {
+            return;
+        }
+        long local;
+        lock.readLock().lock();
+        try {
+            local = state == null ? progress.getDigest() : state.digest();
+        } finally {
+            lock.readLock().unlock();
+        }
+        if (local != progress.getDigest()) {
+            log.warn("replica of map \"{}\": the server's digest at revision {} is not this replica's, "
+                    + "resynchronising", map, revision);
+            digestMismatches.incrementAndGet();
             resync(ResyncReason.DIGEST_MISMATCH);
         }
     }
@@ -496,9 +537,6 @@ public final class Replica<K, V> implements AutoCloseable {
         snapshots.incrementAndGet();
         long at = fields.revision();
         announce(at, () -> {
-            for (LongConsumer l : revisionListeners) {
-                l.accept(at);
-            }
             for (ReplicaListener<K, V> l : listeners) {
                 l.onResync(at, reason);
             }
@@ -552,9 +590,6 @@ public final class Replica<K, V> implements AutoCloseable {
             }
         }
         announce(at, () -> {
-            for (LongConsumer l : revisionListeners) {
-                l.accept(at);
-            }
             for (ReplicaListener<K, V> l : listeners) {
                 l.onChange(at, puts, deleted);
             }
@@ -562,12 +597,15 @@ public final class Replica<K, V> implements AutoCloseable {
     }
 
     /**
-     * Tells the listeners, in order and off the network thread, that {@code revision} is visible, then
-     * wakes {@link #awaitRevision} waiters: a returning awaitRevision(r) means r's listeners have run.
-     * With no listener, waiters wake at once.
+     * Calls the revision listeners here, then tells the replica listeners, in order and off the
+     * network thread, that {@code revision} is visible, then wakes {@link #awaitRevision} waiters: a
+     * returning awaitRevision(r) means r's listeners have run. With no listener, waiters wake at once.
      */
     private void announce(long revision, Runnable tellListeners) {
-        if (listeners.isEmpty() && revisionListeners.isEmpty()) {
+        for (LongConsumer l : revisionListeners) {
+            l.accept(revision);
+        }
+        if (listeners.isEmpty()) {
             announced(revision);
             return;
         }

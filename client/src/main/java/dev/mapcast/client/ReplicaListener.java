@@ -30,7 +30,9 @@ public interface ReplicaListener<K, V> {
         SERVER,
         /** A delta did not follow the replica's revision. */
         GAP,
-        /** The digest after a delta did not match the server's. */
-        DIGEST_MISMATCH
+        /** The digest after a delta (or at a Progress event) did not match the server's. */
+        DIGEST_MISMATCH,
+        /** The server sent a message this client could not read. */
+        MALFORMED
     }
 }

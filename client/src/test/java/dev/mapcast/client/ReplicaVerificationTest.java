@@ -109,6 +109,38 @@ class ReplicaVerificationTest {
         }
     }
 
+    @Test
+    void aResumeOntoADifferentMapIsCaughtByTheProgressDigest() throws Exception {
+        // The replica follows a map to revision 1 (a=1); the stream breaks; it resumes after 1 on a
+        // server whose map is also at revision 1 but holds b=2 (a restart that lost the data). No delta
+        // comes, but the Progress that ends the resume carries the server's digest at revision 1.
+        List<WatchRequest> requests = new CopyOnWriteArrayList<>();
+        try (Scripted server = new Scripted(request -> {
+            requests.add(request);
+            return switch (requests.size()) {
+                case 1 -> List.of(snapshot(1, Map.of("a", "1")), END);
+                case 2 -> List.of(progress(1, Map.of("b", "2")));
+                default -> List.of(snapshot(1, Map.of("b", "2")));
+            };
+        })) {
+            List<ResyncReason> reasons = new CopyOnWriteArrayList<>();
+            try (MapcastClient client = MapcastClient.builder().target("127.0.0.1:" + server.server.getPort())
+                    .reconnectBackoff(Duration.ofMillis(10), Duration.ofMillis(50)).build();
+                 Replica<String, String> replica = client.replica("m", Codec.utf8(), Codec.utf8(), resyncs(reasons))) {
+                awaitReasons(reasons, 2);
+                assertEquals(List.of(ResyncReason.INITIAL, ResyncReason.DIGEST_MISMATCH), reasons);
+                assertEquals(Map.of("b", "2"), replica.toMap());
+                assertEquals(1, requests.get(1).getAfterRevision(), "it resumed");
+                assertEquals(0, requests.get(2).getAfterRevision(), "then took a snapshot");
+            }
+        }
+    }
+
+    private static WatchResponse progress(long revision, Map<String, String> content) {
+        return WatchResponse.newBuilder().setProgress(dev.mapcast.proto.v1.Progress.newBuilder()
+                .setRevision(revision).setDigest(digest(content))).build();
+    }
+
     private static ReplicaListener<String, String> resyncs(List<ResyncReason> reasons) {
         return new ReplicaListener<>() {
             @Override
@@ -159,9 +191,15 @@ class ReplicaVerificationTest {
         }
     }
 
-    /** A server whose Watch answers each call with a scripted list of messages, then stays open. */
+    /** In a script: end the stream with UNAVAILABLE here (the replica reconnects and resumes). */
+    private static final WatchResponse END = WatchResponse.newBuilder().build();
+
+    /**
+     * A server whose Watch answers each call with a scripted list of messages, then stays open (or
+     * ends at {@link #END}).
+     */
     private static final class Scripted implements AutoCloseable {
-        private final Server server;
+        final Server server;
         private final BlockingQueue<Object> open = new LinkedBlockingQueue<>();
 
         Scripted(Function<WatchRequest, List<WatchResponse>> script) throws Exception {
@@ -170,6 +208,11 @@ class ReplicaVerificationTest {
             ServerServiceDefinition definition = ServerServiceDefinition.builder(service)
                     .addMethod(EncodedMethods.watch(), ServerCalls.asyncServerStreamingCall((request, response) -> {
                         for (WatchResponse message : script.apply(request)) {
+                            if (message == END) {
+                                response.onError(io.grpc.Status.UNAVAILABLE.withDescription("scripted end")
+                                        .asRuntimeException());
+                                return;
+                            }
                             response.onNext(Encoded.of(ByteBuffer.wrap(message.toByteArray())));
                         }
                         open.add(response);  // never completed: the replica decides to leave

@@ -3,6 +3,8 @@ package dev.mapcast.codec;
 import dev.mapcast.core.OffHeapMap;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -118,6 +120,8 @@ public final class MessageDecoder {
         public static final int DELTA = 2;
         public static final int COMPACTION = 3;
         public static final int PROGRESS = 4;
+        /** A mapcast addition: an {@code EventBatch}; see {@link MessageDecoder#batchedEvents}. */
+        public static final int BATCH = 5;
     }
 
     /**
@@ -134,7 +138,7 @@ public final class MessageDecoder {
             in.tag(p, in.end);
             int tag = (int) in.value;
             if ((tag & 7) == ProtoWire.LENGTH_DELIMITED && (tag >>> 3) >= WatchEvent.SNAPSHOT
-                    && (tag >>> 3) <= WatchEvent.PROGRESS) {
+                    && (tag >>> 3) <= WatchEvent.BATCH) {
                 in.length(in.next, in.end);
                 field = tag >>> 3;
                 from = in.next;
@@ -145,6 +149,28 @@ public final class MessageDecoder {
             }
         }
         return new WatchEvent(field, message.slice(from, field == WatchEvent.NONE ? 0 : length));
+    }
+
+    /**
+     * The events of an {@code EventBatch} (the body of a {@link WatchEvent#BATCH}), in order, each a
+     * {@code WatchResponse} to read with {@link #watchEvent}: slices of {@code batch}, not copies.
+     * The batch's structure is checked whole before any event is returned.
+     */
+    public static List<ByteBuffer> batchedEvents(ByteBuffer batch) {
+        WireReader in = new WireReader(Objects.requireNonNull(batch, "batch"), "EventBatch");
+        List<ByteBuffer> events = new ArrayList<>();
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x0A) {
+                in.length(in.next, in.end);
+                events.add(batch.slice(in.next, (int) in.value));
+                in.next += (int) in.value;
+            } else {
+                skipUnknown(in, tag, in.next, p);
+            }
+        }
+        return events;
     }
 
     /** Applies the delta's puts, then its deletes, to {@code map}; returns its other fields. */

@@ -18,7 +18,6 @@ import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.Executor;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
@@ -56,6 +55,8 @@ final class HostedMap implements AutoCloseable {
     private final DeltaHistory history;
     private final List<Watcher> watchers = new CopyOnWriteArrayList<>();
     private volatile long revision;
+    /** The revision and the digest at it, published together (Progress events carry both). */
+    private volatile Head head = new Head(0, 0);
     private volatile long compactRevision;
     private boolean closed;
 
@@ -72,6 +73,14 @@ final class HostedMap implements AutoCloseable {
 
     long revision() {
         return revision;
+    }
+
+    /** A map revision and the content digest at it. */
+    record Head(long revision, long digest) {
+    }
+
+    Head head() {
+        return head;
     }
 
     /** Commits one normalised write as the next revision, or throws a status and changes nothing. */
@@ -131,6 +140,7 @@ final class HostedMap implements AutoCloseable {
                 publish(WatchEvents.compaction(Compaction.newBuilder().setCompactRevision(compactRevision)
                         .setRevision(next).build()));
             }
+            head = new Head(next, entries.digest());
             revision = next;
         } finally {
             lock.writeLock().unlock();
@@ -217,8 +227,8 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** Registers a watcher: history after its revision if kept, else Compaction then a snapshot. */
-    void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call, Executor executor) {
-        Watcher watcher = new Watcher(this, call, executor, request.getProgressNotify(), limits);
+    void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call, Fanout fanout) {
+        Watcher watcher = new Watcher(this, call, fanout, request, limits);
         lock.readLock().lock();
         try {
             checkOpen();
@@ -231,7 +241,11 @@ final class HostedMap implements AutoCloseable {
                         .setCompactRevision(compactRevision).setRevision(revision).build());
                 watcher.start(compaction, snapshot(true), null);
             } else {
-                watcher.start(null, null, deltas);
+                // The deltas it missed, then where they lead: a client at the same revision checks
+                // its digest, which catches a resume against a map that is not the one it followed.
+                List<Encoded> resume = new ArrayList<>(deltas);
+                resume.add(WatchEvents.progress(revision, head.digest()));
+                watcher.start(null, null, resume);
             }
             watchers.add(watcher);
         } finally {

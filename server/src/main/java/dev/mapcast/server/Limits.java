@@ -19,7 +19,8 @@ record Limits(
         long historyBytes,
         long watcherQueueBytes,
         Duration slowWatcherTimeout,
-        Duration progressInterval) {
+        Duration progressInterval,
+        Duration watchLinger) {
 
     static final Limits DEFAULTS = new Limits(
             4 * 1024,            // key: a configuration key, not a document
@@ -32,7 +33,8 @@ record Limits(
             16L * 1024 * 1024,   // ...and their bytes (per map: the server-wide worst case is maxMaps times this)
             8L * 1024 * 1024,    // bytes queued for one watcher before it is moved to a snapshot
             Duration.ofSeconds(30),
-            Duration.ofSeconds(10));
+            Duration.ofSeconds(10),
+            Duration.ofMillis(1));   // at most one write per watcher connection per millisecond
 
     static StatusRuntimeException invalid(String description) {
         return Status.INVALID_ARGUMENT.withDescription(description).asRuntimeException();

@@ -52,6 +52,7 @@ public final class MapcastServer implements AutoCloseable {
     private Server server;
     private final ExecutorService fanout;
     private final ScheduledExecutorService ticker;
+    private final ScheduledExecutorService lingerTimer;
     private final HealthStatusManager health = new HealthStatusManager();
     private final Limits limits;
     private final Duration shutdownGrace;
@@ -66,7 +67,8 @@ public final class MapcastServer implements AutoCloseable {
         this.fanout = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
                 daemonThreads("mapcast-fanout"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
-        this.service = new MapcastService(maps, limits, fanout);
+        this.lingerTimer = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-linger"));
+        this.service = new MapcastService(maps, limits, new Fanout(fanout, lingerTimer));
         this.host = b.host;
         this.port = b.port;
     }
@@ -89,6 +91,8 @@ public final class MapcastServer implements AutoCloseable {
         Server s = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
                 // Room for a Write of maxWriteBytes of keys and values plus its framing.
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
+                // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
+                .flowControlWindow(1024 * 1024)
                 .addService(service.definition())
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
@@ -158,6 +162,7 @@ public final class MapcastServer implements AutoCloseable {
         closed = true;
         health.enterTerminalState();
         ticker.shutdownNow();
+        lingerTimer.shutdownNow();
         try {
             fanout.shutdown();
             if (!fanout.awaitTermination(5, TimeUnit.SECONDS)) {
@@ -228,6 +233,7 @@ public final class MapcastServer implements AutoCloseable {
         private long watcherQueueBytes = Limits.DEFAULTS.watcherQueueBytes();
         private Duration slowWatcherTimeout = Limits.DEFAULTS.slowWatcherTimeout();
         private Duration progressInterval = Limits.DEFAULTS.progressInterval();
+        private Duration watchLinger = Limits.DEFAULTS.watchLinger();
 
         private Builder() {
         }
@@ -298,6 +304,21 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * How long a delta may wait for others bound to the same watcher when that watcher was sent
+         * something less than this ago (default 1 ms; zero sends every delta at once). Under a high
+         * write rate it bounds the writes per watcher connection to one per linger, which is what lets
+         * the server feed many watchers; at a low rate nothing waits.
+         */
+        public Builder watchLinger(Duration linger) {
+            Objects.requireNonNull(linger, "linger");
+            if (linger.isNegative() || linger.compareTo(Duration.ofSeconds(1)) > 0) {
+                throw new IllegalArgumentException("watchLinger: " + linger + " (expected: 0 to 1 s)");
+            }
+            this.watchLinger = linger;
+            return this;
+        }
+
         /** Entry bytes per snapshot chunk (default 1 MiB, at most 3 MiB: under gRPC's 4 MiB inbound default). */
         public Builder snapshotChunkBytes(int bytes) {
             this.chunkBytes = (int) check("snapshotChunkBytes", bytes, 1, 3 * 1024 * 1024);
@@ -313,7 +334,7 @@ public final class MapcastServer implements AutoCloseable {
         public MapcastServer build() {
             limits = new Limits(maxKeyBytes, maxValueBytes, maxWriteBytes, Limits.DEFAULTS.maxMapNameBytes(), maxMaps,
                     maxEntriesPerMap, historyDeltas, historyBytes, watcherQueueBytes, slowWatcherTimeout,
-                    progressInterval);
+                    progressInterval, watchLinger);
             return new MapcastServer(this);
         }
 

@@ -22,7 +22,6 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
-import java.util.concurrent.Executor;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -40,9 +39,9 @@ final class MapcastService {
 
     private final MapRegistry maps;
     private final Limits limits;
-    private final Executor fanout;
+    private final Fanout fanout;
 
-    MapcastService(MapRegistry maps, Limits limits, Executor fanout) {
+    MapcastService(MapRegistry maps, Limits limits, Fanout fanout) {
         this.maps = maps;
         this.limits = limits;
         this.fanout = fanout;
@@ -101,7 +100,7 @@ final class MapcastService {
 
     private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {
         HostedMap map = maps.existing(request.getMap());
-        new SnapshotStream(map.snapshot(false), call, fanout).start();
+        new SnapshotStream(map.snapshot(false), call, fanout.executor()).start();
     }
 
     private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {

@@ -12,8 +12,9 @@ final class WatchEvents {
     private WatchEvents() {
     }
 
-    static Encoded progress(long revision) {
-        return encode(WatchResponse.newBuilder().setProgress(Progress.newBuilder().setRevision(revision)).build());
+    static Encoded progress(long revision, long digest) {
+        return encode(WatchResponse.newBuilder()
+                .setProgress(Progress.newBuilder().setRevision(revision).setDigest(digest)).build());
     }
 
     static Encoded compaction(Compaction compaction) {

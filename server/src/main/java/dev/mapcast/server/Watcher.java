@@ -1,10 +1,16 @@
 package dev.mapcast.server;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EventBatchEncoder;
+import dev.mapcast.proto.v1.WatchRequest;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
@@ -21,7 +27,9 @@ import org.slf4j.LoggerFactory;
  * progress tick or a restart schedule it on the fan-out executor.
  * <li>Order: an optional preface (the Compaction event of a resume that needs a snapshot), then the
  * snapshot's chunks, then the queue of events, which holds exactly the map's deltas after the
- * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned).
+ * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned). A client
+ * that accepts batches gets the events waiting in its queue as one message (up to 512 events or
+ * 1 MiB), each event still the bytes encoded once for every watcher.
  * <li>Memory: the queue holds shared, already encoded deltas and is bounded in bytes. A delta that
  * would pass the bound is not queued; the watcher is marked overflowed and the drain task moves it
  * to a fresh snapshot (dropping the queue), or ends it with RESOURCE_EXHAUSTED if it has taken
@@ -32,17 +40,26 @@ import org.slf4j.LoggerFactory;
 final class Watcher {
 
     private static final Logger log = LoggerFactory.getLogger(Watcher.class);
+    private static final int MAX_BATCH_EVENTS = 512;
+    private static final long MAX_BATCH_BYTES = 1 << 20;
 
     private final HostedMap map;
     private final ServerCallStreamObserver<Encoded> call;
     private final Executor executor;
+    private final ScheduledExecutorService timer;
+    private final long lingerNanos;
     private final boolean progressNotify;
+    /** Whether the client accepts {@code EventBatch}es (WatchRequest.batch_events). */
+    private final boolean batchEvents;
     private final long maxQueuedBytes;
     private final long slowTimeoutNanos;
 
     private final ConcurrentLinkedQueue<Encoded> queue = new ConcurrentLinkedQueue<>();
     private final AtomicLong queuedBytes = new AtomicLong();
     private final AtomicBoolean scheduled = new AtomicBoolean();
+    private final AtomicBoolean lingering = new AtomicBoolean();
+    /** When the drain last sent something: a writer arriving within the linger waits for the timer. */
+    private volatile long lastBatchNanos;
     private volatile boolean overflowed;
     private volatile boolean cancelled;
     private volatile Status endWith;
@@ -54,12 +71,16 @@ final class Watcher {
     private volatile SnapshotSender snapshot;
     private boolean ended;
 
-    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, Executor executor, boolean progressNotify,
+    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, Fanout fanout, WatchRequest request,
             Limits limits) {
         this.map = map;
         this.call = call;
-        this.executor = executor;
-        this.progressNotify = progressNotify;
+        this.executor = fanout.executor();
+        this.timer = fanout.timer();
+        this.lingerNanos = limits.watchLinger().toNanos();
+        this.lastBatchNanos = System.nanoTime() - lingerNanos;
+        this.progressNotify = request.getProgressNotify();
+        this.batchEvents = request.getBatchEvents();
         this.maxQueuedBytes = limits.watcherQueueBytes();
         this.slowTimeoutNanos = limits.slowWatcherTimeout().toNanos();
         call.setOnCancelHandler(() -> {
@@ -101,12 +122,25 @@ final class Watcher {
     /**
      * Sends what is queued on the calling thread (the writer's, after it released the map's lock),
      * unless a drain is already running, which then sends it: no hand-off to another thread per
-     * delta and watcher. A watcher that has to be restarted is handed to the executor instead, as
-     * that takes the map's lock and pins a snapshot.
+     * delta and watcher. If this watcher was sent a batch less than the linger ago, the delta waits
+     * for the linger timer instead, and goes with the others that arrive meanwhile: under a high write
+     * rate each connection is written (a system call each side) at most once per linger, rather
+     * than once per delta. A watcher that has to be restarted is handed to the executor, as that
+     * takes the map's lock and pins a snapshot.
      */
     void sendFromCaller() {
         if (overflowed) {
             schedule();
+            return;
+        }
+        long wait = lingerNanos - (System.nanoTime() - lastBatchNanos);
+        if (wait > 0) {
+            if (lingering.compareAndSet(false, true)) {
+                timer.schedule(() -> {
+                    lingering.set(false);
+                    schedule();
+                }, wait, TimeUnit.NANOSECONDS);
+            }
         } else if (scheduled.compareAndSet(false, true)) {
             drain();
         }
@@ -193,14 +227,24 @@ final class Watcher {
     }
 
     private void sendWhileReady() {
+        try {
+            sendReady();
+        } finally {
+            if (lastSentNanos - lastBatchNanos > 0) {
+                lastBatchNanos = lastSentNanos;
+            }
+        }
+    }
+
+    private void sendReady() {
         while (call.isReady() && !overflowed && !cancelled && endWith == null) {
             Encoded next = nextMessage();
             if (next == null) {
                 if (progressWanted) {
                     progressWanted = false;
-                    long revision = map.revision();  // read before checking the queue: see HostedMap.write
+                    HostedMap.Head head = map.head();  // read before checking the queue: see HostedMap.write
                     if (queue.isEmpty()) {
-                        call.onNext(WatchEvents.progress(revision));
+                        call.onNext(WatchEvents.progress(head.revision(), head.digest()));
                         lastSentNanos = System.nanoTime();
                         continue;
                     }
@@ -225,10 +269,24 @@ final class Watcher {
             closeSnapshot();
         }
         Encoded event = queue.poll();
-        if (event != null) {
-            queuedBytes.addAndGet(-event.bytes().remaining());
+        if (event == null) {
+            return null;
         }
-        return event;
+        queuedBytes.addAndGet(-event.bytes().remaining());
+        if (!batchEvents || queue.isEmpty()) {
+            return event;
+        }
+        // Several events waiting (a linger, or a client slower than the writers): one message.
+        List<Encoded> batch = new ArrayList<>();
+        batch.add(event);
+        long bytes = event.bytes().remaining();
+        for (Encoded more; batch.size() < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES && (more = queue.poll()) != null; ) {
+            int size = more.bytes().remaining();
+            queuedBytes.addAndGet(-size);
+            bytes += size;
+            batch.add(more);
+        }
+        return EventBatchEncoder.encode(batch);
     }
 
     private void finish(Status status) {

@@ -63,7 +63,9 @@ class WatchSemanticsTest {
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 5);
         put("k6", "v6");
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 6);
-        assertEquals(List.of("delta 4", "delta 5", "delta 6"), watch.kinds());
+        // After the missed deltas, a Progress at the revision they lead to (with the digest there).
+        assertEquals(List.of("delta 4", "delta 5", "progress 5", "delta 6"), watch.kinds());
+        assertEquals(digestAfterFiveWrites(), watch.events.get(2).getProgress().getDigest());
         assertEquals(3, watch.events.get(0).getDelta().getPrevRevision());
     }
 
@@ -87,8 +89,8 @@ class WatchSemanticsTest {
         old.await(r -> r.hasSnapshot() && r.getSnapshot().getLast());
         assertEquals(List.of("compaction 4", "snapshot 5"), old.kinds());
         Watch recent = watch(4, false);
-        recent.await(r -> r.hasDelta());
-        assertEquals(List.of("delta 5"), recent.kinds(), "history after the compact revision is kept");
+        recent.await(r -> r.hasProgress());
+        assertEquals(List.of("delta 5", "progress 5"), recent.kinds(), "history after the compact revision is kept");
     }
 
     @Test
@@ -107,8 +109,8 @@ class WatchSemanticsTest {
         tooOld.await(r -> r.hasSnapshot());
         assertEquals("compaction 3", tooOld.kinds().get(0));
         Watch kept = watch(3, false);
-        kept.await(r -> r.hasDelta() && r.getDelta().getRevision() == 10);
-        assertEquals(7, kept.kinds().size(), "deltas 4 to 10: " + kept.kinds());
+        kept.await(r -> r.hasProgress());
+        assertEquals(8, kept.kinds().size(), "deltas 4 to 10, then progress 10: " + kept.kinds());
     }
 
     @Test
@@ -117,9 +119,54 @@ class WatchSemanticsTest {
         put("k", "v");
         Watch withProgress = watch(1, true);
         Watch without = watch(1, false);
-        withProgress.await(r -> r.hasProgress() && r.getProgress().getRevision() == 1);
-        Thread.sleep(500);
-        assertTrue(without.events.isEmpty(), "no progress unasked: " + without.kinds());
+        // Both get the Progress that ends a resume; only the one that asked gets more while idle.
+        withProgress.await(r -> r.hasProgress());
+        without.await(r -> r.hasProgress());
+        Thread.sleep(700);
+        assertTrue(withProgress.kinds().size() >= 3, "idle progress: " + withProgress.kinds());
+        assertEquals(List.of("progress 1"), without.kinds(), "no progress unasked");
+    }
+
+    @Test
+    void lingeringDeltasGoAsOneBatchOnlyToClientsThatAcceptBatches() throws Exception {
+        start(MapcastServer.builder().watchLinger(Duration.ofMillis(300)));
+        put("k0", "v0");
+        Watch batching = watch(1, false, true);
+        Watch plain = watch(1, false, false);
+        batching.await(r -> r.hasProgress());
+        plain.await(r -> r.hasProgress());
+        for (int i = 1; i <= 10; i++) {
+            put("k" + i, "v" + i);  // the first goes at once, the rest wait out the linger together
+        }
+        batching.await(r -> r.hasBatch());
+        plain.await(r -> r.hasDelta() && r.getDelta().getRevision() == 11);
+        for (WatchResponse r : batching.events) {
+            if (r.hasBatch()) {
+                assertTrue(r.getBatch().getEventsCount() > 1, "a batch holds several events");
+            }
+        }
+        batching.await(r -> revisionsSeen(batching) == 10);
+        assertEquals(java.util.stream.LongStream.rangeClosed(2, 11).boxed().collect(Collectors.toList()),
+                allRevisions(batching), "every delta once, in order");
+        assertTrue(plain.events.stream().noneMatch(WatchResponse::hasBatch), "no batch unasked: " + plain.kinds());
+        assertEquals(11, plain.kinds().size(), "progress 1, then 10 deltas one by one: " + plain.kinds());
+    }
+
+    private static int revisionsSeen(Watch w) {
+        return allRevisions(w).size();
+    }
+
+    private static List<Long> allRevisions(Watch w) {
+        List<Long> revisions = new java.util.ArrayList<>();
+        for (WatchResponse r : w.events) {
+            if (r.hasDelta()) {
+                revisions.add(r.getDelta().getRevision());
+            }
+            for (WatchResponse inner : r.getBatch().getEventsList()) {
+                revisions.add(inner.getDelta().getRevision());
+            }
+        }
+        return revisions;
     }
 
     @Test
@@ -166,14 +213,29 @@ class WatchSemanticsTest {
         assertTrue(services.contains("grpc.health.v1.Health"), services.toString());
     }
 
+    /** The contract's digest of {k1: v1 .. k5: v5}. */
+    private static long digestAfterFiveWrites() {
+        try (dev.mapcast.core.OffHeapMap map = dev.mapcast.core.OffHeapMap.builder().trackDigest(true).build()) {
+            for (int i = 1; i <= 5; i++) {
+                map.put(("k" + i).getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                        ("v" + i).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            }
+            return map.digest();
+        }
+    }
+
     private void put(String key, String value) {
         stub.write(WriteRequest.newBuilder().setMap("m").putPuts(key, ByteString.copyFromUtf8(value)).build());
     }
 
     private Watch watch(long after, boolean progress) {
+        return watch(after, progress, false);
+    }
+
+    private Watch watch(long after, boolean progress, boolean batches) {
         Watch w = new Watch();
         MapcastGrpc.newStub(channel).watch(WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
-                .setProgressNotify(progress).build(), w);
+                .setProgressNotify(progress).setBatchEvents(batches).build(), w);
         return w;
     }
 
@@ -211,6 +273,7 @@ class WatchSemanticsTest {
                 case DELTA -> "delta " + r.getDelta().getRevision();
                 case COMPACTION -> "compaction " + r.getCompaction().getCompactRevision();
                 case PROGRESS -> "progress " + r.getProgress().getRevision();
+                case BATCH -> "batch of " + r.getBatch().getEventsCount();
                 default -> "?";
             }).collect(Collectors.toList());
         }
