@@ -56,6 +56,7 @@ public final class MapcastClient implements AutoCloseable {
     private final Duration maxBackoff;
     private final ScheduledExecutorService timer;
     private final ExecutorService listenerPool;
+    private final double replicaCompactionThreshold;
 
     private MapcastClient(Builder b) {
         this.ownsChannel = b.channel == null;
@@ -68,6 +69,7 @@ public final class MapcastClient implements AutoCloseable {
         this.deadline = b.deadline;
         this.initialBackoff = b.initialBackoff;
         this.maxBackoff = b.maxBackoff;
+        this.replicaCompactionThreshold = b.replicaCompactionThreshold;
         this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-client-timer"));
         this.listenerPool = Executors.newCachedThreadPool(daemonThreads("mapcast-client-listener"));
     }
@@ -220,6 +222,10 @@ public final class MapcastClient implements AutoCloseable {
         return maxBackoff;
     }
 
+    double replicaCompactionThreshold() {
+        return replicaCompactionThreshold;
+    }
+
     private MapcastGrpc.MapcastBlockingStub blocking() {
         return MapcastGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
     }
@@ -232,6 +238,7 @@ public final class MapcastClient implements AutoCloseable {
         private Duration initialBackoff = Duration.ofMillis(100);
         private Duration maxBackoff = Duration.ofSeconds(5);
         private int maxInboundMessageBytes = 128 * 1024 * 1024;
+        private double replicaCompactionThreshold = 0.8;
 
         private Builder() {
         }
@@ -270,6 +277,22 @@ public final class MapcastClient implements AutoCloseable {
                 throw new IllegalArgumentException("maxInboundMessageBytes: " + bytes + " (expected: >= 1024)");
             }
             this.maxInboundMessageBytes = bytes;
+            return this;
+        }
+
+        /**
+         * The dead fraction of a segment of a replica's map at which it is compacted (default 0.8; the
+         * map's own default is 0.5). A replica applies every change the server makes, so it trades
+         * memory held by overwritten records for less copying: at 0.8 a segment is compacted once it
+         * is 80% dead, moving at most a fifth of it, rather than half. The replication benchmark runs
+         * several times faster with it when 50 replicas share one machine.
+         */
+        public Builder replicaCompactionThreshold(double deadFraction) {
+            if (!(deadFraction > 0 && deadFraction <= 1)) {
+                throw new IllegalArgumentException("replicaCompactionThreshold: " + deadFraction
+                        + " (expected: > 0 and <= 1)");
+            }
+            this.replicaCompactionThreshold = deadFraction;
             return this;
         }
 

@@ -494,6 +494,7 @@ public final class Replica<K, V> implements AutoCloseable {
                     .order(fields.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
                     .trackDigest(true)
                     .threadSafe(true)
+                    .compactionThreshold(client.replicaCompactionThreshold())
                     // Sent in every chunk: no growth while filling. Capped: a size is a hint, not a promise.
                     .initialCapacity(Math.min(fields.totalEntries(), MAX_PRESIZE_ENTRIES))
                     .maxKeyLength(OffHeapMap.MAX_KEY_LENGTH_LIMIT)
