@@ -57,6 +57,11 @@ public final class EncodedMessages {
             return bytes.asReadOnlyBuffer();
         }
 
+        /** The message's length in bytes. */
+        public int size() {
+            return bytes.remaining();
+        }
+
         /** For a received message: its buffers; release them with {@link Received#close()}. */
         public Received received() {
             if (received == null) {

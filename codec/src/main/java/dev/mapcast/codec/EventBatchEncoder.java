@@ -42,7 +42,7 @@ public final class EventBatchEncoder {
     private static int contentSize(List<Encoded> events) {
         long size = 0;
         for (Encoded event : events) {
-            size += ProtoWire.bytesFieldSize(EVENTS, event.bytes().remaining());
+            size += ProtoWire.bytesFieldSize(EVENTS, event.size());
         }
         if (size > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("batch of " + size + " bytes: too large for one message");

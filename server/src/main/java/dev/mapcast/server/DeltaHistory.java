@@ -46,7 +46,7 @@ final class DeltaHistory {
 
     /** Keeps the delta of {@code revision}; returns true if older deltas were purged to make room. */
     boolean add(long revision, Encoded response) {
-        int size = response.bytes().remaining();
+        int size = response.size();
         deltas.addLast(new Kept(revision, response, size));
         bytes += size;
         if (deltas.size() <= maxDeltas && bytes <= maxBytes) {

@@ -100,7 +100,11 @@ public final class MapcastServer implements AutoCloseable {
         try {
             s.start();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot listen on " + host + ":" + port + ": " + e.getMessage(), e);
+            Throwable root = e;
+            while (root.getCause() != null) {
+                root = root.getCause();
+            }
+            throw new UncheckedIOException("cannot listen on " + host + ":" + port + ": " + root.getMessage(), e);
         }
         server = s;
         port = port();  // a restart binds the port chosen the first time

@@ -118,8 +118,8 @@ final class MapcastService {
             R result;
             try {
                 result = body.apply(request.orInvalid(type));
-            } catch (RuntimeException e) {
-                response.onError(toStatus(e, type));
+            } catch (RuntimeException | Error e) {
+                response.onError(toStatus(e, type));  // an Error too: the call must still end
                 return;
             }
             response.onNext(result);
@@ -133,13 +133,13 @@ final class MapcastService {
             ServerCallStreamObserver<Encoded> call = (ServerCallStreamObserver<Encoded>) response;
             try {
                 body.accept(request.orInvalid(type), call);
-            } catch (RuntimeException e) {
+            } catch (RuntimeException | Error e) {
                 call.onError(toStatus(e, type));
             }
         });
     }
 
-    private static StatusRuntimeException toStatus(RuntimeException e, String type) {
+    private static StatusRuntimeException toStatus(Throwable e, String type) {
         if (e instanceof StatusRuntimeException s) {
             return s;
         }

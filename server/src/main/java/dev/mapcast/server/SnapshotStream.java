@@ -4,6 +4,7 @@ import dev.mapcast.codec.EncodedMessages.Encoded;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -37,7 +38,11 @@ final class SnapshotStream {
 
     private void schedule() {
         if (scheduled.compareAndSet(false, true)) {
-            executor.execute(this::drain);
+            try {
+                executor.execute(this::drain);
+            } catch (RejectedExecutionException closing) {
+                scheduled.set(false);  // the server is closing: its shutdown ends this stream
+            }
         }
     }
 

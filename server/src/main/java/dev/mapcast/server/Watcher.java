@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -110,7 +111,7 @@ final class Watcher {
         if (overflowed || cancelled || endWith != null) {
             return;
         }
-        int size = event.bytes().remaining();
+        int size = event.size();
         if (queuedBytes.addAndGet(size) > maxQueuedBytes) {
             queuedBytes.addAndGet(-size);
             overflowed = true;
@@ -136,10 +137,14 @@ final class Watcher {
         long wait = lingerNanos - (System.nanoTime() - lastBatchNanos);
         if (wait > 0) {
             if (lingering.compareAndSet(false, true)) {
-                timer.schedule(() -> {
-                    lingering.set(false);
-                    schedule();
-                }, wait, TimeUnit.NANOSECONDS);
+                try {
+                    timer.schedule(() -> {
+                        lingering.set(false);
+                        schedule();
+                    }, wait, TimeUnit.NANOSECONDS);
+                } catch (RejectedExecutionException closing) {
+                    lingering.set(false);  // the server is closing: its shutdown ends this stream
+                }
             }
         } else if (scheduled.compareAndSet(false, true)) {
             drain();
@@ -184,7 +189,11 @@ final class Watcher {
 
     private void schedule() {
         if (scheduled.compareAndSet(false, true)) {
-            executor.execute(this::drain);
+            try {
+                executor.execute(this::drain);
+            } catch (RejectedExecutionException closing) {
+                scheduled.set(false);  // the server is closing: its shutdown ends this stream
+            }
         }
     }
 
@@ -272,16 +281,16 @@ final class Watcher {
         if (event == null) {
             return null;
         }
-        queuedBytes.addAndGet(-event.bytes().remaining());
+        queuedBytes.addAndGet(-event.size());
         if (!batchEvents || queue.isEmpty()) {
             return event;
         }
         // Several events waiting (a linger, or a client slower than the writers): one message.
         List<Encoded> batch = new ArrayList<>();
         batch.add(event);
-        long bytes = event.bytes().remaining();
+        long bytes = event.size();
         for (Encoded more; batch.size() < MAX_BATCH_EVENTS && bytes < MAX_BATCH_BYTES && (more = queue.poll()) != null; ) {
-            int size = more.bytes().remaining();
+            int size = more.size();
             queuedBytes.addAndGet(-size);
             bytes += size;
             batch.add(more);
