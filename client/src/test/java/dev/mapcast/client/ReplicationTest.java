@@ -3,6 +3,7 @@ package dev.mapcast.client;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.mapcast.client.ReplicaListener.ResyncReason;
@@ -262,29 +263,86 @@ class ReplicationTest {
 
     @Test
     void listenersRunInOrderOffTheNetworkThreadAndMayCallTheClient() throws Exception {
-        writer.put("config", "counter", "0");
+        writer.write("config").put("counter", "0").put("doomed", "x").commit();
         MapcastClient client = client(server.port());
         List<String> seen = new CopyOnWriteArrayList<>();
+        List<String> deleted = new CopyOnWriteArrayList<>();
+        java.util.concurrent.atomic.AtomicReference<Replica<String, String>> self = new java.util.concurrent.atomic.AtomicReference<>();
+        List<String> visibleWhenTold = new CopyOnWriteArrayList<>();
+        long started = System.nanoTime();
         Replica<String, String> replica = closing(client.replica("config", Codec.utf8(), Codec.utf8(),
                 new ReplicaListener<>() {
                     @Override
                     public void onChange(long revision, Map<String, String> puts, java.util.Set<String> deletes) {
                         // A blocking call from a listener: would deadlock on the network thread.
                         GetResult now = client.get("config", "counter");
-                        seen.add(revision + ":" + puts.get("counter") + ":" + (now.revision() >= revision));
+                        if (puts.containsKey("counter")) {
+                            seen.add(revision + ":" + puts.get("counter") + ":" + (now.revision() >= revision));
+                        }
+                        deleted.addAll(deletes);
+                        if (self.get() != null && self.get().revision() < revision) {
+                            visibleWhenTold.add("revision " + revision + " told before it was visible");
+                        }
                     }
                 }));
+        self.set(replica);
+        List<String> revisionChecks = new CopyOnWriteArrayList<>();
+        replica.addRevisionListener(r -> {
+            if (replica.revision() != r) {
+                revisionChecks.add("told " + r + " at " + replica.revision());
+            }
+        });
         assertTrue(replica.awaitRevision(1, WAIT));
+        assertTrue(System.nanoTime() - started < TimeUnit.SECONDS.toNanos(5),
+                "awaitRevision returns when the first snapshot is in, not at its timeout");
         long last = 0;
         for (int i = 1; i <= 20; i++) {
             last = writer.put("config", "counter", Integer.toString(i));
         }
+        last = writer.delete("config", "doomed");
         assertTrue(replica.awaitRevision(last, WAIT), "listeners ran: " + seen);
         List<String> expected = new ArrayList<>();
         for (int i = 1; i <= 20; i++) {
             expected.add((i + 1) + ":" + i + ":true");
         }
         assertEquals(expected, seen, "every change, in order, by the time awaitRevision returned");
+        assertEquals(List.of("doomed"), deleted);
+        assertEquals(List.of(), visibleWhenTold);
+        assertEquals(List.of(), revisionChecks, "a revision listener runs once its revision is visible");
+    }
+
+    @Test
+    void connectedReplicasLearnOfACompaction() throws Exception {
+        for (int i = 0; i < 5; i++) {
+            writer.put("config", "k" + i, "v" + i);
+        }
+        Replica<String, String> replica = closing(client(server.port()).replica("config", Codec.utf8(), Codec.utf8()));
+        assertTrue(replica.awaitRevision(5, WAIT));
+        assertEquals(0, replica.compactRevision());
+        long compacted = writer.compact("config", 4).getCompactRevision();
+        long deadline = System.nanoTime() + WAIT.toNanos();
+        while (replica.compactRevision() != compacted && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        assertEquals(4, replica.compactRevision(), "the Compaction event reached the live replica");
+    }
+
+    @Test
+    void conditionalWritesThroughTheSdk() {
+        long first = writer.put("config", "a", "1");
+        assertThrows(ConditionFailedException.class, () -> writer.write("config").put("a", "2").ifAbsent("a").commit());
+        assertThrows(ConditionFailedException.class,
+                () -> writer.write("config").put("a", "2").ifModRevision("a", first + 1).commit());
+        assertThrows(ConditionFailedException.class,
+                () -> writer.write("config").put("a", "2").ifRevision(first + 5).commit());
+        assertEquals("1", new String(writer.get("config", "a").value(), java.nio.charset.StandardCharsets.UTF_8),
+                "nothing written");
+        long second = writer.write("config").put("a", "2").ifModRevision("a", first).ifAbsent("b").commit();
+        assertEquals(first + 1, second);
+        Throwable async = assertThrows(java.util.concurrent.CompletionException.class,
+                () -> writer.write("config").put("", "x").commitAsync().join()).getCause();
+        assertTrue(async instanceof MapcastException, "the future fails with a MapcastException: " + async);
+        assertEquals(io.grpc.Status.Code.INVALID_ARGUMENT, ((MapcastException) async).code());
     }
 
     /** What the server holds, read key by key with Get (keys key-0..key-{n-1} and any key in a snapshot). */

@@ -79,6 +79,51 @@ class SlowWatcherTest {
     }
 
     @Test
+    void watcherThatStopsReadingIsEndedEvenWhenNothingMoreIsWritten() throws Exception {
+        try (MapcastServer server = MapcastServer.builder().port(0)
+                .watcherQueue(QUEUE_BOUND, Duration.ofSeconds(2)).build().start();
+             MapcastClient writer = MapcastClient.builder().target("127.0.0.1:" + server.port()).build()) {
+            writer.put("config", "k", "v");
+            ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext()
+                    .flowControlWindow(64 * 1024).build();
+            try {
+                CompletableFuture<Status> closed = new CompletableFuture<>();
+                ClientCall<WatchRequest, Encoded> call = channel.newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
+                call.start(new ClientCall.Listener<>() {
+                    @Override
+                    public void onMessage(Encoded message) {
+                        message.received().close();
+                    }
+
+                    @Override
+                    public void onClose(Status status, Metadata trailers) {
+                        closed.complete(status);
+                    }
+                }, new Metadata());
+                call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
+                call.halfClose();
+                call.request(1);
+                // 128 KiB of changes: more than the HTTP/2 window, less than the queue bound. Then silence.
+                byte[] value = new byte[8 * 1024];
+                for (int i = 0; i < 16; i++) {
+                    writer.put("config", "key-" + i, value);
+                }
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+                while (server.watcherCount() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertEquals(0, server.watcherCount(), "ended by the periodic check, with no write to trigger it");
+                call.request(Integer.MAX_VALUE);
+                Status status = closed.get(10, TimeUnit.SECONDS);
+                assertEquals(Status.Code.RESOURCE_EXHAUSTED, status.getCode(), status.toString());
+                assertTrue(status.getDescription().contains("took nothing"), status.getDescription());
+            } finally {
+                channel.shutdownNow();
+            }
+        }
+    }
+
+    @Test
     void replicaOnASlowLinkIsMovedToASnapshotAndConverges() throws Exception {
         try (MapcastServer server = MapcastServer.builder().port(0)
                 .watcherQueue(64 * 1024, Duration.ofSeconds(30)).build().start();

@@ -109,6 +109,12 @@ class BadInputTest {
         // The conditions that hold commit.
         assertEquals(2, write(w -> w.putPuts("b", bytes("2")).setExpectedRevision(1).putExpectedModRevisions("a", 1)
                 .putExpectedModRevisions("b", 0)).getRevision());
+        // A deleted key is absent again: no mod_revision left behind.
+        assertEquals(3, write(w -> w.addDeletes("b")).getRevision());
+        var b = stub.get(GetRequest.newBuilder().setMap("config").setKey("b").build());
+        assertEquals(false, b.getFound());
+        assertEquals(0, b.getModRevision());
+        assertEquals(4, write(w -> w.putPuts("b", bytes("again")).putExpectedModRevisions("b", 0)).getRevision());
     }
 
     @Test
@@ -139,8 +145,11 @@ class BadInputTest {
         var y = stub.get(GetRequest.newBuilder().setMap("config").setKey("y").build());
         assertEquals(2, y.getModRevision());
         assertEquals(2, y.getRevision());
-        // An empty write is still one revision.
+        // An empty write is still one revision; y was last written at 2.
         assertEquals(3, write(w -> { }).getRevision());
+        var yLater = stub.get(GetRequest.newBuilder().setMap("config").setKey("y").build());
+        assertEquals(2, yLater.getModRevision());
+        assertEquals(3, yLater.getRevision());
         // The order of an existing map does not change.
         write(w -> w.setOrder(IterationOrder.ITERATION_ORDER_INSERTION));
         assertEquals(IterationOrder.ITERATION_ORDER_HASH, stub.listMaps(ListMapsRequest.getDefaultInstance()).getMaps(0).getOrder());
