@@ -34,22 +34,7 @@ class SlowWatcherTest {
             try {
                 CompletableFuture<Status> closed = new CompletableFuture<>();
                 AtomicLong received = new AtomicLong();
-                ClientCall<WatchRequest, Encoded> call = channel.newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
-                call.start(new ClientCall.Listener<>() {
-                    @Override
-                    public void onMessage(Encoded message) {
-                        received.incrementAndGet();
-                        message.received().close();
-                    }
-
-                    @Override
-                    public void onClose(Status status, Metadata trailers) {
-                        closed.complete(status);
-                    }
-                }, new Metadata());
-                call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
-                call.halfClose();
-                call.request(1);  // the snapshot's one chunk, then never another message
+                ClientCall<WatchRequest, Encoded> call = stalledWatch(channel, received, closed);
 
                 // 16 MiB of changes, 64x the watcher's bound.
                 byte[] value = new byte[16 * 1024];
@@ -88,21 +73,7 @@ class SlowWatcherTest {
                     .flowControlWindow(64 * 1024).build();
             try {
                 CompletableFuture<Status> closed = new CompletableFuture<>();
-                ClientCall<WatchRequest, Encoded> call = channel.newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
-                call.start(new ClientCall.Listener<>() {
-                    @Override
-                    public void onMessage(Encoded message) {
-                        message.received().close();
-                    }
-
-                    @Override
-                    public void onClose(Status status, Metadata trailers) {
-                        closed.complete(status);
-                    }
-                }, new Metadata());
-                call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
-                call.halfClose();
-                call.request(1);
+                ClientCall<WatchRequest, Encoded> call = stalledWatch(channel, new AtomicLong(), closed);
                 // 128 KiB of changes: more than the HTTP/2 window, less than the queue bound. Then silence.
                 byte[] value = new byte[8 * 1024];
                 for (int i = 0; i < 16; i++) {
@@ -163,5 +134,27 @@ class SlowWatcherTest {
                 channel.shutdownNow();
             }
         }
+    }
+
+    /** A Watch of "config" that takes the snapshot's one chunk and then asks for nothing more. */
+    private static ClientCall<WatchRequest, Encoded> stalledWatch(ManagedChannel channel, AtomicLong received,
+            CompletableFuture<Status> closed) {
+        ClientCall<WatchRequest, Encoded> call = channel.newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
+        call.start(new ClientCall.Listener<>() {
+            @Override
+            public void onMessage(Encoded message) {
+                received.incrementAndGet();
+                message.received().close();
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                closed.complete(status);
+            }
+        }, new Metadata());
+        call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
+        call.halfClose();
+        call.request(1);
+        return call;
     }
 }
