@@ -151,10 +151,13 @@ class MapcastCommandTest {
     void unknownMapExits1() {
         for (String[] args : List.of(
                 new String[] {"get", "--server", address, "no-such-map", "k"},
-                new String[] {"ls", "--server", address, "no-such-map"})) {
+                new String[] {"ls", "--server", address, "no-such-map"},
+                new String[] {"del", "--server", address, "no-such-map", "k"})) {
             Result r = mapcast(args);
             assertFailed(1, "mapcast: map \"no-such-map\" does not exist (a Write creates it)", r);
         }
+        assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("no-such-map")),
+                "del did not create the map");
     }
 
     @Test
