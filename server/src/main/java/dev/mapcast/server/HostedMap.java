@@ -129,7 +129,8 @@ final class HostedMap implements AutoCloseable {
                     removed.add(key);
                 }
             }
-            DeltaEncoder delta = new DeltaEncoder(entries, w.putKeys, removed, next, entries.digest());
+            long digest = entries.digest();
+            DeltaEncoder delta = new DeltaEncoder(entries, w.putKeys, removed, next, digest);
             ByteBuffer bytes = ByteBuffer.allocate(delta.size(true));
             delta.writeTo(bytes, true);
             Encoded event = Encoded.of(bytes.flip());
@@ -140,7 +141,7 @@ final class HostedMap implements AutoCloseable {
                 publish(WatchEvents.compaction(Compaction.newBuilder().setCompactRevision(compactRevision)
                         .setRevision(next).build()));
             }
-            head = new Head(next, entries.digest());
+            head = new Head(next, digest);
             revision = next;
         } finally {
             lock.writeLock().unlock();

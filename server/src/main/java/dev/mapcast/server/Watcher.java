@@ -59,12 +59,11 @@ final class Watcher {
     private final AtomicLong queuedBytes = new AtomicLong();
     private final AtomicBoolean scheduled = new AtomicBoolean();
     private final AtomicBoolean lingering = new AtomicBoolean();
-    /** When the drain last sent something: a writer arriving within the linger waits for the timer. */
-    private volatile long lastBatchNanos;
     private volatile boolean overflowed;
     private volatile boolean cancelled;
     private volatile Status endWith;
     private volatile boolean progressWanted;
+    /** When the drain last sent something: the linger and the slow-watcher timeout count from it. */
     private volatile long lastSentNanos = System.nanoTime();
 
     // Written by the drain task (and start/restart under the map lock); read by tick.
@@ -79,7 +78,6 @@ final class Watcher {
         this.executor = fanout.executor();
         this.timer = fanout.timer();
         this.lingerNanos = limits.watchLinger().toNanos();
-        this.lastBatchNanos = System.nanoTime() - lingerNanos;
         this.progressNotify = request.getProgressNotify();
         this.batchEvents = request.getBatchEvents();
         this.maxQueuedBytes = limits.watcherQueueBytes();
@@ -134,7 +132,7 @@ final class Watcher {
             schedule();
             return;
         }
-        long wait = lingerNanos - (System.nanoTime() - lastBatchNanos);
+        long wait = lingerNanos - (System.nanoTime() - lastSentNanos);
         if (wait > 0) {
             if (lingering.compareAndSet(false, true)) {
                 try {
@@ -236,16 +234,6 @@ final class Watcher {
     }
 
     private void sendWhileReady() {
-        try {
-            sendReady();
-        } finally {
-            if (lastSentNanos - lastBatchNanos > 0) {
-                lastBatchNanos = lastSentNanos;
-            }
-        }
-    }
-
-    private void sendReady() {
         while (call.isReady() && !overflowed && !cancelled && endWith == null) {
             Encoded next = nextMessage();
             if (next == null) {
