@@ -43,7 +43,7 @@ public final class MessageDecoder {
         Objects.requireNonNull(map, "map");
         WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk");
         ChunkFields fields = scanChunk(in, message, map);  // pass 1: check everything
-        applyEntries(in, message, map);
+        applyEntries(in, message, map, fields.entries());
         return fields;
     }
 
@@ -229,7 +229,7 @@ public final class MessageDecoder {
         if (expectedPrevRevision >= 0 && prevRevision != expectedPrevRevision) {
             return null;
         }
-        applyEntries(in, message, map);
+        applyEntries(in, message, map, puts);
         for (int p = in.start; p < in.end; p = in.next) {
             in.tag(p, in.end);
             int tag = (int) in.value;
@@ -284,21 +284,37 @@ public final class MessageDecoder {
         }
     }
 
-    /** Pass 2, once the whole message checked out: puts every entry of field 1, in order. */
-    private static void applyEntries(WireReader in, ByteBuffer message, OffHeapMap map) {
+    /** Entries handed to {@link OffHeapMap#putAll} at a time. */
+    private static final int PUT_BATCH = 64;
+
+    /**
+     * Pass 2, once the whole message checked out: puts every entry of field 1 ({@code entries} of
+     * them), in order, in batches (the map overlaps a batch's index reads).
+     */
+    private static void applyEntries(WireReader in, ByteBuffer message, OffHeapMap map, int entries) {
+        int[] spans = new int[Math.min(entries, PUT_BATCH) * 4];
+        int batched = 0;
         for (int p = in.start; p < in.end; p = in.next) {
             in.tag(p, in.end);
             int tag = (int) in.value;
             if (tag == 0x0A) {
-                applyEntry(in, in.next, message, map);
+                readEntry(in, in.next, spans, batched << 2);
+                if (++batched == PUT_BATCH) {
+                    map.putAll(message, spans, batched);
+                    batched = 0;
+                }
             } else {
                 in.skip(tag, in.next, in.end, 0);
             }
         }
+        map.putAll(message, spans, batched);
     }
 
-    /** Puts one checked entry: the last key and value fields win, a missing one is empty. */
-    private static void applyEntry(WireReader in, int at, ByteBuffer message, OffHeapMap map) {
+    /**
+     * Reads one checked entry's key and value spans into {@code spans[at, at + 4)}: the last key
+     * and value fields win, a missing one is empty.
+     */
+    private static void readEntry(WireReader in, int at, int[] spans, int to) {
         in.length(at, in.end);
         int end = in.next + (int) in.value;
         int keyFrom = 0;
@@ -323,7 +339,10 @@ public final class MessageDecoder {
             }
             p = in.next;
         }
-        map.put(message, keyFrom, keyLength, valueFrom, valueLength);
+        spans[to] = keyFrom;
+        spans[to + 1] = keyLength;
+        spans[to + 2] = valueFrom;
+        spans[to + 3] = valueLength;
         in.next = end;
     }
 

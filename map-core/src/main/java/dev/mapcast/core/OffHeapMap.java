@@ -129,6 +129,39 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         }
     }
 
+    /**
+     * Puts {@code count} entries of one buffer, in order, as that many calls of
+     * {@link #put(ByteBuffer, int, int, int, int)} would: {@code spans[4i]} to {@code spans[4i + 3]}
+     * are entry {@code i}'s key index, key length, value index and value length. Every span is
+     * checked before anything is put, so a bad one changes nothing. Faster than one put at a time
+     * when filling a large map (the index reads of a batch overlap). Returns the number of keys that
+     * were not in the map.
+     *
+     * @throws IndexOutOfBoundsException if {@code count} exceeds the spans given, or a span the buffer
+     * @throws IllegalArgumentException if a key or value is longer than the map's limits
+     */
+    public int putAll(ByteBuffer src, int[] spans, int count) {
+        ByteBuffer s = readable(src, "src");
+        Objects.requireNonNull(spans, "spans");
+        if (count < 0 || count > spans.length / 4) {
+            throw new IndexOutOfBoundsException("count " + count + " (expected: 0 to " + spans.length / 4
+                    + ", the entries in " + spans.length + " spans)");
+        }
+        for (int i = 0; i < count * 4; i += 4) {
+            checkRange(s, spans[i], spans[i + 1], "key");
+            checkRange(s, spans[i + 2], spans[i + 3], "value");
+            checkLength("key", spans[i + 1], maxKeyLength);
+            checkLength("value", spans[i + 3], maxValueLength);
+        }
+        long origin = NativeMemory.offset(s) - s.position();
+        long stamp = writeLock();
+        try {
+            return engine.putBatch(NativeMemory.base(s), origin, spans, count);
+        } finally {
+            unlockWrite(stamp);
+        }
+    }
+
     /** Removes the key at {@code src[index, index + length)} (absolute indices); returns whether it was there. */
     public boolean remove(ByteBuffer src, int index, int length) {
         ByteBuffer s = readable(src, "src");

@@ -86,6 +86,14 @@ final class SwissIndex {
         }
     }
 
+    /** Brings in the table header and first group a lookup of {@code hash} reads (see {@link MapEngine#putBatch}). */
+    void touchFirstGroup(long hash) {
+        long entry = NativeMemory.getLong(directory + ((long) dirIndex(hash, globalDepth) << 3));
+        long table = TableLayout.address(entry);
+        NativeMemory.touch(table);
+        NativeMemory.touch(TableLayout.group(table, (int) (hash >>> 7) & TableLayout.groupMask(entry)));
+    }
+
     static boolean keyEquals(long record, Object keyBase, long keyOffset, int keyLength) {
         long key = RecordLayout.keySpan(record);
         return RecordLayout.spanLength(key) == keyLength
