@@ -186,7 +186,8 @@ public final class SnapshotFiles {
         return bytes;
     }
 
-    private static void forceDirectory(Path dir) {
+    /** Forces a directory's entries (a rename or a new file in it) to disk, where the platform can. */
+    public static void forceDirectory(Path dir) {
         try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
             d.force(true);
         } catch (IOException notSupported) {

@@ -13,12 +13,19 @@ import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.WatchRequest;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
+import dev.mapcast.core.PinnedView;
+import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One named map as the server hosts it: its entries, each key's mod_revision, its revision and
@@ -40,6 +47,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  */
 final class HostedMap implements AutoCloseable {
 
+    private static final Logger log = LoggerFactory.getLogger(HostedMap.class);
+
     private static final byte[] NO_VALUE = new byte[0];
 
     final String name;
@@ -59,16 +68,58 @@ final class HostedMap implements AutoCloseable {
     private volatile Head head = new Head(0, 0);
     private volatile long compactRevision;
     private boolean closed;
+    /** Where changes are logged and snapshots written; null for a map kept in memory only. */
+    private final MapStore store;
+    /** Runs snapshots to the store. */
+    private final Executor background;
+    private final AtomicBoolean snapshotting = new AtomicBoolean();
 
-    HostedMap(String name, IterationOrder order, Limits limits, int chunkBytes) {
+    /** A new, empty map; {@code store} (null: in memory only) already holds its revision-0 snapshot. */
+    HostedMap(String name, IterationOrder order, Limits limits, int chunkBytes, MapStore store, Executor background) {
         this.name = name;
         this.order = order;
         this.limits = limits;
         this.chunkBytes = chunkBytes;
-        this.entries = OffHeapMap.builder().order(order).threadSafe(true).trackDigest(true)
-                .maxKeyLength(limits.maxKeyBytes()).maxValueLength(limits.maxValueBytes()).build();
-        this.modRevisions = OffHeapMap.builder().threadSafe(true).maxKeyLength(limits.maxKeyBytes()).build();
+        this.entries = entriesBuilder(limits).order(order).build();
+        this.modRevisions = modRevisionsBuilder(limits).build();
         this.history = new DeltaHistory(limits.historyDeltas(), limits.historyBytes(), 0);
+        this.store = store;
+        this.background = background;
+    }
+
+    /** A map recovered from its store: its snapshot plus the replayed log, which becomes its history. */
+    HostedMap(MapStore.Recovered r, Limits limits, int chunkBytes, Executor background) {
+        this.name = r.name();
+        this.order = r.order();
+        this.limits = limits;
+        this.chunkBytes = chunkBytes;
+        this.entries = r.entries();
+        this.modRevisions = r.modRevisions();
+        // History resumes where the compaction left it, as it was before the restart.
+        long floor = Math.max(r.snapshotRevision(), r.compactRevision());
+        this.history = new DeltaHistory(limits.historyDeltas(), limits.historyBytes(), floor);
+        long rev = r.snapshotRevision();
+        for (ByteBuffer delta : r.deltas()) {
+            if (++rev > floor) {
+                history.add(rev, Encoded.of(delta));
+            }
+        }
+        this.revision = r.revision();
+        this.head = new Head(r.revision(), entries.digest());
+        this.compactRevision = r.compactRevision();
+        this.store = r.store();
+        this.background = background;
+    }
+
+    /** How a map's entries are built (recovery gives the order from the file). */
+    static OffHeapMap.Builder entriesBuilder(Limits limits) {
+        return OffHeapMap.builder().threadSafe(true).trackDigest(true)
+                .maxKeyLength(limits.maxKeyBytes()).maxValueLength(limits.maxValueBytes());
+    }
+
+    /** How a map's mod revisions are built (digest tracked: they are written to snapshot files too). */
+    static OffHeapMap.Builder modRevisionsBuilder(Limits limits) {
+        return OffHeapMap.builder().threadSafe(true).trackDigest(true).maxKeyLength(limits.maxKeyBytes());
     }
 
     long revision() {
@@ -86,6 +137,7 @@ final class HostedMap implements AutoCloseable {
     /** Commits one normalised write as the next revision, or throws a status and changes nothing. */
     long write(NormalisedWrite w) {
         long next;
+        long logEnd = 0;
         lock.writeLock().lock();
         try {
             checkOpen();
@@ -115,7 +167,8 @@ final class HostedMap implements AutoCloseable {
                         + (entries.size() + growth) + " entries (expected: at most " + limits.maxEntriesPerMap() + ")")
                         .asRuntimeException();
             }
-            // Checked: from here on the write applies whole.
+            // Checked: from here on the write applies whole (or, if the log cannot take it, not at all).
+            Undo undo = store == null ? null : new Undo(w);
             next = current + 1;
             byte[] nextBytes = revisionBytes(next);
             for (int i = 0; i < w.putKeys.size(); i++) {
@@ -134,6 +187,15 @@ final class HostedMap implements AutoCloseable {
             ByteBuffer bytes = ByteBuffer.allocate(delta.size(true));
             delta.writeTo(bytes, true);
             Encoded event = Encoded.of(bytes.flip());
+            if (store != null) {
+                try {
+                    logEnd = store.append(event.bytes());
+                } catch (IOException e) {
+                    undo.run();
+                    throw Status.UNAVAILABLE.withDescription("cannot log the write to map \"" + name + "\" ("
+                            + e.getMessage() + "); nothing was applied").withCause(e).asRuntimeException();
+                }
+            }
             boolean purged = history.add(next, event);
             publish(event);
             if (purged) {
@@ -146,8 +208,100 @@ final class HostedMap implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+        awaitDurable(logEnd, "write to map \"" + name + "\" at revision " + next);
         sendQueued();
         return next;
+    }
+
+    /** Waits until the log record ending at {@code logEnd} is durable (group commit); no-op in memory. */
+    private void awaitDurable(long logEnd, String what) {
+        if (store == null) {
+            return;
+        }
+        try {
+            store.awaitDurable(logEnd);
+        } catch (IOException e) {
+            throw Status.UNAVAILABLE.withDescription("the " + what + " was applied but could not be made durable ("
+                    + e.getMessage() + "); it may be lost on restart, and the map takes no more writes until then")
+                    .withCause(e).asRuntimeException();
+        }
+        if (store.wantsSnapshot() && snapshotting.compareAndSet(false, true)) {
+            try {
+                background.execute(this::snapshotToStore);
+            } catch (RejectedExecutionException closing) {
+                snapshotting.set(false);
+            }
+        }
+    }
+
+    /** The values a write replaces, to put back if its log record cannot be written. */
+    private final class Undo {
+        private final List<byte[]> keys = new ArrayList<>();
+        private final List<byte[]> values = new ArrayList<>();
+        private final List<byte[]> mods = new ArrayList<>();
+
+        Undo(NormalisedWrite w) {
+            for (byte[] key : w.putKeys) {
+                remember(key);
+            }
+            for (byte[] key : w.deleteKeys) {
+                remember(key);
+            }
+        }
+
+        private void remember(byte[] key) {
+            keys.add(key);
+            values.add(entries.get(key));
+            mods.add(modRevisions.get(key));
+        }
+
+        /** Puts every key back (an INSERTION-order key that was deleted comes back at the end). */
+        void run() {
+            for (int i = 0; i < keys.size(); i++) {
+                if (values.get(i) == null) {
+                    entries.remove(keys.get(i));
+                    modRevisions.remove(keys.get(i));
+                } else {
+                    entries.put(keys.get(i), values.get(i));
+                    modRevisions.put(keys.get(i), mods.get(i));
+                }
+            }
+        }
+    }
+
+    /**
+     * Writes a snapshot to the store and drops the log before it: pinned and the log rotated under
+     * the lock, written without it while writes go on.
+     */
+    private void snapshotToStore() {
+        lifecycle.readLock().lock();
+        try {
+            if (closed) {
+                return;
+            }
+            PinnedView e;
+            PinnedView m;
+            long at;
+            long compactedAt;
+            lock.writeLock().lock();
+            try {
+                at = revision;
+                compactedAt = compactRevision;
+                store.rotate(at);
+                e = entries.pin();
+                m = modRevisions.pin();
+            } finally {
+                lock.writeLock().unlock();
+            }
+            try (e; m) {
+                store.writeSnapshot(name, e, m, at, compactedAt);
+            }
+        } catch (IOException | RuntimeException e) {
+            log.error("snapshot of map \"{}\" failed; its log keeps growing until one succeeds", name, e);
+        } finally {
+            snapshotting.set(false);
+            lifecycle.readLock().unlock();
+        }
     }
 
     GetResponse get(byte[] key) {
@@ -188,6 +342,8 @@ final class HostedMap implements AutoCloseable {
         } finally {
             lifecycle.readLock().unlock();
         }
+        long logEnd = 0;
+        Compaction result;
         lock.writeLock().lock();
         try {
             checkOpen();
@@ -199,12 +355,23 @@ final class HostedMap implements AutoCloseable {
                     .setBytesReclaimed(a.deadBytesReclaimed() + b.deadBytesReclaimed())
                     .setRevision(revision)
                     .build();
-            publish(WatchEvents.compaction(event));
-            return event;
+            Encoded encoded = WatchEvents.compaction(event);
+            if (store != null) {
+                try {
+                    logEnd = store.append(encoded.bytes());
+                } catch (IOException e) {
+                    throw Status.UNAVAILABLE.withDescription("cannot log the compaction of map \"" + name + "\" ("
+                            + e.getMessage() + ")").withCause(e).asRuntimeException();
+                }
+            }
+            publish(encoded);
+            result = event;
         } finally {
             lock.writeLock().unlock();
-            sendQueued();
         }
+        awaitDurable(logEnd, "compaction of map \"" + name + "\"");
+        sendQueued();
+        return result;
     }
 
     MapInfo info() {
@@ -315,6 +482,13 @@ final class HostedMap implements AutoCloseable {
                 closed = true;
                 entries.close();
                 modRevisions.close();
+                if (store != null) {
+                    try {
+                        store.close();
+                    } catch (IOException e) {
+                        log.error("closing the log of map \"{}\"", name, e);
+                    }
+                }
             }
         } finally {
             lock.writeLock().unlock();
@@ -346,7 +520,32 @@ final class HostedMap implements AutoCloseable {
     }
 
     private static byte[] revisionBytes(long revision) {
-        return ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(revision).array();
+        return MapStore.revisionBytes(revision);
+    }
+
+    /** Forces the log now (the periodic fsync mode's flush). */
+    void forceLog() {
+        if (store == null) {
+            return;
+        }
+        lifecycle.readLock().lock();
+        try {
+            if (!closed) {
+                store.force();
+            }
+        } catch (IOException e) {
+            log.error("forcing the log of map \"{}\" failed; it takes no more writes", name, e);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    /** Deletes the map's files: its creating write was refused, so the map never existed. */
+    void discard() {
+        close();
+        if (store != null) {
+            store.deleteFiles();
+        }
     }
 
     private void checkOpen() {

@@ -12,6 +12,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
@@ -45,7 +46,12 @@ public final class MapcastServer implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(MapcastServer.class);
 
+    /** How often {@link FsyncMode#PERIODIC} forces the logs. */
+    static final long PERIODIC_FSYNC_MILLIS = 100;
+
     private final MapRegistry maps;
+    private Storage storage;
+    private final ScheduledExecutorService storageTasks;
     private final MapcastService service;
     private final String host;
     private int port;
@@ -63,7 +69,19 @@ public final class MapcastServer implements AutoCloseable {
     private MapcastServer(Builder b) {
         this.limits = b.limits;
         this.shutdownGrace = b.shutdownGrace;
-        this.maps = new MapRegistry(limits, b.chunkBytes);
+        this.storageTasks = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-storage"));
+        try {
+            this.storage = b.dataDir == null ? null : Storage.open(b.dataDir, b.fsync, b.snapshotLogBytes);
+            this.maps = new MapRegistry(limits, b.chunkBytes, storage, storageTasks);
+        } catch (IOException e) {
+            storageTasks.shutdownNow();
+            closeStorage();
+            throw new UncheckedIOException(e.getMessage(), e);
+        }
+        if (storage != null && b.fsync == FsyncMode.PERIODIC) {
+            storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(HostedMap::forceLog),
+                    PERIODIC_FSYNC_MILLIS, PERIODIC_FSYNC_MILLIS, TimeUnit.MILLISECONDS);
+        }
         this.fanout = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
                 daemonThreads("mapcast-fanout"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
@@ -176,7 +194,16 @@ public final class MapcastServer implements AutoCloseable {
             fanout.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        storageTasks.shutdown();
+        try {
+            if (!storageTasks.awaitTermination(60, TimeUnit.SECONDS)) {
+                log.warn("a snapshot is still being written; closing anyway (recovery does not need it)");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
         maps.close();
+        closeStorage();
         terminated.countDown();
         log.info("mapcast closed");
     }
@@ -204,6 +231,17 @@ public final class MapcastServer implements AutoCloseable {
         long progress = limits.progressInterval().toNanos();
         for (HostedMap map : maps.all()) {
             map.tick(now, progress);
+        }
+    }
+
+    private void closeStorage() {
+        if (storage != null) {
+            try {
+                storage.close();
+            } catch (IOException e) {
+                log.warn("releasing the data directory lock", e);
+            }
+            storage = null;
         }
     }
 
@@ -238,6 +276,9 @@ public final class MapcastServer implements AutoCloseable {
         private Duration slowWatcherTimeout = Limits.DEFAULTS.slowWatcherTimeout();
         private Duration progressInterval = Limits.DEFAULTS.progressInterval();
         private Duration watchLinger = Limits.DEFAULTS.watchLinger();
+        private Path dataDir;
+        private FsyncMode fsync = FsyncMode.ALWAYS;
+        private long snapshotLogBytes = 64L * 1024 * 1024;
 
         private Builder() {
         }
@@ -329,12 +370,39 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Keeps the maps in {@code dir} (created if missing): a write-ahead log and snapshots per
+         * map, recovered when the server is built. Default: none, maps in memory only.
+         */
+        public Builder dataDir(Path dir) {
+            this.dataDir = Objects.requireNonNull(dir, "dir");
+            return this;
+        }
+
+        /** When a Write is acknowledged relative to the disk (default {@link FsyncMode#ALWAYS}). */
+        public Builder fsync(FsyncMode mode) {
+            this.fsync = Objects.requireNonNull(mode, "mode");
+            return this;
+        }
+
+        /** Log bytes after which a map writes a snapshot and drops its older log (default 64 MiB). */
+        public Builder snapshotLogBytes(long bytes) {
+            this.snapshotLogBytes = check("snapshotLogBytes", bytes, 1, Long.MAX_VALUE);
+            return this;
+        }
+
         /** How long close() lets calls in flight finish before cancelling them (default 5 s). */
         public Builder shutdownGrace(Duration grace) {
             this.shutdownGrace = Objects.requireNonNull(grace, "grace");
             return this;
         }
 
+        /**
+         * Builds the server; with a data directory, recovers its maps first.
+         *
+         * @throws UncheckedIOException if the data directory cannot be used or a map in it cannot be
+         *     recovered (the message names the file, the byte and what is wrong)
+         */
         public MapcastServer build() {
             limits = new Limits(maxKeyBytes, maxValueBytes, maxWriteBytes, Limits.DEFAULTS.maxMapNameBytes(), maxMaps,
                     maxEntriesPerMap, historyDeltas, historyBytes, watcherQueueBytes, slowWatcherTimeout,

@@ -1,0 +1,358 @@
+package dev.mapcast.server;
+
+import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.core.PinnedView;
+import dev.mapcast.proto.v1.Delta;
+import dev.mapcast.proto.v1.WatchResponse;
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One map's files in the data directory: snapshots and the write-ahead log.
+ *
+ * <pre>
+ * maps/&lt;id&gt;/snapshot-&lt;R&gt;.snap   the entries at revision R (the contract's snapshot file format)
+ * maps/&lt;id&gt;/modrev-&lt;R&gt;.snap     each key's mod_revision at R (same format, 8-byte little-endian values)
+ * maps/&lt;id&gt;/wal-&lt;R+1&gt;.log       the log of every change after R ({@link WriteAheadLog})
+ * </pre>
+ * {@code <id>} is derived from the map's name (names are any UTF-8, longer than a file name may
+ * be); the name itself is in every snapshot's header. A map's first snapshot, at revision 0, is
+ * written when the map is created, so its name and order are on disk before its first change.
+ *
+ * <p>A snapshot is taken once the log has grown by {@code snapshotLogBytes}: under the map's lock
+ * the maps are pinned and the log moves to a new file; outside it both files are written (mod
+ * revisions first: a snapshot file with no mod-revision file beside it is never used), and then
+ * older snapshots and logs are deleted. Recovery reads the newest snapshot and replays the logs
+ * after it; a torn record at the end of the newest log is cut off (it was never acknowledged).
+ */
+final class MapStore implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(MapStore.class);
+    private static final String SNAPSHOT = "snapshot-";
+    private static final String MOD_REVISIONS = "modrev-";
+    private static final String LOG = "wal-";
+
+    final Path dir;
+    private final FsyncMode mode;
+    private final long snapshotLogBytes;
+    private WriteAheadLog wal;
+    /** Log bytes appended since the last snapshot; guarded by the map's write lock. */
+    private long logBytes;
+
+    private MapStore(Path dir, FsyncMode mode, long snapshotLogBytes, WriteAheadLog wal) {
+        this.dir = dir;
+        this.mode = mode;
+        this.snapshotLogBytes = snapshotLogBytes;
+        this.wal = wal;
+    }
+
+    /** Creates the files of a new, empty map: its revision-0 snapshot and an empty log. */
+    static MapStore create(Path mapsDir, String name, IterationOrder order, FsyncMode mode, long snapshotLogBytes)
+            throws IOException {
+        Path dir = mapsDir.resolve(directoryName(name));
+        if (Files.exists(dir)) {
+            throw new StorageException(dir + " already exists for a map that is not loaded: remove it or restore it");
+        }
+        Files.createDirectories(dir);
+        try (OffHeapMap entries = OffHeapMap.builder().order(order).trackDigest(true).build();
+                OffHeapMap modRevisions = OffHeapMap.builder().trackDigest(true).build();
+                PinnedView e = entries.pin();
+                PinnedView m = modRevisions.pin()) {
+            writeSnapshotFiles(dir, name, e, m, 0, 0);
+        }
+        WriteAheadLog wal = new WriteAheadLog(dir.resolve(logName(1)), mode);
+        SnapshotFiles.forceDirectory(dir);
+        SnapshotFiles.forceDirectory(mapsDir);
+        return new MapStore(dir, mode, snapshotLogBytes, wal);
+    }
+
+    /** What recovery rebuilt: the maps (the caller owns them), revisions, and the deltas replayed. */
+    record Recovered(String name, IterationOrder order, OffHeapMap entries, OffHeapMap modRevisions, long revision,
+            long snapshotRevision, long compactRevision, List<ByteBuffer> deltas, MapStore store) {
+    }
+
+    /** Reads the newest snapshot of the map in {@code dir} and replays its log after it. */
+    static Recovered recover(Path dir, FsyncMode mode, long snapshotLogBytes, OffHeapMap.Builder entriesBuilder,
+            OffHeapMap.Builder modRevisionsBuilder, int maxRecordBytes) throws IOException {
+        deleteTemporaryFiles(dir);
+        TreeMap<Long, Path> snapshots = numbered(dir, SNAPSHOT, ".snap");
+        TreeMap<Long, Path> modFiles = numbered(dir, MOD_REVISIONS, ".snap");
+        TreeMap<Long, Path> logs = numbered(dir, LOG, ".log");
+        Map.Entry<Long, Path> newest = snapshots.lastEntry();
+        while (newest != null && !modFiles.containsKey(newest.getKey())) {
+            newest = snapshots.lowerEntry(newest.getKey());
+        }
+        if (newest == null) {
+            throw new StorageException(dir + ": no snapshot with its " + MOD_REVISIONS + " file (a map directory"
+                    + " always has one from its creation: was it copied in part?)");
+        }
+        long snapshotRevision = newest.getKey();
+        SnapshotFiles.Loaded entries = null;
+        SnapshotFiles.Loaded mods = null;
+        try {
+            entries = SnapshotFiles.read(newest.getValue(), entriesBuilder);
+            mods = SnapshotFiles.read(modFiles.get(snapshotRevision), modRevisionsBuilder);
+            if (entries.revision() != snapshotRevision || mods.revision() != snapshotRevision
+                    || !entries.name().equals(mods.name())) {
+                throw new StorageException(dir + ": " + newest.getValue().getFileName() + " holds map \""
+                        + entries.name() + "\" at revision " + entries.revision() + ", "
+                        + modFiles.get(snapshotRevision).getFileName() + " map \"" + mods.name() + "\" at revision "
+                        + mods.revision() + " (expected: one map at revision " + snapshotRevision + ")");
+            }
+            Replay replay = new Replay(entries.map(), mods.map(), snapshotRevision, entries.compactRevision());
+            Path current = null;
+            for (Map.Entry<Long, Path> l : logs.entrySet()) {
+                boolean last = l.getKey().equals(logs.lastKey());
+                Path file = l.getValue();
+                if (last || logs.higherKey(l.getKey()) > snapshotRevision + 1) {
+                    WriteAheadLog.Replayed r;
+                    try {
+                        r = WriteAheadLog.replay(file, maxRecordBytes, last, replay::apply);
+                    } catch (IllegalStateException e) {
+                        throw new StorageException(file + ": " + e.getMessage(), e);
+                    }
+                    if (r.droppedBytes() > 0) {
+                        log.warn("map \"{}\": cut {} bytes off the end of {} ({}); that write was never acknowledged",
+                                entries.name(), r.droppedBytes(), file, r.droppedReason());
+                    }
+                }
+                if (last) {
+                    current = file;
+                }
+            }
+            if (current == null) {
+                current = dir.resolve(logName(replay.revision + 1));
+            }
+            MapStore store = new MapStore(dir, mode, snapshotLogBytes, new WriteAheadLog(current, mode));
+            store.logBytes = Files.size(current);
+            return new Recovered(entries.name(), entries.order(), entries.map(), mods.map(), replay.revision,
+                    snapshotRevision, replay.compactRevision, replay.deltas, store);
+        } catch (IOException | RuntimeException e) {
+            if (entries != null) {
+                entries.close();
+            }
+            if (mods != null) {
+                mods.close();
+            }
+            throw e;
+        }
+    }
+
+    /** Applies replayed log records to the recovered maps, checking revision order and digests. */
+    private static final class Replay {
+        private final OffHeapMap entries;
+        private final OffHeapMap modRevisions;
+        private final long snapshotRevision;
+        long revision;
+        long compactRevision;
+        final List<ByteBuffer> deltas = new ArrayList<>();
+
+        Replay(OffHeapMap entries, OffHeapMap modRevisions, long revision, long compactRevision) {
+            this.entries = entries;
+            this.modRevisions = modRevisions;
+            this.snapshotRevision = revision;
+            this.revision = revision;
+            this.compactRevision = compactRevision;
+        }
+
+        void apply(ByteBuffer record) {
+            WatchResponse event;
+            try {
+                event = WatchResponse.parseFrom(record.duplicate());
+            } catch (InvalidProtocolBufferException e) {
+                throw new IllegalStateException("a log record that passed its CRC is not a WatchResponse: "
+                        + e.getMessage(), e);
+            }
+            if (event.hasCompaction()) {
+                compactRevision = Math.max(compactRevision, event.getCompaction().getCompactRevision());
+                return;
+            }
+            Delta delta = event.getDelta();
+            if (delta.getRevision() <= snapshotRevision) {
+                return;  // already in the snapshot (the log file began before it)
+            }
+            if (delta.getPrevRevision() != revision || delta.getRevision() != revision + 1) {
+                throw new IllegalStateException("the log jumps from revision " + revision + " to a delta "
+                        + delta.getPrevRevision() + " -> " + delta.getRevision());
+            }
+            byte[] revisionBytes = revisionBytes(delta.getRevision());
+            for (Map.Entry<String, ByteString> put : delta.getPutsMap().entrySet()) {
+                byte[] key = put.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                entries.put(key, put.getValue().toByteArray());
+                modRevisions.put(key, revisionBytes);
+            }
+            for (String deleted : delta.getDeletesList()) {
+                byte[] key = deleted.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                entries.remove(key);
+                modRevisions.remove(key);
+            }
+            if (entries.digest() != delta.getDigest()) {
+                throw new IllegalStateException(String.format("revision %d: the replayed map's digest is %016x,"
+                        + " the log says %016x", delta.getRevision(), entries.digest(), delta.getDigest()));
+            }
+            revision = delta.getRevision();
+            ByteBuffer copy = ByteBuffer.allocate(record.remaining()).put(record.duplicate()).flip();
+            deltas.add(copy);
+        }
+    }
+
+    /** Appends one record (under the map's write lock); returns its end for {@link #awaitDurable}. */
+    long append(ByteBuffer record) throws IOException {
+        long end = wal.append(record);
+        logBytes += WriteAheadLog.HEADER_BYTES + record.remaining();
+        return end;
+    }
+
+    void awaitDurable(long end) throws IOException {
+        wal.awaitDurable(end);
+    }
+
+    /** Whether the log has grown enough for a snapshot (read under the map's write lock). */
+    boolean wantsSnapshot() {
+        return logBytes >= snapshotLogBytes;
+    }
+
+    /** Starts the log after {@code revision} anew; under the map's write lock, with the maps pinned at it. */
+    void rotate(long revision) throws IOException {
+        wal.rotate(dir.resolve(logName(revision + 1)));
+        logBytes = 0;
+    }
+
+    /** Writes the snapshot of {@code revision} from pinned views, then deletes what it makes obsolete. */
+    void writeSnapshot(String name, PinnedView entries, PinnedView modRevisions, long revision, long compactRevision)
+            throws IOException {
+        writeSnapshotFiles(dir, name, entries, modRevisions, revision, compactRevision);
+        Path currentLog = wal.file();
+        for (Path file : list(dir)) {
+            String f = file.getFileName().toString();
+            long n = number(f);
+            boolean oldSnapshot = (f.startsWith(SNAPSHOT) || f.startsWith(MOD_REVISIONS)) && n >= 0 && n < revision;
+            boolean oldLog = f.startsWith(LOG) && n >= 0 && n <= revision && !file.equals(currentLog);
+            if (oldSnapshot || oldLog) {
+                Files.deleteIfExists(file);
+            }
+        }
+        SnapshotFiles.forceDirectory(dir);
+    }
+
+    /** Forces the log (periodic mode's flush; shutdown). */
+    void force() throws IOException {
+        wal.force();
+    }
+
+    @Override
+    public void close() throws IOException {
+        try {
+            wal.force();
+        } finally {
+            wal.close();
+        }
+    }
+
+    /** Closes the log and deletes the map's directory (a map whose creating write was refused). */
+    void deleteFiles() {
+        try {
+            wal.close();
+            for (Path file : list(dir)) {
+                Files.deleteIfExists(file);
+            }
+            Files.deleteIfExists(dir);
+            SnapshotFiles.forceDirectory(dir.getParent());
+        } catch (IOException e) {
+            log.warn("could not delete {} of a map that was never created", dir, e);
+        }
+    }
+
+    // ---- files ----
+
+    private static void writeSnapshotFiles(Path dir, String name, PinnedView entries, PinnedView modRevisions,
+            long revision, long compactRevision) throws IOException {
+        SnapshotFiles.write(modRevisions, name, revision, compactRevision,
+                dir.resolve(MOD_REVISIONS + String.format("%020d", revision) + ".snap"));
+        SnapshotFiles.write(entries, name, revision, compactRevision,
+                dir.resolve(SNAPSHOT + String.format("%020d", revision) + ".snap"));
+    }
+
+    static String logName(long firstRevision) {
+        return LOG + String.format("%020d", firstRevision) + ".log";
+    }
+
+    /** A directory name for a map name: readable when the name is plain, a digest otherwise. */
+    static String directoryName(String name) {
+        if (name.matches("[A-Za-z0-9._-]{1,64}") && !name.startsWith(".")) {
+            return "m-" + name;
+        }
+        try {
+            byte[] hash = java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            StringBuilder out = new StringBuilder("h-");
+            for (int i = 0; i < 16; i++) {
+                out.append(String.format("%02x", hash[i]));
+            }
+            return out.toString();
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JVM", e);
+        }
+    }
+
+    private static TreeMap<Long, Path> numbered(Path dir, String prefix, String suffix) throws IOException {
+        TreeMap<Long, Path> out = new TreeMap<>();
+        for (Path file : list(dir)) {
+            String f = file.getFileName().toString();
+            if (f.startsWith(prefix) && f.endsWith(suffix) && number(f) >= 0) {
+                out.put(number(f), file);
+            }
+        }
+        return out;
+    }
+
+    /** The revision in a file name like {@code wal-00000000000000000042.log}, or -1. */
+    private static long number(String fileName) {
+        int dash = fileName.indexOf('-');
+        int dot = fileName.indexOf('.', dash + 1);
+        if (dash < 0 || dot != dash + 21) {
+            return -1;
+        }
+        try {
+            return Long.parseLong(fileName.substring(dash + 1, dot));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    private static List<Path> list(Path dir) throws IOException {
+        List<Path> out = new ArrayList<>();
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+            for (Path f : files) {
+                out.add(f);
+            }
+        }
+        return out;
+    }
+
+    private static void deleteTemporaryFiles(Path dir) throws IOException {
+        for (Path file : list(dir)) {
+            if (file.getFileName().toString().endsWith(".tmp")) {
+                Files.deleteIfExists(file);  // a snapshot interrupted before its rename
+            }
+        }
+    }
+
+    static byte[] revisionBytes(long revision) {
+        return ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(revision).array();
+    }
+}

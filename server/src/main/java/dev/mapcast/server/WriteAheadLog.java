@@ -1,0 +1,332 @@
+package dev.mapcast.server;
+
+import dev.mapcast.codec.SnapshotFiles;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.function.Consumer;
+import java.util.zip.CRC32C;
+
+/**
+ * One map's write-ahead log: a sequence of records, each {@code [u32 payload length][u32 CRC-32C of
+ * the payload][payload]} (little-endian), the payload being a {@code WatchResponse} (a delta or a
+ * compaction event) exactly as watchers are sent it. The log is one file from a snapshot to the
+ * next ({@link MapStore} rotates it).
+ *
+ * <p>Group commit: records are appended (written to the file, not forced) under the map's write
+ * lock, in revision order; then each writer, without the lock, waits in {@link #awaitDurable} until
+ * a force has covered its record. The first writer to wait forces the file for every record
+ * appended so far; the others wait for it, so concurrent writes share one fsync.
+ *
+ * <p>A failed write or force poisons the log: every later append and wait fails, and the map
+ * refuses writes until the server restarts and recovers from what reached the disk (after a failed
+ * fsync the kernel may have dropped the pages: retrying it would claim durability it cannot give).
+ */
+final class WriteAheadLog implements AutoCloseable {
+
+    static final int HEADER_BYTES = 8;
+
+    private final FsyncMode mode;
+    private final Object monitor = new Object();
+    private final CRC32C crc = new CRC32C();
+    private final ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+
+    private FileChannel channel;
+    private Path file;
+    /** Logical offset (across rotations) of the end of the last appended record. */
+    private volatile long written;
+    /** Guarded by monitor: logical offset up to which records are on disk, and whether a force runs. */
+    private long synced;
+    private boolean syncing;
+    private IOException failed;
+
+    /** Opens {@code file} for appending at its end (after {@link #replay} has cut any torn tail). */
+    WriteAheadLog(Path file, FsyncMode mode) throws IOException {
+        this.mode = mode;
+        this.file = file;
+        this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+        channel.position(channel.size());
+    }
+
+    Path file() {
+        return file;
+    }
+
+    /**
+     * Appends one record; called under the map's write lock. Returns the logical offset to pass to
+     * {@link #awaitDurable}. If writing fails, the partial record is cut off when possible.
+     */
+    long append(ByteBuffer payload) throws IOException {
+        checkHealthy();
+        ByteBuffer body = payload.duplicate();
+        crc.reset();
+        crc.update(body.duplicate());
+        header.clear();
+        header.putInt(body.remaining()).putInt((int) crc.getValue()).flip();
+        long start = channel.position();
+        try {
+            ByteBuffer[] parts = {header, body};
+            while (header.hasRemaining() || body.hasRemaining()) {
+                channel.write(parts);
+            }
+        } catch (IOException e) {
+            try {
+                channel.truncate(start);
+                channel.position(start);
+            } catch (IOException cut) {
+                e.addSuppressed(cut);
+                poison(e);
+            }
+            throw e;
+        }
+        long end = written + HEADER_BYTES + payload.remaining();
+        written = end;
+        return end;
+    }
+
+    /** Returns once the record ending at {@code end} is on disk (at once unless {@link FsyncMode#ALWAYS}). */
+    void awaitDurable(long end) throws IOException {
+        if (mode != FsyncMode.ALWAYS) {
+            checkHealthy();
+            return;
+        }
+        FileChannel toForce;
+        long target;
+        synchronized (monitor) {
+            while (true) {
+                if (failed != null) {
+                    throw new IOException("the write-ahead log " + file + " failed earlier", failed);
+                }
+                if (synced >= end) {
+                    return;
+                }
+                if (!syncing) {
+                    break;
+                }
+                try {
+                    monitor.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted waiting for the write-ahead log to reach the disk", e);
+                }
+            }
+            syncing = true;
+            toForce = channel;
+            target = written;
+        }
+        IOException error = null;
+        try {
+            toForce.force(false);
+        } catch (IOException e) {
+            error = e;
+        }
+        synchronized (monitor) {
+            syncing = false;
+            if (error != null) {
+                failed = error;
+            } else {
+                synced = Math.max(synced, target);
+            }
+            monitor.notifyAll();
+        }
+        if (error != null) {
+            throw error;
+        }
+    }
+
+    /** Forces what is appended now (the periodic mode's background flush, and clean shutdown). */
+    void force() throws IOException {
+        long end = written;
+        if (mode == FsyncMode.ALWAYS) {
+            awaitDurable(end);
+            return;
+        }
+        synchronized (monitor) {
+            checkHealthy();
+            try {
+                channel.force(false);
+                synced = end;
+            } catch (IOException e) {
+                failed = e;
+                throw e;
+            }
+        }
+    }
+
+    /**
+     * Continues in {@code next} (a new, empty file); called under the map's write lock. Everything
+     * appended so far is forced first, so no waiter needs the old file any more. Returns the old
+     * file's channel, closed.
+     */
+    void rotate(Path next) throws IOException {
+        FileChannel fresh = FileChannel.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        synchronized (monitor) {
+            while (syncing) {
+                try {
+                    monitor.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    fresh.close();
+                    throw new IOException("interrupted rotating the write-ahead log", e);
+                }
+            }
+            try {
+                checkHealthy();
+                channel.force(false);
+            } catch (IOException e) {
+                fresh.close();
+                poison(e);
+                throw e;
+            }
+            synced = written;
+            FileChannel old = channel;
+            channel = fresh;
+            file = next;
+            old.close();
+            monitor.notifyAll();
+        }
+        SnapshotFiles.forceDirectory(next.getParent());
+    }
+
+    @Override
+    public void close() throws IOException {
+        synchronized (monitor) {
+            channel.close();
+        }
+    }
+
+    private void checkHealthy() throws IOException {
+        IOException e;
+        synchronized (monitor) {
+            e = failed;
+        }
+        if (e != null) {
+            throw new IOException("the write-ahead log " + file + " failed earlier", e);
+        }
+    }
+
+    private void poison(IOException e) {
+        synchronized (monitor) {
+            if (failed == null) {
+                failed = e;
+            }
+            monitor.notifyAll();
+        }
+    }
+
+    /** What {@link #replay} found. */
+    record Replayed(long records, long validBytes, long droppedBytes, String droppedReason) {
+    }
+
+    /**
+     * Reads every record of {@code file} in order, handing each payload to {@code apply}. A record
+     * that is cut short or fails its CRC ends the replay: if {@code cutTornTail}, the file is
+     * truncated there (that record was never acknowledged: acknowledgement waits for the force);
+     * otherwise it is an error naming the file and offset.
+     */
+    static Replayed replay(Path file, int maxRecordBytes, boolean cutTornTail, Consumer<ByteBuffer> apply)
+            throws IOException {
+        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            long size = in.size();
+            long at = 0;
+            long records = 0;
+            ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer body = ByteBuffer.allocate(64 * 1024);
+            CRC32C crc = new CRC32C();
+            String problem = null;
+            while (at < size) {
+                if (size - at < HEADER_BYTES) {
+                    problem = "a record header cut short (" + (size - at) + " of " + HEADER_BYTES + " bytes)";
+                    break;
+                }
+                head.clear();
+                readFully(in, head, at);
+                head.flip();
+                int length = head.getInt();
+                int expectedCrc = head.getInt();
+                if (length < 0 || length > maxRecordBytes) {
+                    problem = "a record length of " + Integer.toUnsignedString(length) + " bytes (expected: at most "
+                            + maxRecordBytes + ")";
+                    break;
+                }
+                if (size - at - HEADER_BYTES < length) {
+                    problem = "a record cut short (" + (size - at - HEADER_BYTES) + " of " + length + " bytes)";
+                    break;
+                }
+                if (body.capacity() < length) {
+                    body = ByteBuffer.allocate(Math.max(length, body.capacity() * 2));
+                }
+                body.clear().limit(length);
+                readFully(in, body, at + HEADER_BYTES);
+                body.flip();
+                crc.reset();
+                crc.update(body.duplicate());
+                if ((int) crc.getValue() != expectedCrc) {
+                    problem = String.format("a record whose CRC-32C is %08x (its header says %08x)",
+                            (int) crc.getValue(), expectedCrc);
+                    break;
+                }
+                apply.accept(body.asReadOnlyBuffer());
+                records++;
+                at += HEADER_BYTES + length;
+            }
+            if (problem == null) {
+                return new Replayed(records, at, 0, null);
+            }
+            if (!cutTornTail) {
+                throw new StorageException(file + " at byte " + at + ": " + problem
+                        + "; a log that was complete before a later one began cannot be cut");
+            }
+            long valid = nextValidRecord(in, at + 1, size, maxRecordBytes);
+            if (valid >= 0) {
+                throw new StorageException(file + " at byte " + at + ": " + problem + ", but a valid record follows"
+                        + " at byte " + valid + ": this is damage inside the log, not a torn end, and acknowledged"
+                        + " writes may follow it; restore the map from a snapshot file or repair the log");
+            }
+            in.truncate(at);
+            in.force(true);
+            return new Replayed(records, at, size - at, problem);
+        }
+    }
+
+    /**
+     * The offset of the first whole record with a matching CRC at or after {@code from}, or -1.
+     * A torn end has none: whatever follows the last record a force covered is unacknowledged.
+     */
+    private static long nextValidRecord(FileChannel in, long from, long size, int maxRecordBytes) throws IOException {
+        ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        CRC32C crc = new CRC32C();
+        for (long at = from; size - at >= HEADER_BYTES; at++) {
+            head.clear();
+            readFully(in, head, at);
+            head.flip();
+            int length = head.getInt();
+            int expectedCrc = head.getInt();
+            if (length <= 0 || length > maxRecordBytes || size - at - HEADER_BYTES < length) {
+                continue;
+            }
+            ByteBuffer body = ByteBuffer.allocate(length);
+            readFully(in, body, at + HEADER_BYTES);
+            crc.reset();
+            crc.update(body.flip());
+            if ((int) crc.getValue() == expectedCrc) {
+                return at;
+            }
+        }
+        return -1;
+    }
+
+    private static void readFully(FileChannel in, ByteBuffer dst, long position) throws IOException {
+        long p = position;
+        while (dst.hasRemaining()) {
+            int n = in.read(dst, p);
+            if (n < 0) {
+                throw new StorageException("unexpected end of file reading at byte " + p);
+            }
+            p += n;
+        }
+    }
+}

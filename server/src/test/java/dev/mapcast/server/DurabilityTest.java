@@ -1,0 +1,315 @@
+package dev.mapcast.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.GetResponse;
+import dev.mapcast.proto.v1.IterationOrder;
+import dev.mapcast.proto.v1.ListMapsRequest;
+import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.SnapshotChunk;
+import dev.mapcast.proto.v1.SnapshotRequest;
+import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.proto.v1.WatchResponse;
+import dev.mapcast.proto.v1.WriteRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.StatusRuntimeException;
+import io.grpc.netty.NettyChannelBuilder;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The server with a data directory, restarted on it (closed, or its files damaged as a crash or a
+ * disk would leave them), over real gRPC: what was acknowledged is there, in order, with its
+ * mod revisions, compact revision and resumable history; a torn log end is cut; damage that is
+ * not a torn end refuses the start, naming the file and byte. (Killing a real server process with
+ * SIGKILL is the cli module's {@code CrashRecoveryTest}.)
+ */
+class DurabilityTest {
+
+    @TempDir
+    Path dataDir;
+
+    private MapcastServer server;
+    private ManagedChannel channel;
+    private MapcastGrpc.MapcastBlockingStub stub;
+
+    private void start(MapcastServer.Builder builder) {
+        server = builder.port(0).dataDir(dataDir).build().start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        stub = MapcastGrpc.newBlockingStub(channel);
+    }
+
+    private void restart(MapcastServer.Builder builder) {
+        stop();
+        start(builder);
+    }
+
+    @AfterEach
+    void stop() {
+        if (channel != null) {
+            channel.shutdownNow();
+            channel = null;
+        }
+        if (server != null) {
+            server.close();
+            server = null;
+        }
+    }
+
+    @Test
+    void aRestartedServerHasEveryWriteItsOrderModRevisionsCompactRevisionAndHistory() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 0; i < 20; i++) {
+            write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("k" + (19 - i), "v" + i), List.of());
+        }
+        write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("k5", "again"), List.of("k7", "absent"));
+        write("odd name/ü \u00e9 " + "x".repeat(200), IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
+        stub.compact(CompactRequest.newBuilder().setMap("ordered").setRevision(10).build());
+        write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("late", "x"), List.of());
+        Content before = content("ordered");
+        List<MapInfo> mapsBefore = maps();
+        GetResponse k5 = get("ordered", "k5");
+
+        restart(MapcastServer.builder());
+
+        assertEquals(before, content("ordered"), "entries, order, revision and digest after restart");
+        assertEquals(names(mapsBefore), names(maps()));
+        assertEquals(10, info("ordered").getCompactRevision(), "compact_revision survives a restart");
+        assertEquals(k5, get("ordered", "k5"), "value and mod_revision of k5");
+        assertEquals(21, get("ordered", "k5").getModRevision());
+        assertEquals("1", get("odd name/ü \u00e9 " + "x".repeat(200), "a").getValue().toStringUtf8());
+        // The replayed log is history again: a watcher resumes from revision 15 without a snapshot.
+        List<String> kinds = watchKinds("ordered", 15, 4);
+        assertEquals(List.of("delta 16", "delta 17", "delta 18", "delta 19"), kinds);
+    }
+
+    @Test
+    void snapshotsTruncateTheLogAndRecoveryReadsSnapshotPlusLog() throws Exception {
+        MapcastServer.Builder small = MapcastServer.builder().snapshotLogBytes(8 * 1024);
+        start(small);
+        Random rnd = new Random(7);
+        for (int i = 0; i < 600; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("key-" + rnd.nextInt(150), "value-" + i),
+                    rnd.nextInt(4) == 0 ? List.of("key-" + rnd.nextInt(150)) : List.of());
+        }
+        Content before = content("m");
+        awaitFewFiles(mapDir());
+        long logs = files(mapDir()).stream().filter(f -> f.startsWith("wal-")).count();
+        long snapshots = files(mapDir()).stream().filter(f -> f.startsWith("snapshot-")).count();
+        assertTrue(logs <= 2 && snapshots <= 2, "older logs and snapshots deleted: " + files(mapDir()));
+
+        restart(small);
+        assertEquals(before, content("m"));
+        write("m", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("after", "restart"), List.of());
+        assertEquals(before.revision + 1, info("m").getRevision());
+    }
+
+    @Test
+    void aTornOrCorruptLastRecordIsCutAndTheRestRecovered() throws Exception {
+        for (String damage : List.of("half a record", "garbage", "flipped bit in the last record")) {
+            stop();
+            for (Path p : Files.list(dataDir).collect(Collectors.toList())) {
+                deleteTree(p);
+            }
+            start(MapcastServer.builder());
+            for (int i = 1; i <= 5; i++) {
+                write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+            }
+            Content atFour;
+            stop();
+            Path log = lastLog();
+            long size = Files.size(log);
+            switch (damage) {
+                case "half a record" -> truncate(log, size - 7);
+                case "garbage" -> append(log, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+                default -> flip(log, size - 3);
+            }
+            start(MapcastServer.builder());
+            long expected = damage.equals("garbage") ? 5 : 4;
+            assertEquals(expected, info("m").getRevision(), damage);
+            assertEquals(expected == 5, get("m", "k5").getFound(), damage);
+            atFour = content("m");
+            assertEquals(expected, atFour.revision, damage);
+            // The log goes on from there.
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k6", "v6"), List.of());
+            restart(MapcastServer.builder());
+            assertEquals(expected + 1, info("m").getRevision(), damage);
+        }
+    }
+
+    @Test
+    void damageInsideTheLogRefusesTheStartNamingFileAndByte() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 5; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stop();
+        Path log = lastLog();
+        flip(log, 20);  // inside the first record: valid records follow it
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString()) && e.getMessage().contains("at byte 0")
+                && e.getMessage().contains("valid record follows"), e.getMessage());
+        // Nothing was changed: the file is as damaged as it was, not cut.
+        flip(log, 20);
+        start(MapcastServer.builder());
+        assertEquals(5, info("m").getRevision());
+    }
+
+    @Test
+    void aSecondServerCannotUseTheSameDataDirectory() {
+        start(MapcastServer.builder());
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains("in use by another mapcast server"), e.getMessage());
+    }
+
+    @Test
+    void aRefusedFirstWriteLeavesNoFiles() throws Exception {
+        start(MapcastServer.builder());
+        assertThrows(StatusRuntimeException.class, () -> stub.write(WriteRequest.newBuilder().setMap("new")
+                .setExpectedRevision(3).putPuts("k", ByteString.copyFromUtf8("v")).build()));
+        assertEquals(List.of(), Files.list(dataDir.resolve("maps")).collect(Collectors.toList()));
+        restart(MapcastServer.builder());
+        assertEquals(List.of(), names(maps()));
+    }
+
+    @Test
+    void periodicModeAlsoRecoversAfterAClose() {
+        MapcastServer.Builder periodic = MapcastServer.builder().fsync(FsyncMode.PERIODIC);
+        start(periodic);
+        for (int i = 1; i <= 50; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        Content before = content("m");
+        restart(periodic);
+        assertEquals(before, content("m"));
+    }
+
+    // ---- helpers ----
+
+    private record Content(long revision, long digest, List<String> entries) {
+    }
+
+    private Content content(String map) {
+        Iterator<SnapshotChunk> chunks = stub.snapshot(SnapshotRequest.newBuilder().setMap(map).build());
+        List<String> entries = new ArrayList<>();
+        SnapshotChunk last = null;
+        while (chunks.hasNext()) {
+            last = chunks.next();
+            last.getEntriesMap().forEach((k, v) -> entries.add(k + "=" + v.toStringUtf8()));
+        }
+        return new Content(last.getRevision(), last.getDigest(), entries);
+    }
+
+    private long write(String map, IterationOrder order, Map<String, String> puts, List<String> deletes) {
+        WriteRequest.Builder w = WriteRequest.newBuilder().setMap(map).setOrder(order).addAllDeletes(deletes);
+        new LinkedHashMap<>(puts).forEach((k, v) -> w.putPuts(k, ByteString.copyFromUtf8(v)));
+        return stub.write(w.build()).getRevision();
+    }
+
+    private GetResponse get(String map, String key) {
+        return stub.get(GetRequest.newBuilder().setMap(map).setKey(key).build());
+    }
+
+    private List<MapInfo> maps() {
+        return stub.listMaps(ListMapsRequest.getDefaultInstance()).getMapsList();
+    }
+
+    private MapInfo info(String map) {
+        return maps().stream().filter(m -> m.getName().equals(map)).findFirst().orElseThrow();
+    }
+
+    private static List<String> names(List<MapInfo> maps) {
+        return maps.stream().map(MapInfo::getName).collect(Collectors.toList());
+    }
+
+    private List<String> watchKinds(String map, long after, int count) {
+        Iterator<WatchResponse> events = MapcastGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
+                .watch(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).build());
+        List<String> kinds = new ArrayList<>();
+        while (kinds.size() < count) {
+            WatchResponse r = events.next();
+            kinds.add(r.hasDelta() ? "delta " + r.getDelta().getRevision() : r.getEventCase().toString());
+        }
+        return kinds;
+    }
+
+    private Path mapDir() throws IOException {
+        try (Stream<Path> dirs = Files.list(dataDir.resolve("maps"))) {
+            return dirs.findFirst().orElseThrow();
+        }
+    }
+
+    private Path lastLog() throws IOException {
+        try (Stream<Path> files = Files.list(mapDir())) {
+            return files.filter(f -> f.getFileName().toString().startsWith("wal-")).sorted()
+                    .reduce((a, b) -> b).orElseThrow();
+        }
+    }
+
+    private static List<String> files(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(f -> f.getFileName().toString()).sorted().collect(Collectors.toList());
+        }
+    }
+
+    /** Snapshots are written in the background: waits until the last one has cleaned up. */
+    private static void awaitFewFiles(Path dir) throws Exception {
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (files(dir).stream().filter(f -> f.startsWith("wal-")).count() > 2 && System.nanoTime() < deadline) {
+            Thread.sleep(10);
+        }
+    }
+
+    private static void truncate(Path file, long size) throws IOException {
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            c.truncate(size);
+        }
+    }
+
+    private static void append(Path file, byte[] bytes) throws IOException {
+        Files.write(file, bytes, StandardOpenOption.APPEND);
+    }
+
+    private static void flip(Path file, long at) throws IOException {
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(1);
+            c.read(b, at);
+            b.flip();
+            b.put(0, (byte) (b.get(0) ^ 0x10));
+            c.write(b, at);
+        }
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        try (Stream<Path> all = Files.walk(p)) {
+            for (Path f : all.sorted((a, b) -> b.getNameCount() - a.getNameCount()).collect(Collectors.toList())) {
+                Files.delete(f);
+            }
+        }
+    }
+}
