@@ -23,6 +23,8 @@ final class ExitCodes {
 
     /** serve: the address cannot be bound (in use, not local, no permission). */
     static final int CANNOT_LISTEN = 1;
+    /** serve: the data directory cannot be used (in use by another server, unreadable, or a map in it is damaged). */
+    static final int STORAGE = 5;
 
     private ExitCodes() {
     }
@@ -45,6 +47,8 @@ final class ExitCodes {
         codes.put(" 0", "stopped cleanly (SIGTERM or SIGINT)");
         codes.put(" 1", "cannot listen on the address");
         codes.put(" 2", "usage error (bad option or limit)");
+        codes.put(" 5", "cannot use the data directory (another server holds it, or a map in it cannot be "
+                + "recovered: the message names the file and byte)");
         codes.put("70", "internal error (a bug: the stack trace is printed)");
         return codes;
     }
@@ -54,6 +58,9 @@ final class ExitCodes {
         Map<String, String> codes = clientList();
         codes.put(" 1", codes.get(" 1") + "; serve: cannot listen");
         codes.put(" 0", "ok; serve: stopped cleanly by SIGTERM or SIGINT");
-        return codes;
+        codes.put(" 5", "serve: cannot use the data directory");
+        Map<String, String> sorted = new java.util.TreeMap<>(java.util.Comparator.comparingInt(c -> Integer.parseInt(c.trim())));
+        sorted.putAll(codes);
+        return new LinkedHashMap<>(sorted);
     }
 }

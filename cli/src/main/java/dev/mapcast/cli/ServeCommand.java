@@ -1,7 +1,9 @@
 package dev.mapcast.cli;
 
+import dev.mapcast.server.FsyncMode;
 import dev.mapcast.server.MapcastServer;
 import java.io.UncheckedIOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.function.LongConsumer;
@@ -18,12 +20,15 @@ import picocli.CommandLine.Spec;
             "Runs a mapcast server in the foreground.",
             "Serves until SIGTERM or SIGINT (Ctrl-C), then shuts down gracefully: new calls are refused, watch streams end (clients resume elsewhere or "
                     + "on restart), calls in flight get --shutdown-grace; exits 0.",
-            "Logs to stderr. Maps live in memory (storage arrives with the next release).",
+            "Logs to stderr. Maps are kept in --data-dir: a write is acknowledged once it is on disk (--fsync), "
+                    + "and a restart recovers every acknowledged write.",
             "Sizes take a unit: 4096, 64KiB, 1MiB, 1GiB; durations: 500ms, 30s, 2m. Every limit "
                     + "defaults to the server's own default, shown below."},
         footer = {"", "Examples:",
             "  mapcast serve",
-            "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB"})
+            "  mapcast serve --data-dir /var/lib/mapcast",
+            "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB",
+            "  mapcast serve --in-memory"})
 final class ServeCommand implements Callable<Integer> {
 
     @Spec
@@ -35,7 +40,27 @@ final class ServeCommand implements Callable<Integer> {
                     + "(default: ${DEFAULT-VALUE}).")
     HostPort listen;
 
-    // Storage (next issue): --data-dir goes here, next to --listen.
+    @Option(names = "--data-dir", paramLabel = "DIR", defaultValue = "mapcast-data",
+            description = "Where maps are kept: a write-ahead log and snapshots per map, created if missing, "
+                    + "locked while this server runs (default: ./${DEFAULT-VALUE}).")
+    Path dataDir;
+
+    @Option(names = "--in-memory",
+            description = "Keep maps in memory only: nothing survives a restart (tests, caches that refill).")
+    boolean inMemory;
+
+    @Option(names = "--fsync", paramLabel = "MODE", defaultValue = "always",
+            converter = FsyncConverter.class,
+            description = "always: a write is acknowledged once fsync put it on disk (concurrent writes share one); "
+                    + "periodic: once the operating system has it, forced to disk every 100 ms: a server crash "
+                    + "loses nothing acknowledged, a machine crash up to the last 100 ms (default: ${DEFAULT-VALUE}).")
+    FsyncMode fsync;
+
+    @Option(names = "--snapshot-log-bytes", paramLabel = "SIZE", defaultValue = "64MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Log bytes after which a map writes a snapshot and drops the older log; bounds "
+                    + "restart time (default: ${DEFAULT-VALUE}).")
+    long snapshotLogBytes;
 
     // Limits. Defaults: MapcastServer.Builder's (ServeDefaultsTest keeps them equal).
     @Option(names = "--max-key-bytes", paramLabel = "SIZE", defaultValue = "4096",
@@ -110,11 +135,25 @@ final class ServeCommand implements Callable<Integer> {
         limit("--history-bytes", historyBytes, v -> b.history(toInt(historyDeltas), v));
         limit("--watcher-queue-bytes", watcherQueueBytes, v -> b.watcherQueue(v, slowWatcherTimeout));
         b.progressInterval(progressInterval).shutdownGrace(shutdownGrace);
+        if (inMemory && spec.commandLine().getParseResult().hasMatchedOption("--data-dir")) {
+            throw new ParameterException(spec.commandLine(), "--in-memory and --data-dir exclude each other");
+        }
+        if (!inMemory) {
+            limit("--snapshot-log-bytes", snapshotLogBytes, b::snapshotLogBytes);
+            b.dataDir(dataDir).fsync(fsync);
+        }
 
         MapcastServer server;
         try {
-            server = b.build().start();
+            server = b.build();
         } catch (UncheckedIOException e) {
+            throw new Failure(ExitCodes.STORAGE, "cannot use data directory " + dataDir.toAbsolutePath() + ": "
+                    + e.getMessage());
+        }
+        try {
+            server.start();
+        } catch (UncheckedIOException e) {
+            server.close();
             // Netty says "Failed to bind to address"; why (in use, not local...) is in the cause.
             Throwable root = e;
             while (root.getCause() != null && root.getCause() != root) {
@@ -150,6 +189,19 @@ final class ServeCommand implements Callable<Integer> {
             int expected = message.indexOf(" (expected");
             throw new ParameterException(spec.commandLine(),
                     flag + ": " + value + (expected < 0 ? " (" + message + ")" : message.substring(expected)));
+        }
+    }
+
+    /** "always" or "periodic", any case. */
+    static final class FsyncConverter implements picocli.CommandLine.ITypeConverter<FsyncMode> {
+        @Override
+        public FsyncMode convert(String value) {
+            for (FsyncMode mode : FsyncMode.values()) {
+                if (mode.name().equalsIgnoreCase(value)) {
+                    return mode;
+                }
+            }
+            throw new picocli.CommandLine.TypeConversionException("\"" + value + "\" (expected: always or periodic)");
         }
     }
 

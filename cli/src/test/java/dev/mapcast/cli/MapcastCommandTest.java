@@ -312,12 +312,16 @@ class MapcastCommandTest {
         int port = closedPort();
         String listen = "127.0.0.1:" + port;
         Path err = file("serve.err");
-        Process serve = command(List.of("serve", "--listen", listen))
+        Path data = file("serve-data");
+        Process serve = command(List.of("serve", "--listen", listen, "--data-dir", data.toString()))
                 .redirectOutput(file("serve.out").toFile()).redirectError(err.toFile()).start();
         try {
             awaitContent(err, s -> s.contains("mapcast serving on " + listen), serve, "serving");
             assertOk("1", mapcast("put", "--server", listen, "s", "k", "v"));
             assertOk("v", mapcast("get", "--server", listen, "s", "k"));
+            Result second = mapcast("serve", "--listen", "127.0.0.1:0", "--data-dir", data.toString());
+            assertFailed(5, "mapcast: cannot use data directory " + data.toAbsolutePath()
+                    + ": data directory " + data.toAbsolutePath() + " is in use by another mapcast server", second);
 
             serve.destroy();  // SIGTERM
             assertTrue(serve.waitFor(20, TimeUnit.SECONDS), "serve exits on SIGTERM");
@@ -328,12 +332,28 @@ class MapcastCommandTest {
         } finally {
             serve.destroyForcibly();
         }
+        // Served again from the same data directory: the write is there.
+        Path err2 = file("serve2.err");
+        Process again = command(List.of("serve", "--listen", listen, "--data-dir", data.toString()))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(err2.toFile()).start();
+        try {
+            awaitContent(err2, s -> s.contains("mapcast serving on " + listen), again, "serving again");
+            assertOk("v", mapcast("get", "--server", listen, "s", "k"));
+        } finally {
+            again.destroyForcibly();
+            again.waitFor(20, TimeUnit.SECONDS);
+        }
     }
 
     @Test
     void serveRefusesABadLimitAndABusyAddress() {
-        assertFailed(2, "mapcast: --max-key-bytes: 0 (expected: 1 to 65536)", mapcast("serve", "--max-key-bytes", "0"));
-        Result busy = mapcast("serve", "--listen", address);
+        assertFailed(2, "mapcast: --max-key-bytes: 0 (expected: 1 to 65536)",
+                mapcast("serve", "--in-memory", "--max-key-bytes", "0"));
+        assertFailed(2, "mapcast: --in-memory and --data-dir exclude each other",
+                mapcast("serve", "--in-memory", "--data-dir", "x"));
+        assertFailed(2, "mapcast: Invalid value for option '--fsync': \"sometimes\" (expected: always or periodic)",
+                mapcast("serve", "--in-memory", "--fsync", "sometimes"));
+        Result busy = mapcast("serve", "--in-memory", "--listen", address);
         assertFailed(1, "mapcast: cannot listen on " + address + ": ", busy);
         assertTrue(busy.stderr.contains("Address already in use"), busy::toString);
     }

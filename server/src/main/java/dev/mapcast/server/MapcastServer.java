@@ -65,6 +65,7 @@ public final class MapcastServer implements AutoCloseable {
     private final CountDownLatch terminated = new CountDownLatch(1);
     private ScheduledFuture<?> tick;
     private boolean closed;
+    private boolean everStarted;
 
     private MapcastServer(Builder b) {
         this.limits = b.limits;
@@ -125,6 +126,7 @@ public final class MapcastServer implements AutoCloseable {
             throw new UncheckedIOException("cannot listen on " + host + ":" + port + ": " + root.getMessage(), e);
         }
         server = s;
+        everStarted = true;
         port = port();  // a restart binds the port chosen the first time
         health.setStatus("", ServingStatus.SERVING);
         health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.SERVING);
@@ -205,7 +207,9 @@ public final class MapcastServer implements AutoCloseable {
         maps.close();
         closeStorage();
         terminated.countDown();
-        log.info("mapcast closed");
+        if (everStarted) {
+            log.info("mapcast closed");
+        }
     }
 
     /** Bytes queued for watchers across every map (what a slow watcher can cost; see the limits). */
