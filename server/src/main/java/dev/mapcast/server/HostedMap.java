@@ -13,6 +13,7 @@ import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.WatchRequest;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
+import dev.mapcast.core.EntryCursor;
 import dev.mapcast.core.PinnedView;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -374,6 +375,74 @@ final class HostedMap implements AutoCloseable {
         return result;
     }
 
+    /**
+     * Replaces the whole content with {@code staged}'s (same order, already checked) as the next
+     * revision; every key's mod_revision becomes it, history starts again there (compact_revision
+     * is it), and every watcher is moved to a Compaction event and a snapshot. With a store, the
+     * new content is on disk (a snapshot at the new revision, the log rotated) before anything
+     * changes in memory, all under the write lock so that no write slips between.
+     */
+    long restore(OffHeapMap staged) {
+        long next;
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            if (staged.order() != order) {
+                throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" keeps " + order
+                        + " order; the snapshot is in " + staged.order() + " order").asRuntimeException();
+            }
+            next = revision + 1;
+            byte[] nextBytes = revisionBytes(next);
+            try (OffHeapMap stagedMods = modRevisionsBuilder(limits).build()) {
+                try (PinnedView view = staged.pin()) {
+                    EntryCursor c = view.cursor();
+                    while (c.next()) {
+                        stagedMods.put(c.key(), nextBytes);
+                    }
+                }
+                if (store != null) {
+                    try (PinnedView e = staged.pin(); PinnedView m = stagedMods.pin()) {
+                        store.rotate(next);
+                        store.writeSnapshot(name, e, m, next, next);
+                    } catch (IOException e) {
+                        throw Status.UNAVAILABLE.withDescription("cannot write the restored map \"" + name
+                                + "\" to disk (" + e.getMessage() + "); nothing was changed").withCause(e)
+                                .asRuntimeException();
+                    }
+                }
+                replaceAll(entries, staged);
+                replaceAll(modRevisions, stagedMods);
+            }
+            history.purgeThrough(next);
+            compactRevision = next;
+            head = new Head(next, entries.digest());
+            revision = next;
+            for (Watcher w : watchers) {
+                w.resnapshot();
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+        return next;
+    }
+
+    /** Makes {@code target} hold exactly {@code source}'s entries, in its order. */
+    private static void replaceAll(OffHeapMap target, OffHeapMap source) {
+        try (PinnedView old = target.pin()) {
+            EntryCursor c = old.cursor();
+            while (c.next()) {
+                target.remove(c.key());
+            }
+        }
+        try (PinnedView fresh = source.pin()) {
+            EntryCursor c = fresh.cursor();
+            while (c.next()) {
+                target.put(c.key(), c.value());
+            }
+        }
+        target.compact();
+    }
+
     MapInfo info() {
         lock.readLock().lock();
         try {
@@ -432,12 +501,17 @@ final class HostedMap implements AutoCloseable {
         }
     }
 
-    /** Moves a watcher that fell behind to a snapshot of the current revision. */
-    void restartFromSnapshot(Watcher watcher) {
+    /**
+     * Moves a watcher to a snapshot of the current revision: one that fell behind, or (with
+     * {@code compactionFirst}) every watcher after a restore, told by a Compaction event first.
+     */
+    void restartFromSnapshot(Watcher watcher, boolean compactionFirst) {
         lock.readLock().lock();
         try {
             checkOpen();
-            watcher.restart(snapshot(true));
+            Encoded preface = compactionFirst ? WatchEvents.compaction(Compaction.newBuilder()
+                    .setCompactRevision(compactRevision).setRevision(revision).build()) : null;
+            watcher.restart(preface, snapshot(true));
         } finally {
             lock.readLock().unlock();
         }

@@ -1,5 +1,7 @@
 package dev.mapcast.server;
 
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.OffHeapMap;
 import io.grpc.Status;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -8,6 +10,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.function.ToLongFunction;
 
 /** The server's maps by name. A map is created by its first Write, and only if that Write commits. */
 final class MapRegistry implements AutoCloseable {
@@ -61,32 +64,42 @@ final class MapRegistry implements AutoCloseable {
 
     /** Commits a write, creating its map first if needed; a refused write creates nothing. */
     long write(NormalisedWrite write) {
-        HostedMap map = maps.get(write.map);
+        return createIfAbsent(write.map, write.order, m -> m.write(write));
+    }
+
+    /** Replaces a map's content with {@code staged} (checked), creating the map if needed. */
+    long restore(String name, OffHeapMap staged) {
+        return createIfAbsent(name, staged.order(), m -> m.restore(staged));
+    }
+
+    /** Runs {@code change} on the map, first creating it if absent; if the change is refused, creates nothing. */
+    private long createIfAbsent(String name, IterationOrder order, ToLongFunction<HostedMap> change) {
+        HostedMap map = maps.get(name);
         if (map != null) {
-            return map.write(write);
+            return change.applyAsLong(map);
         }
         synchronized (creation) {
-            map = maps.get(write.map);
+            map = maps.get(name);
             if (map != null) {
-                return map.write(write);
+                return change.applyAsLong(map);
             }
             if (maps.size() >= limits.maxMaps()) {
-                throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + write.map + "\": the server holds "
+                throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + name + "\": the server holds "
                         + maps.size() + " maps (expected: at most " + limits.maxMaps() + ")").asRuntimeException();
             }
             MapStore store = null;
             if (storage != null) {
                 try {
-                    store = storage.create(write.map, write.order);
+                    store = storage.create(name, order);
                 } catch (IOException e) {
-                    throw Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + write.map + "\": "
+                    throw Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + name + "\": "
                             + e.getMessage()).withCause(e).asRuntimeException();
                 }
             }
-            HostedMap created = new HostedMap(write.map, write.order, limits, chunkBytes, store, background);
+            HostedMap created = new HostedMap(name, order, limits, chunkBytes, store, background);
             try {
-                long revision = created.write(write);
-                maps.put(write.map, created);
+                long revision = change.applyAsLong(created);
+                maps.put(name, created);
                 return revision;
             } catch (RuntimeException | Error e) {
                 created.discard();

@@ -11,6 +11,7 @@ import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.ListMapsResponse;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
@@ -54,10 +55,11 @@ final class MapcastService {
         var listMaps = parsed(MapcastGrpc.getListMapsMethod(), ListMapsRequest.parser());
         var snapshot = parsed(EncodedMethods.snapshot(), SnapshotRequest.parser());
         var watch = parsed(EncodedMethods.watch(), WatchRequest.parser());
+        var restore = parsed(MapcastGrpc.getRestoreMethod(), RestoreRequest.parser());
         ServiceDescriptor service = ServiceDescriptor.newBuilder(MapcastGrpc.SERVICE_NAME)
                 .setSchemaDescriptor(MapcastGrpc.getServiceDescriptor().getSchemaDescriptor())
                 .addMethod(get).addMethod(write).addMethod(snapshot).addMethod(watch).addMethod(compact)
-                .addMethod(listMaps)
+                .addMethod(listMaps).addMethod(restore)
                 .build();
         return ServerServiceDefinition.builder(service)
                 .addMethod(get, unary("GetRequest", this::get))
@@ -66,6 +68,8 @@ final class MapcastService {
                 .addMethod(listMaps, unary("ListMapsRequest", this::listMaps))
                 .addMethod(snapshot, streaming("SnapshotRequest", this::snapshot))
                 .addMethod(watch, streaming("WatchRequest", this::watch))
+                .addMethod(restore, ServerCalls.asyncClientStreamingCall(
+                        response -> new RestoreReceiver(maps, limits, response)))
                 .build();
     }
 

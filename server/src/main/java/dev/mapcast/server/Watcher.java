@@ -60,6 +60,8 @@ final class Watcher {
     private final AtomicBoolean scheduled = new AtomicBoolean();
     private final AtomicBoolean lingering = new AtomicBoolean();
     private volatile boolean overflowed;
+    /** Set by a restore: the next drain sends a Compaction event, then a snapshot of the restored map. */
+    private volatile boolean restartWanted;
     private volatile boolean cancelled;
     private volatile Status endWith;
     private volatile boolean progressWanted;
@@ -149,10 +151,19 @@ final class Watcher {
         }
     }
 
-    /** Replaces what is pending with a snapshot; called under the map's lock, by the drain task. */
-    void restart(SnapshotSender fresh) {
+    /** Moves this watcher to a Compaction event and a fresh snapshot (the map was restored). */
+    void resnapshot() {
+        restartWanted = true;
+        schedule();
+    }
+
+    /**
+     * Replaces what is pending with {@code preface} (may be null) and a snapshot; called under the
+     * map's lock, by the drain task.
+     */
+    void restart(Encoded preface, SnapshotSender fresh) {
         closeSnapshot();
-        preface = null;
+        this.preface = preface;
         snapshot = fresh;
         queue.clear();
         queuedBytes.set(0);
@@ -216,7 +227,11 @@ final class Watcher {
                                 + slowTimeoutNanos / 1_000_000_000L + " s"));
                         return;
                     }
-                    map.restartFromSnapshot(this);
+                    map.restartFromSnapshot(this, false);
+                }
+                if (restartWanted) {
+                    restartWanted = false;
+                    map.restartFromSnapshot(this, true);
                 }
                 sendWhileReady();
                 scheduled.set(false);
@@ -229,7 +244,7 @@ final class Watcher {
     }
 
     private boolean hasWork() {
-        return cancelled || endWith != null || overflowed
+        return cancelled || endWith != null || overflowed || restartWanted
                 || (call.isReady() && (preface != null || snapshot != null || !queue.isEmpty() || progressWanted));
     }
 

@@ -1,0 +1,150 @@
+package dev.mapcast.server;
+
+import dev.mapcast.codec.MalformedMessageException;
+import dev.mapcast.codec.MessageDecoder;
+import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.RestoreResponse;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.nio.ByteBuffer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One Restore call: applies each received chunk to a staging map (checked as a replica checks a
+ * snapshot: structure, UTF-8, limits, one revision, then count and digest at the end), and only
+ * when the whole stream checked out hands the staging map to {@link MapRegistry#restore}. A bad
+ * chunk ends the call with INVALID_ARGUMENT naming the chunk and the byte; the map is untouched.
+ */
+final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreRequest>> {
+
+    private static final Logger log = LoggerFactory.getLogger(RestoreReceiver.class);
+
+    private final MapRegistry maps;
+    private final Limits limits;
+    private final StreamObserver<RestoreResponse> response;
+    private String map;
+    private OffHeapMap staged;
+    private MessageDecoder.ChunkFields last;
+    private int chunks;
+    private boolean ended;
+
+    RestoreReceiver(MapRegistry maps, Limits limits, StreamObserver<RestoreResponse> response) {
+        this.maps = maps;
+        this.limits = limits;
+        this.response = response;
+    }
+
+    @Override
+    public void onNext(ParsedRequest<RestoreRequest> request) {
+        if (ended) {
+            return;
+        }
+        try {
+            RestoreRequest r = request.orInvalid("RestoreRequest");
+            if (map == null) {
+                limits.checkMapName(r.getMap());
+                map = r.getMap();
+            } else if (!map.equals(r.getMap())) {
+                throw invalid("message " + (chunks + 1) + " names map \"" + r.getMap() + "\" (expected: \"" + map
+                        + "\", as the first message)");
+            }
+            if (last != null && last.last()) {
+                throw invalid("chunk " + (chunks + 1) + " after the chunk marked last");
+            }
+            ByteBuffer chunk = r.getSnapshotChunk().asReadOnlyByteBuffer();
+            chunks++;
+            try {
+                if (staged == null) {
+                    MessageDecoder.ChunkFields first = MessageDecoder.peekSnapshotChunk(chunk);
+                    staged = HostedMap.entriesBuilder(limits)
+                            .order(first.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
+                            .initialCapacity(Math.min(first.totalEntries(), limits.maxEntriesPerMap()))
+                            .build();
+                }
+                MessageDecoder.ChunkFields fields = MessageDecoder.applySnapshotChunk(chunk, staged);
+                if (last != null && fields.revision() != last.revision()) {
+                    throw invalid("chunk " + chunks + " is of revision " + fields.revision() + " (expected: "
+                            + last.revision() + ", as chunk 1)");
+                }
+                last = fields;
+            } catch (MalformedMessageException e) {
+                throw invalid("chunk " + chunks + ": " + e.getMessage());
+            }
+            if (staged.size() > limits.maxEntriesPerMap()) {
+                throw Status.RESOURCE_EXHAUSTED.withDescription("the snapshot holds more than "
+                        + limits.maxEntriesPerMap() + " entries (the limit per map)").asRuntimeException();
+            }
+        } catch (StatusRuntimeException e) {
+            fail(e);
+        } catch (RuntimeException e) {
+            log.error("Restore failed", e);
+            fail(Status.INTERNAL.withDescription("Restore failed: " + e).withCause(e).asRuntimeException());
+        }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+        ended = true;
+        release();  // the client gave up: nothing was applied
+    }
+
+    @Override
+    public void onCompleted() {
+        if (ended) {
+            return;
+        }
+        try {
+            if (last == null) {
+                throw invalid("no chunk received");
+            }
+            if (!last.last()) {
+                throw invalid("the stream ended after chunk " + chunks + ", which is not marked last");
+            }
+            if (staged.size() != last.totalEntries()) {
+                throw invalid("the chunks hold " + staged.size() + " entries; the last chunk says "
+                        + last.totalEntries());
+            }
+            if (staged.digest() != last.digest()) {
+                throw invalid(String.format("the entries' digest is %016x; the last chunk says %016x",
+                        staged.digest(), last.digest()));
+            }
+            if (staged.containsKey(new byte[0])) {
+                throw invalid("the snapshot holds an empty key (keys must not be empty)");
+            }
+            long revision = maps.restore(map, staged);
+            ended = true;
+            response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(staged.size()).build());
+            response.onCompleted();
+            log.info("map \"{}\" restored: {} entries at revision {}", map, staged.size(), revision);
+        } catch (StatusRuntimeException e) {
+            fail(e);
+        } catch (RuntimeException e) {
+            log.error("Restore failed", e);
+            fail(Status.INTERNAL.withDescription("Restore failed: " + e).withCause(e).asRuntimeException());
+        } finally {
+            release();
+        }
+    }
+
+    private StatusRuntimeException invalid(String why) {
+        return Status.INVALID_ARGUMENT.withDescription("restore of map \"" + map + "\" refused, nothing changed: "
+                + why).asRuntimeException();
+    }
+
+    private void fail(StatusRuntimeException e) {
+        ended = true;
+        release();
+        response.onError(e);
+    }
+
+    private void release() {
+        if (staged != null) {
+            staged.close();
+            staged = null;
+        }
+    }
+}

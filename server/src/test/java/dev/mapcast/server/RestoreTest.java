@@ -1,0 +1,248 @@
+package dev.mapcast.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.protobuf.ByteString;
+import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.IterationOrder;
+import dev.mapcast.proto.v1.ListMapsRequest;
+import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.RestoreResponse;
+import dev.mapcast.proto.v1.SnapshotChunk;
+import dev.mapcast.proto.v1.SnapshotRequest;
+import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.proto.v1.WatchResponse;
+import dev.mapcast.proto.v1.WriteRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.netty.NettyChannelBuilder;
+import io.grpc.stub.StreamObserver;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The Restore RPC over real gRPC with a data directory: one new revision holding exactly the
+ * snapshot's content, watchers moved to a Compaction event and a snapshot, durable across a
+ * restart; every bad stream refused with INVALID_ARGUMENT (or FAILED_PRECONDITION for an order
+ * mismatch) and the map left as it was.
+ */
+class RestoreTest {
+
+    @TempDir
+    Path dataDir;
+
+    private MapcastServer server;
+    private ManagedChannel channel;
+    private MapcastGrpc.MapcastBlockingStub stub;
+
+    @BeforeEach
+    void start() {
+        server = MapcastServer.builder().port(0).dataDir(dataDir).snapshotChunkBytes(256).build().start();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        stub = MapcastGrpc.newBlockingStub(channel);
+    }
+
+    @AfterEach
+    void stop() {
+        channel.shutdownNow();
+        server.close();
+    }
+
+    @Test
+    void restoreIsOneNewRevisionWatchersMoveToItAndItSurvivesARestart() throws Exception {
+        for (int i = 0; i < 40; i++) {
+            put("source", "key-" + i, "value-" + i);
+        }
+        List<SnapshotChunk> source = snapshot("source");
+        assertTrue(source.size() > 3, "several chunks: " + source.size());
+        for (int i = 0; i < 5; i++) {
+            put("target", "old-" + i, "x");
+        }
+        Watch watch = new Watch();
+        MapcastGrpc.newStub(channel).watch(WatchRequest.newBuilder().setMap("target").setAfterRevision(5).build(),
+                watch);
+        Thread.sleep(200);
+
+        RestoreResponse restored = restore("target", source, UnaryOperator.identity()).join();
+        assertEquals(6, restored.getRevision());
+        assertEquals(40, restored.getEntries());
+        assertEquals(entries(source), entries(snapshot("target")));
+        assertEquals(6, stub.get(GetRequest.newBuilder().setMap("target").setKey("key-7").build()).getModRevision());
+        assertEquals(6, info("target").getCompactRevision());
+
+        List<WatchResponse> events = watch.awaitSnapshot();
+        WatchResponse compaction = events.get(events.size() - 2);
+        assertTrue(compaction.hasCompaction(), "Compaction before the snapshot: " + events);
+        assertEquals(6, events.get(events.size() - 1).getSnapshot().getRevision());
+
+        put("target", "after", "restore");
+        stop();
+        start();
+        assertEquals(7, info("target").getRevision());
+        List<String> expected = entries(source);
+        expected.add("after=restore");
+        assertEquals(expected, entries(snapshot("target")));
+    }
+
+    @Test
+    void aRestoreCreatesAnAbsentMapInTheSnapshotsOrder() {
+        for (int i = 0; i < 10; i++) {
+            write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, "k" + (9 - i), "v");
+        }
+        RestoreResponse r = restore("copy", snapshot("ordered"), UnaryOperator.identity()).join();
+        assertEquals(1, r.getRevision());
+        assertEquals(entries(snapshot("ordered")), entries(snapshot("copy")));
+        assertEquals(IterationOrder.ITERATION_ORDER_INSERTION, info("copy").getOrder());
+    }
+
+    @Test
+    void everyBadStreamIsRefusedAndChangesNothing() {
+        for (int i = 0; i < 30; i++) {
+            put("source", "key-" + i, "value-" + i);
+        }
+        List<SnapshotChunk> good = snapshot("source");
+        put("target", "kept", "yes");
+        List<String> before = entries(snapshot("target"));
+
+        assertRefused(Status.Code.INVALID_ARGUMENT, "not marked last",
+                restore("target", good.subList(0, good.size() - 1), UnaryOperator.identity()));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "of revision",
+                restore("target", good, c -> c.getLast() ? c.toBuilder().setRevision(99).build() : c));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "digest",
+                restore("target", good, c -> c.toBuilder().putEntries("key-0", ByteString.copyFromUtf8("forged")).build()));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "entries; the last chunk says",
+                restore("target", good, c -> c.getLast() ? c.toBuilder().setTotalEntries(3).build() : c));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "no chunk received", restore("target", List.of(), c -> c));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "empty key",
+                restore("target", List.of(SnapshotChunk.newBuilder().putEntries("", ByteString.EMPTY).setLast(true)
+                        .setTotalEntries(1).setDigest(emptyKeyDigest()).build()), c -> c));
+        for (int i = 0; i < 3; i++) {
+            write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, "k" + i, "v");
+        }
+        assertRefused(Status.Code.FAILED_PRECONDITION, "order", restore("target", snapshot("ordered"), c -> c));
+
+        assertEquals(before, entries(snapshot("target")));
+        assertEquals(1, info("target").getRevision());
+        assertEquals(List.of("ordered", "source", "target"), stub.listMaps(ListMapsRequest.getDefaultInstance())
+                .getMapsList().stream().map(MapInfo::getName).toList(), "no map created by a refused restore");
+    }
+
+    // ---- helpers ----
+
+    private static long emptyKeyDigest() {
+        try (dev.mapcast.core.OffHeapMap m = dev.mapcast.core.OffHeapMap.builder().trackDigest(true).build()) {
+            m.put(new byte[0], new byte[0]);
+            return m.digest();
+        }
+    }
+
+    private static void assertRefused(Status.Code code, String why, CompletableFuture<RestoreResponse> call) {
+        Throwable t = call.handle((r, e) -> e).join();
+        assertTrue(t != null, "refused: " + why);
+        Status s = Status.fromThrowable(t);
+        assertEquals(code, s.getCode(), s.toString());
+        assertTrue(s.getDescription().contains(why), s.getDescription());
+    }
+
+    private CompletableFuture<RestoreResponse> restore(String map, List<SnapshotChunk> chunks,
+            UnaryOperator<SnapshotChunk> change) {
+        CompletableFuture<RestoreResponse> done = new CompletableFuture<>();
+        StreamObserver<RestoreRequest> out = MapcastGrpc.newStub(channel).withDeadlineAfter(20, TimeUnit.SECONDS)
+                .restore(new StreamObserver<>() {
+                    @Override
+                    public void onNext(RestoreResponse value) {
+                        done.complete(value);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        done.completeExceptionally(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
+        for (SnapshotChunk c : chunks) {
+            out.onNext(RestoreRequest.newBuilder().setMap(map).setSnapshotChunk(change.apply(c).toByteString()).build());
+        }
+        out.onCompleted();
+        return done;
+    }
+
+    private List<SnapshotChunk> snapshot(String map) {
+        List<SnapshotChunk> out = new ArrayList<>();
+        Iterator<SnapshotChunk> it = stub.snapshot(SnapshotRequest.newBuilder().setMap(map).build());
+        it.forEachRemaining(out::add);
+        return out;
+    }
+
+    private static List<String> entries(List<SnapshotChunk> chunks) {
+        List<String> out = new ArrayList<>();
+        for (SnapshotChunk c : chunks) {
+            c.getEntriesMap().forEach((k, v) -> out.add(k + "=" + v.toStringUtf8()));
+        }
+        return out;
+    }
+
+    private MapInfo info(String map) {
+        return stub.listMaps(ListMapsRequest.getDefaultInstance()).getMapsList().stream()
+                .filter(m -> m.getName().equals(map)).findFirst().orElseThrow();
+    }
+
+    private void put(String map, String key, String value) {
+        write(map, IterationOrder.ITERATION_ORDER_HASH, key, value);
+    }
+
+    private void write(String map, IterationOrder order, String key, String value) {
+        stub.write(WriteRequest.newBuilder().setMap(map).setOrder(order).putPuts(key, ByteString.copyFromUtf8(value))
+                .build());
+    }
+
+    private static final class Watch implements StreamObserver<WatchResponse> {
+        final List<WatchResponse> events = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+        @Override
+        public void onNext(WatchResponse value) {
+            events.add(value);
+        }
+
+        @Override
+        public void onError(Throwable t) {
+        }
+
+        @Override
+        public void onCompleted() {
+        }
+
+        List<WatchResponse> awaitSnapshot() throws InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (events.stream().noneMatch(e -> e.hasSnapshot() && e.getSnapshot().getLast())) {
+                assertTrue(System.nanoTime() < deadline, "no snapshot; saw " + events);
+                Thread.sleep(10);
+            }
+            // Up to the first chunk of the snapshot: Compaction is just before it.
+            int first = 0;
+            while (!events.get(first).hasSnapshot()) {
+                first++;
+            }
+            List<WatchResponse> upTo = new ArrayList<>(events.subList(0, first));
+            WatchResponse lastChunk = events.stream().filter(e -> e.hasSnapshot() && e.getSnapshot().getLast())
+                    .findFirst().orElseThrow();
+            upTo.add(lastChunk);
+            return upTo;
+        }
+    }
+}
