@@ -158,23 +158,9 @@ class RestoreTest {
 
     private CompletableFuture<RestoreResponse> restore(String map, List<SnapshotChunk> chunks,
             UnaryOperator<SnapshotChunk> change) {
-        CompletableFuture<RestoreResponse> done = new CompletableFuture<>();
+        FirstResponse<RestoreResponse> done = new FirstResponse<>();
         StreamObserver<RestoreRequest> out = MapcastGrpc.newStub(channel).withDeadlineAfter(20, TimeUnit.SECONDS)
-                .restore(new StreamObserver<>() {
-                    @Override
-                    public void onNext(RestoreResponse value) {
-                        done.complete(value);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        done.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                });
+                .restore(done);
         for (SnapshotChunk c : chunks) {
             out.onNext(RestoreRequest.newBuilder().setMap(map).setSnapshotChunk(change.apply(c).toByteString()).build());
         }

@@ -188,23 +188,9 @@ class WatchSemanticsTest {
                 .check(HealthCheckRequest.newBuilder().setService("mapcast.v1.Mapcast").build());
         assertEquals(HealthCheckResponse.ServingStatus.SERVING, health.getStatus());
 
-        CompletableFuture<ServerReflectionResponse> answer = new CompletableFuture<>();
+        FirstResponse<ServerReflectionResponse> answer = new FirstResponse<>();
         StreamObserver<ServerReflectionRequest> requests = ServerReflectionGrpc.newStub(channel)
-                .serverReflectionInfo(new StreamObserver<>() {
-                    @Override
-                    public void onNext(ServerReflectionResponse value) {
-                        answer.complete(value);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        answer.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                    }
-                });
+                .serverReflectionInfo(answer);
         requests.onNext(ServerReflectionRequest.newBuilder().setListServices("").build());
         List<String> services = answer.get(10, TimeUnit.SECONDS).getListServicesResponse().getServiceList().stream()
                 .map(ServiceResponse::getName).collect(Collectors.toList());
