@@ -15,6 +15,7 @@ import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
@@ -150,10 +151,39 @@ public final class MapcastClient implements AutoCloseable {
 
     /** A replica with a listener registered before the first snapshot, so it misses nothing. */
     public <K, V> Replica<K, V> replica(String map, Codec<K> keys, Codec<V> values, ReplicaListener<K, V> listener) {
+        Replica<K, V> replica = newReplica(map, keys, values, listener);
+        replica.start();
+        return replica;
+    }
+
+    private <K, V> Replica<K, V> newReplica(String map, Codec<K> keys, Codec<V> values,
+            ReplicaListener<K, V> listener) {
         Replica<K, V> replica = new Replica<>(this, Objects.requireNonNull(map, "map"),
                 Objects.requireNonNull(keys, "keys"), Objects.requireNonNull(values, "values"));
         if (listener != null) {
             replica.addListener(listener);
+        }
+        return replica;
+    }
+
+    /**
+     * A replica that starts from a snapshot file (one {@link Replica#writeSnapshot} or
+     * {@code mapcast snapshot save} wrote) and then resumes from the file's revision: only the
+     * changes since then come over the network, when the server still has them (otherwise it sends
+     * a snapshot, as for any replica that fell behind). The file is verified whole first.
+     *
+     * @throws java.io.IOException if the file cannot be read or is not a valid snapshot file (the
+     *     message names the byte); nothing is started
+     * @throws IllegalArgumentException if the file holds another map
+     */
+    public <K, V> Replica<K, V> replica(String map, Codec<K> keys, Codec<V> values, ReplicaListener<K, V> listener,
+            Path warmStartFile) throws java.io.IOException {
+        Replica<K, V> replica = newReplica(map, keys, values, listener);
+        try {
+            replica.warmStart(Objects.requireNonNull(warmStartFile, "warmStartFile"));
+        } catch (java.io.IOException | RuntimeException e) {
+            replica.close();
+            throw e;
         }
         replica.start();
         return replica;

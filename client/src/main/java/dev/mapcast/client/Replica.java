@@ -322,6 +322,46 @@ public final class Replica<K, V> implements AutoCloseable {
         signal();
     }
 
+    /** How the local map is built (the order and size come from the snapshot). */
+    private OffHeapMap.Builder mapBuilder() {
+        return OffHeapMap.builder()
+                .trackDigest(true)
+                .threadSafe(true)
+                .compactionThreshold(client.replicaCompactionThreshold())
+                .maxKeyLength(OffHeapMap.MAX_KEY_LENGTH_LIMIT)
+                .maxValueLength(OffHeapMap.MAX_VALUE_LENGTH_LIMIT);
+    }
+
+    /**
+     * Loads {@code file} (fully verified) as the local state before the stream starts, so the
+     * replica resumes from the file's revision instead of taking a snapshot.
+     */
+    void warmStart(Path file) throws IOException {
+        SnapshotFiles.Loaded loaded = SnapshotFiles.read(file, mapBuilder());
+        if (!loaded.name().equals(map)) {
+            loaded.close();
+            throw new IllegalArgumentException("snapshot file " + file + " holds map \"" + loaded.name()
+                    + "\" (expected: \"" + map + "\")");
+        }
+        lock.writeLock().lock();
+        try {
+            state = loaded.map();
+            revision = loaded.revision();
+            compactRevision = loaded.compactRevision();
+        } finally {
+            lock.writeLock().unlock();
+        }
+        synchronized (stream) {
+            needSnapshot = false;
+        }
+        long at = loaded.revision();
+        announce(at, () -> {
+            for (ReplicaListener<K, V> l : listeners) {
+                l.onResync(at, ResyncReason.SNAPSHOT_FILE);
+            }
+        });
+    }
+
     // ---- the stream ----
 
     void start() {
@@ -490,15 +530,10 @@ public final class Replica<K, V> implements AutoCloseable {
             if (staging != null) {
                 staging.close();  // a newer snapshot replaces one in progress
             }
-            staging = OffHeapMap.builder()
+            staging = mapBuilder()
                     .order(fields.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
-                    .trackDigest(true)
-                    .threadSafe(true)
-                    .compactionThreshold(client.replicaCompactionThreshold())
                     // Sent in every chunk: no growth while filling. Capped: a size is a hint, not a promise.
                     .initialCapacity(Math.min(fields.totalEntries(), MAX_PRESIZE_ENTRIES))
-                    .maxKeyLength(OffHeapMap.MAX_KEY_LENGTH_LIMIT)
-                    .maxValueLength(OffHeapMap.MAX_VALUE_LENGTH_LIMIT)
                     .build();
             stagingRevision = fields.revision();
         }

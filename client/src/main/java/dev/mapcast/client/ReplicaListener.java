@@ -33,6 +33,8 @@ public interface ReplicaListener<K, V> {
         /** The digest after a delta (or at a Progress event) did not match the server's. */
         DIGEST_MISMATCH,
         /** The server sent a message this client could not read. */
-        MALFORMED
+        MALFORMED,
+        /** The replica started from a snapshot file (warm start), before resuming from the server. */
+        SNAPSHOT_FILE
     }
 }
