@@ -4,6 +4,12 @@ import com.google.common.util.concurrent.FutureCallback;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.MoreExecutors;
 import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.EncodedMessages;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EncodedMethods;
+import dev.mapcast.codec.SnapshotFileInfo;
+import dev.mapcast.codec.SnapshotFileWriter;
+import dev.mapcast.codec.SnapshotStreamException;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetRequest;
@@ -11,17 +17,27 @@ import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
@@ -138,6 +154,81 @@ public final class MapcastClient implements AutoCloseable {
         } catch (RuntimeException e) {
             throw MapcastException.of(e);
         }
+    }
+
+    /**
+     * Saves a map's snapshot from the server to a snapshot file, streaming: the server's chunks are
+     * written as they arrive, one at a time (constant memory whatever the map's size), and verified
+     * (see {@link SnapshotFileWriter}); the file appears under its name only once complete, forced
+     * to disk. For an INSERTION-order map, the file is byte for byte what
+     * {@link dev.mapcast.codec.SnapshotFiles#write} makes of the server's map.
+     *
+     * @throws MapcastException NOT_FOUND for an unknown map; DEADLINE_EXCEEDED when no chunk comes
+     *     within the client's deadline (which bounds the wait for each chunk, not the whole save)
+     * @throws SnapshotStreamException if the server's chunks fail verification; nothing is written
+     * @throws IOException if the file cannot be written; nothing is written
+     */
+    public SnapshotFileInfo saveSnapshot(String map, Path file, SnapshotProgress progress) throws IOException {
+        Objects.requireNonNull(map, "map");
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(progress, "progress");
+        // Each message is asked for once the previous one is written: at most one chunk is held.
+        BlockingQueue<Object> received = new LinkedBlockingQueue<>();  // Encoded chunks, then the final Status
+        ClientCall<SnapshotRequest, Encoded> call = channel.newCall(EncodedMethods.snapshot(), CallOptions.DEFAULT);
+        boolean done = false;
+        try (SnapshotFileWriter writer = new SnapshotFileWriter(file)) {
+            call.start(new ClientCall.Listener<>() {
+                @Override
+                public void onMessage(Encoded message) {
+                    received.add(message);
+                }
+
+                @Override
+                public void onClose(Status status, Metadata trailers) {
+                    received.add(status);
+                }
+            }, new Metadata());
+            call.sendMessage(SnapshotRequest.newBuilder().setMap(map).build());
+            call.halfClose();
+            call.request(1);
+            while (true) {
+                Object next = received.poll(deadline.toNanos(), TimeUnit.NANOSECONDS);
+                if (next == null) {
+                    throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("no snapshot chunk of map \""
+                            + map + "\" within " + deadline.toMillis() + " ms"), null);
+                }
+                if (next instanceof Status status) {
+                    done = true;
+                    if (!status.isOk()) {
+                        throw MapcastException.of(status.asRuntimeException());
+                    }
+                    return writer.finish();
+                }
+                try (EncodedMessages.Received chunk = ((Encoded) next).received()) {
+                    writer.append(chunk.bytes());
+                }
+                progress.onChunk(writer.entries(), writer.announcedEntries(), writer.bytes());
+                call.request(1);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while saving a snapshot of map \"" + map + "\"");
+        } finally {
+            if (!done) {
+                call.cancel("the snapshot is not being saved any more", null);
+                // Buffers of chunks received meanwhile go back to gRPC.
+                for (Object left : received) {
+                    if (left instanceof Encoded message) {
+                        message.received().close();
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@link #saveSnapshot(String, Path, SnapshotProgress)} without progress. */
+    public SnapshotFileInfo saveSnapshot(String map, Path file) throws IOException {
+        return saveSnapshot(map, file, (entries, totalEntries, bytes) -> { });
     }
 
     /**
