@@ -18,6 +18,11 @@ final class ExitCodes {
     static final int REFUSED = 3;
     /** The server could not be reached, or did not answer in time. */
     static final int UNREACHABLE = 4;
+    /**
+     * A snapshot file or stream that fails verification (not a snapshot, truncated, corrupt, a
+     * count or digest that does not match): refused, nothing written or applied.
+     */
+    static final int INVALID_SNAPSHOT = 5;
     /** A bug: an exception nobody expected (printed with its stack trace). */
     static final int INTERNAL = 70;
 
@@ -41,6 +46,42 @@ final class ExitCodes {
         return codes;
     }
 
+    /** The exit codes listed in the --help of {@code command}. */
+    static Map<String, String> listFor(Object command) {
+        if (command instanceof ServeCommand) {
+            return serveList();
+        }
+        if (command instanceof SnapshotCommand.Inspect) {
+            return inspectList();
+        }
+        if (command instanceof SnapshotCommand || command instanceof SnapshotCommand.Save
+                || command instanceof SnapshotCommand.Restore) {
+            return snapshotList();
+        }
+        return clientList();
+    }
+
+    /** For snapshot save's --help: the client codes and a stream that fails verification. */
+    static Map<String, String> snapshotList() {
+        Map<String, String> codes = clientList();
+        codes.put(" 2", "usage error (bad option or argument; FILE cannot be written or read)");
+        codes.remove("70");
+        codes.put(" 5", "invalid snapshot: it fails verification (what is wrong and where is printed); "
+                + "nothing written");
+        codes.put("70", "internal error (a bug: the stack trace is printed)");
+        return codes;
+    }
+
+    /** For snapshot inspect's --help: no server involved. */
+    static Map<String, String> inspectList() {
+        Map<String, String> codes = new LinkedHashMap<>();
+        codes.put(" 0", "ok: the file is a valid snapshot");
+        codes.put(" 2", "usage error (bad option; FILE missing or unreadable)");
+        codes.put(" 5", "invalid snapshot file: what is wrong and at which byte is printed");
+        codes.put("70", "internal error (a bug: the stack trace is printed)");
+        return codes;
+    }
+
     /** For serve's --help. */
     static Map<String, String> serveList() {
         Map<String, String> codes = new LinkedHashMap<>();
@@ -55,12 +96,11 @@ final class ExitCodes {
 
     /** For the top command's --help: both. */
     static Map<String, String> allList() {
-        Map<String, String> codes = clientList();
+        Map<String, String> codes = snapshotList();
         codes.put(" 1", codes.get(" 1") + "; serve: cannot listen");
         codes.put(" 0", "ok; serve: stopped cleanly by SIGTERM or SIGINT");
-        codes.put(" 5", "serve: cannot use the data directory");
-        Map<String, String> sorted = new java.util.TreeMap<>(java.util.Comparator.comparingInt(c -> Integer.parseInt(c.trim())));
-        sorted.putAll(codes);
-        return new LinkedHashMap<>(sorted);
+        codes.put(" 2", clientList().get(" 2") + "; snapshot: FILE cannot be read or written");
+        codes.put(" 5", codes.get(" 5") + "; serve: cannot use the data directory");
+        return codes;
     }
 }

@@ -28,7 +28,7 @@ import picocli.CommandLine.UnmatchedArgumentException;
             "Client commands talk to the server given by --server HOST:PORT, else by",
             "$MAPCAST_SERVER, else to 127.0.0.1:50051."},
         subcommands = {ServeCommand.class, PutCommand.class, GetCommand.class, DelCommand.class, LsCommand.class,
-            WatchCommand.class, CompactCommand.class},
+            WatchCommand.class, CompactCommand.class, SnapshotCommand.class},
         footer = {"", "Run 'mapcast COMMAND --help' for a command's options."})
 public final class Main implements Callable<Integer> {
 
@@ -56,18 +56,29 @@ public final class Main implements Callable<Integer> {
                 .setParameterExceptionHandler(Main::usageError)
                 .setExecutionExceptionHandler((e, command, parseResult) -> failure(e, command));
         cmd.getCommandSpec().usageMessage().exitCodeListHeading("%nExit codes:%n").exitCodeList(ExitCodes.allList());
-        for (CommandLine sub : cmd.getSubcommands().values()) {
-            sub.getCommandSpec().usageMessage().exitCodeListHeading("%nExit codes:%n")
-                    .exitCodeList(sub.getCommand() instanceof ServeCommand ? ExitCodes.serveList() : ExitCodes.clientList());
-        }
+        listExitCodes(cmd.getSubcommands().values());
         return cmd;
+    }
+
+    /** Every command's --help lists its exit codes. */
+    private static void listExitCodes(Iterable<CommandLine> commands) {
+        for (CommandLine sub : commands) {
+            sub.getCommandSpec().usageMessage().exitCodeListHeading("%nExit codes:%n")
+                    .exitCodeList(ExitCodes.listFor(sub.getCommand()));
+            listExitCodes(sub.getSubcommands().values());
+        }
     }
 
     /** {@code mapcast} alone: say what is missing, as for any usage error. */
     @Override
     public Integer call() {
-        throw new ParameterException(spec.commandLine(), "Missing COMMAND (expected: one of "
-                + String.join(", ", spec.subcommands().keySet()) + ")");
+        throw missing("COMMAND", spec);
+    }
+
+    /** The usage error of a command group run without one of its commands ({@code what}). */
+    static ParameterException missing(String what, CommandSpec group) {
+        return new ParameterException(group.commandLine(), "Missing " + what + " (expected: one of "
+                + String.join(", ", group.subcommands().keySet()) + ")");
     }
 
     private static int usageError(ParameterException e, String[] args) {

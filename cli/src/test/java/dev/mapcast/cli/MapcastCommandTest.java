@@ -8,7 +8,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.client.Replica;
+import dev.mapcast.client.WriteBatch;
+import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.SnapshotFileInfo;
+import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.core.EntryCursor;
 import dev.mapcast.core.IterationOrder;
+import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.core.PinnedView;
 import dev.mapcast.server.MapcastServer;
 import java.io.File;
 import java.io.IOException;
@@ -16,7 +24,9 @@ import java.io.OutputStream;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -305,6 +315,174 @@ class MapcastCommandTest {
                 mapcast("compact", "--server", address, "cmp", "--revision", "99"));
     }
 
+    // ---- snapshot save / inspect ----
+
+    @Test
+    void snapshotSaveThenInspectGivesTheServersEntriesAndDigest() throws Exception {
+        // Over 1 MiB of entries (several chunks), INSERTION order, and the awkward values.
+        WriteBatch first = client.write("snap").order(IterationOrder.INSERTION);
+        try (OffHeapMap model = OffHeapMap.builder().order(IterationOrder.INSERTION).trackDigest(true).build()) {
+            for (int i = 0; i < 3_000; i++) {
+                String value = ("value-" + i + "-").repeat(60);
+                first.put("key-" + i, value);
+                model.put(("key-" + i).getBytes(UTF_8), value.getBytes(UTF_8));
+            }
+            first.commit();
+            byte[] binary = {(byte) 0xff, 0, 'x'};
+            client.put("snap", "two\nlines", "a\tb");
+            model.put("two\nlines".getBytes(UTF_8), "a\tb".getBytes(UTF_8));
+            long revision = client.put("snap", "binary", binary);
+            model.put("binary".getBytes(UTF_8), binary);
+            client.delete("snap", "key-7");
+            model.remove("key-7".getBytes(UTF_8));
+            revision++;
+
+            Path saved = file("snap.snapshot");
+            Result save = mapcast("snapshot", "save", "--server", address, "snap", saved.toString());
+            assertEquals(0, save.exitCode, save::toString);
+            assertEquals("", save.stderr, "no progress bar when stderr is not a terminal: " + save);
+            SnapshotFileInfo info = SnapshotFiles.inspect(saved, null);
+            assertTrue(info.chunks() > 1, "chunks: " + info.chunks());
+            assertEquals("saved map \"snap\" at revision " + revision + " to " + saved + ": " + model.size()
+                    + " entries, " + info.chunks() + " chunks, " + Files.size(saved) + " bytes, digest "
+                    + String.format("%016x", model.digest()) + "\n", save.stdout);
+            try (Replica<String, byte[]> replica = client.replica("snap", Codec.utf8(), Codec.bytes())) {
+                assertTrue(replica.awaitRevision(revision, Duration.ofSeconds(20)));
+                assertEquals(replica.digest(), info.digest(), "the server's digest");
+            }
+
+            // The same history in a map of our own gives the same file, byte for byte.
+            Path written = file("snap.written");
+            try (PinnedView view = model.pin()) {
+                SnapshotFiles.write(view, "snap", revision, 0, written);
+            }
+            assertArrayEquals(Files.readAllBytes(written), Files.readAllBytes(saved));
+
+            String digest = String.format("%016x", model.digest());
+            String crc = String.format("%08x", info.crc32c());
+            Result human = mapcast("snapshot", "inspect", saved.toString());
+            assertOk(String.join("\n",
+                    "file              " + saved,
+                    "map               \"snap\"",
+                    "revision          " + revision,
+                    "order             insertion",
+                    "compact_revision  0",
+                    "chunks            " + info.chunks(),
+                    "entries           " + model.size(),
+                    "bytes             " + Files.size(saved),
+                    "crc32c            " + crc + " (verified)",
+                    "digest            " + digest + " (verified)"), human);
+
+            String summary = "{\"file\":\"" + saved + "\",\"map\":\"snap\",\"revision\":" + revision
+                    + ",\"order\":\"insertion\",\"compact_revision\":0,\"chunks\":" + info.chunks() + ",\"entries\":"
+                    + model.size() + ",\"bytes\":" + Files.size(saved) + ",\"crc32c\":\"" + crc + "\",\"digest\":\""
+                    + digest + "\"}";
+            assertOk(summary, mapcast("snapshot", "inspect", "--json", saved.toString()));
+
+            List<String> listed = new ArrayList<>();
+            List<String> listedJson = new ArrayList<>();
+            EntryCursor c = model.cursor();
+            while (c.next()) {
+                String key = new String(c.key(), UTF_8);
+                listed.add("  " + Text.oneLine(key) + "=" + Text.value(c.value()));
+                listedJson.add(new JsonLine().string("key", key).value(c.value()).toString());
+            }
+            assertTrue(listed.contains("  two\\nlines=a\\tb") && listed.contains("  binary=base64:/wB4"), listed::toString);
+            Result entries = mapcast("snapshot", "inspect", saved.toString(), "--entries");
+            assertEquals(0, entries.exitCode, entries::toString);
+            assertEquals(listed, entries.lines().subList(10, entries.lines().size()));
+            Result entriesJson = mapcast("snapshot", "inspect", saved.toString(), "--entries", "--json");
+            assertEquals(0, entriesJson.exitCode, entriesJson::toString);
+            assertEquals(summary, entriesJson.lines().get(0));
+            assertEquals(listedJson, entriesJson.lines().subList(1, entriesJson.lines().size()));
+        }
+    }
+
+    @Test
+    void inspectRefusesACorruptedFileSayingWhereAndPrintsNothing() throws Exception {
+        client.write("snap-bad").put("a", "1").put("b", "2".repeat(500)).put("c", "3").commit();
+        Path good = file("good.snapshot");
+        assertEquals(0, mapcast("snapshot", "save", "--server", address, "snap-bad", good.toString()).exitCode);
+        byte[] bytes = Files.readAllBytes(good);
+
+        byte[] flipped = bytes.clone();
+        flipped[bytes.length / 2] ^= 0x10;  // inside b's value: only the CRC can tell
+        Path flippedFile = Files.write(file("flipped.snapshot"), flipped);
+        Result r = mapcast("snapshot", "inspect", flippedFile.toString(), "--entries");
+        assertFailed(5, "mapcast: invalid snapshot file " + flippedFile + ": at byte ", r);
+        assertTrue(r.stderr.matches("(?s).*at byte \\d+: CRC-32C mismatch.*"), r::toString);
+        assertEquals("", r.stdout, "no entry of a bad file is shown");
+
+        Path truncated = Files.write(file("truncated.snapshot"), Arrays.copyOf(bytes, bytes.length - 20));
+        r = mapcast("snapshot", "inspect", truncated.toString());
+        assertFailed(5, "mapcast: invalid snapshot file " + truncated + ": at byte ", r);
+        assertTrue(r.stderr.contains("truncated"), r::toString);
+        assertEquals("", r.stdout);
+
+        byte[] longer = Arrays.copyOf(bytes, bytes.length + 4);
+        Path trailing = Files.write(file("trailing.snapshot"), longer);
+        assertFailed(5, "mapcast: invalid snapshot file " + trailing + ": at byte " + bytes.length
+                + ": 4 bytes after the footer", mapcast("snapshot", "inspect", trailing.toString()));
+
+        Path notSnapshot = Files.writeString(file("text.snapshot"), "hello, world\n");
+        assertFailed(5, "mapcast: invalid snapshot file " + notSnapshot + ": at byte 0: ",
+                mapcast("snapshot", "inspect", notSnapshot.toString()));
+        assertFailed(2, "mapcast: FILE: " + tmp.resolve("absent.snapshot") + " (expected: an existing snapshot file)",
+                mapcast("snapshot", "inspect", tmp.resolve("absent.snapshot").toString()));
+    }
+
+    @Test
+    void snapshotRestoreReplacesTheMapAsOneNewRevisionAndRefusesBadFiles() throws Exception {
+        client.write("restore-src").put("a", "1").put("b", "2").put("c", "3").commit();
+        Path saved = file("restore.snapshot");
+        assertEquals(0, mapcast("snapshot", "save", "--server", address, "restore-src", saved.toString()).exitCode);
+        long before = client.write("restore-dst").put("old", "x").put("a", "old").commit();
+
+        Result r = mapcast("snapshot", "restore", "--server", address, "restore-dst", saved.toString());
+        assertOk("restored map \"restore-dst\" from " + saved + ": 3 entries, now at revision " + (before + 1), r);
+        assertEquals("1", new String(client.get("restore-dst", "a").value(), UTF_8));
+        assertFalse(client.get("restore-dst", "old").found(), "the old content is gone");
+        assertEquals(before + 1, client.get("restore-dst", "b").modRevision());
+        assertOk("{\"map\":\"restore-new\",\"file\":\"" + saved + "\",\"revision\":1,\"entries\":3}",
+                mapcast("snapshot", "restore", "--server", address, "--json", "restore-new", saved.toString()));
+
+        byte[] flipped = Files.readAllBytes(saved);
+        flipped[flipped.length / 2] ^= 0x10;
+        Path bad = Files.write(file("restore-bad.snapshot"), flipped);
+        Result refused = mapcast("snapshot", "restore", "--server", address, "restore-dst", bad.toString());
+        assertFailed(5, "mapcast: invalid snapshot file " + bad + ": at byte ", refused);
+        assertTrue(refused.stderr.contains("nothing restored"), refused::toString);
+        assertEquals(before + 1, client.get("restore-dst", "a").revision(), "the map did not change");
+        assertFailed(2, "mapcast: FILE: " + tmp.resolve("absent.snapshot") + " (expected: an existing snapshot file)",
+                mapcast("snapshot", "restore", "--server", address, "m", tmp.resolve("absent.snapshot").toString()));
+
+        client.write("restore-ordered").order(dev.mapcast.core.IterationOrder.INSERTION).put("k", "v").commit();
+        Result order = mapcast("snapshot", "restore", "--server", address, "restore-ordered", saved.toString());
+        assertFailed(1, "mapcast: condition failed: map \"restore-ordered\" keeps INSERTION order; the snapshot is"
+                + " in HASH order", order);
+    }
+
+    @Test
+    void snapshotSaveOfAnUnknownMapFailsAndWritesNothing() throws IOException {
+        Path dir = Files.createDirectories(file("unknown-map"));
+        Path target = dir.resolve("nothing.snapshot");
+        Result r = mapcast("snapshot", "save", "--server", address, "no-such-snap", target.toString());
+        assertFailed(1, "mapcast: ", r);
+        assertTrue(r.stderr.contains("no-such-snap"), r::toString);
+        assertEquals(1, r.stderr.lines().count(), r::toString);
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of(), files.toList(), "no file, no temporary file");
+        }
+        assertFailed(2, "mapcast: FILE: " + dir.resolve("no-dir").resolve("x") + " (expected: a file in an existing directory)",
+                mapcast("snapshot", "save", "--server", address, "snap", dir.resolve("no-dir").resolve("x").toString()));
+        Result help = mapcast("snapshot", "save", "--help");
+        assertTrue(help.exitCode == 0 && help.stdout.startsWith("Usage: mapcast snapshot save ")
+                && help.stdout.contains(" 5   invalid snapshot"), help::toString);
+        Result inspectHelp = mapcast("snapshot", "inspect", "--help");
+        assertTrue(inspectHelp.exitCode == 0 && inspectHelp.stdout.contains("--entries")
+                && inspectHelp.stdout.contains(" 5   invalid snapshot file"), inspectHelp::toString);
+    }
+
     // ---- serve, help ----
 
     @Test
@@ -362,7 +540,7 @@ class MapcastCommandTest {
     void helpListsCommandsAndExitCodes() {
         Result help = mapcast("--help");
         assertEquals(0, help.exitCode, help::toString);
-        for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact")) {
+        for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact", "snapshot")) {
             assertTrue(help.stdout.contains("\n  " + command + " "), () -> command + " in " + help.stdout);
         }
         Result put = mapcast("put", "--help");
@@ -432,7 +610,9 @@ class MapcastCommandTest {
         cmd.addAll(jvmOptions);
         cmd.addAll(List.of("-cp", classPath, Main.class.getName()));
         cmd.addAll(args);
-        if (CLIENT_COMMANDS.contains(args.get(0)) && !args.contains("--timeout") && !args.contains("--")) {
+        boolean clientCommand = CLIENT_COMMANDS.contains(args.get(0))
+                || args.get(0).equals("snapshot") && args.size() > 1 && args.get(1).equals("save");
+        if (clientCommand && !args.contains("--timeout") && !args.contains("--")) {
             // A loaded build machine can take seconds to connect to a local server: not a failure here.
             cmd.addAll(List.of("--timeout", "30s"));
         }

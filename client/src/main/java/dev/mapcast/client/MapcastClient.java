@@ -4,6 +4,14 @@ import com.google.common.util.concurrent.FutureCallback;
 import com.google.common.util.concurrent.Futures;
 import com.google.common.util.concurrent.MoreExecutors;
 import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.EncodedMessages;
+import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.codec.EncodedMethods;
+import dev.mapcast.codec.SnapshotFileInfo;
+import dev.mapcast.codec.SnapshotFileWriter;
+import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.codec.MessageDecoder;
+import dev.mapcast.codec.SnapshotStreamException;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetRequest;
@@ -11,18 +19,29 @@ import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.RestoreResponse;
+import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
+import java.io.IOException;
+import java.io.InterruptedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
@@ -138,6 +157,193 @@ public final class MapcastClient implements AutoCloseable {
                     .getCompaction();
         } catch (RuntimeException e) {
             throw MapcastException.of(e);
+        }
+    }
+
+    /**
+     * Saves a map's snapshot from the server to a snapshot file, streaming: the server's chunks are
+     * written as they arrive, one at a time (constant memory whatever the map's size), and verified
+     * (see {@link SnapshotFileWriter}); the file appears under its name only once complete, forced
+     * to disk. For an INSERTION-order map, the file is byte for byte what
+     * {@link dev.mapcast.codec.SnapshotFiles#write} makes of the server's map.
+     *
+     * @throws MapcastException NOT_FOUND for an unknown map; DEADLINE_EXCEEDED when no chunk comes
+     *     within the client's deadline (which bounds the wait for each chunk, not the whole save)
+     * @throws SnapshotStreamException if the server's chunks fail verification; nothing is written
+     * @throws IOException if the file cannot be written; nothing is written
+     */
+    public SnapshotFileInfo saveSnapshot(String map, Path file, SnapshotProgress progress) throws IOException {
+        Objects.requireNonNull(map, "map");
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(progress, "progress");
+        // Each message is asked for once the previous one is written: at most one chunk is held.
+        BlockingQueue<Object> received = new LinkedBlockingQueue<>();  // Encoded chunks, then the final Status
+        ClientCall<SnapshotRequest, Encoded> call = channel.newCall(EncodedMethods.snapshot(), CallOptions.DEFAULT);
+        boolean done = false;
+        try (SnapshotFileWriter writer = new SnapshotFileWriter(file)) {
+            call.start(new ClientCall.Listener<>() {
+                @Override
+                public void onMessage(Encoded message) {
+                    received.add(message);
+                }
+
+                @Override
+                public void onClose(Status status, Metadata trailers) {
+                    received.add(status);
+                }
+            }, new Metadata());
+            call.sendMessage(SnapshotRequest.newBuilder().setMap(map).build());
+            call.halfClose();
+            call.request(1);
+            while (true) {
+                Object next = received.poll(deadline.toNanos(), TimeUnit.NANOSECONDS);
+                if (next == null) {
+                    throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("no snapshot chunk of map \""
+                            + map + "\" within " + deadline.toMillis() + " ms"), null);
+                }
+                if (next instanceof Status status) {
+                    done = true;
+                    if (!status.isOk()) {
+                        throw MapcastException.of(status.asRuntimeException());
+                    }
+                    return writer.finish();
+                }
+                try (EncodedMessages.Received chunk = ((Encoded) next).received()) {
+                    writer.append(chunk.bytes());
+                }
+                progress.onChunk(writer.entries(), writer.announcedEntries(), writer.bytes());
+                call.request(1);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while saving a snapshot of map \"" + map + "\"");
+        } finally {
+            if (!done) {
+                call.cancel("the snapshot is not being saved any more", null);
+                // Buffers of chunks received meanwhile go back to gRPC.
+                for (Object left : received) {
+                    if (left instanceof Encoded message) {
+                        message.received().close();
+                    }
+                }
+            }
+        }
+    }
+
+    /** {@link #saveSnapshot(String, Path, SnapshotProgress)} without progress. */
+    public SnapshotFileInfo saveSnapshot(String map, Path file) throws IOException {
+        return saveSnapshot(map, file, (entries, totalEntries, bytes) -> { });
+    }
+
+    /** What a restore did: the revision it created and the entries the map now holds. */
+    public record Restored(long revision, long entries) {
+    }
+
+    /**
+     * Replaces the whole content of {@code map} (created if absent) with a snapshot file's, as one
+     * new revision; watchers of the map are moved to it. The file is streamed (memory bounded by
+     * one chunk) and verified as it goes; if it turns out bad, or anything fails, the call is
+     * cancelled and the server changes nothing. The server checks every chunk again.
+     *
+     * @throws java.io.IOException if the file cannot be read or is not a valid snapshot file
+     *     ({@link dev.mapcast.codec.SnapshotFileException}, naming the byte)
+     * @throws MapcastException if the server refuses it (order mismatch, limits) or cannot be reached
+     */
+    public Restored restoreSnapshot(String map, Path file, SnapshotProgress progress) throws IOException {
+        Objects.requireNonNull(map, "map");
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(progress, "progress");
+        BlockingQueue<Object> answers = new LinkedBlockingQueue<>();  // the RestoreResponse, then the Status
+        Object ready = new Object();
+        ClientCall<RestoreRequest, RestoreResponse> call = channel.newCall(MapcastGrpc.getRestoreMethod(),
+                CallOptions.DEFAULT);
+        boolean done = false;
+        try {
+            call.start(new ClientCall.Listener<>() {
+                @Override
+                public void onMessage(RestoreResponse message) {
+                    answers.add(message);
+                }
+
+                @Override
+                public void onReady() {
+                    synchronized (ready) {
+                        ready.notifyAll();
+                    }
+                }
+
+                @Override
+                public void onClose(Status status, Metadata trailers) {
+                    answers.add(status);
+                    onReady();
+                }
+            }, new Metadata());
+            call.request(1);
+            long[] sent = new long[3];  // entries, total entries, bytes
+            SnapshotFiles.inspect(file, null, chunk -> {
+                if (sent[1] == 0) {
+                    sent[1] = MessageDecoder.peekSnapshotChunk(chunk.duplicate()).totalEntries();
+                }
+                sent[0] += MessageDecoder.peekSnapshotChunk(chunk.duplicate()).entries();
+                sent[2] += chunk.remaining();
+                awaitReady(call, ready, answers, map);
+                call.sendMessage(RestoreRequest.newBuilder().setMap(map)
+                        .setSnapshotChunk(com.google.protobuf.ByteString.copyFrom(chunk)).build());
+                progress.onChunk(sent[0], sent[1], sent[2]);
+            });
+            call.halfClose();
+            RestoreResponse response = null;
+            while (true) {
+                // Past the last chunk the server swaps the map in and writes it to disk: more than one round trip.
+                Object next = answers.poll(Math.max(deadline.toNanos(), TimeUnit.MINUTES.toNanos(1)),
+                        TimeUnit.NANOSECONDS);
+                if (next == null) {
+                    throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("no answer to the restore of"
+                            + " map \"" + map + "\" within " + Math.max(deadline.toSeconds(), 60) + " s"), null);
+                }
+                if (next instanceof RestoreResponse r) {
+                    response = r;
+                } else {
+                    done = true;
+                    Status status = (Status) next;
+                    if (!status.isOk()) {
+                        throw MapcastException.of(status.asRuntimeException());
+                    }
+                    return new Restored(response.getRevision(), response.getEntries());
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new InterruptedIOException("interrupted while restoring map \"" + map + "\"");
+        } finally {
+            if (!done) {
+                call.cancel("the restore did not complete on this side", null);
+            }
+        }
+    }
+
+    /** {@link #restoreSnapshot(String, Path, SnapshotProgress)} without progress. */
+    public Restored restoreSnapshot(String map, Path file) throws IOException {
+        return restoreSnapshot(map, file, (entries, totalEntries, bytes) -> { });
+    }
+
+    /** Waits until the call can take another message without buffering (or has ended, which sending then reports). */
+    private void awaitReady(ClientCall<?, ?> call, Object ready, BlockingQueue<Object> answers, String map) {
+        long deadlineAt = System.nanoTime() + deadline.toNanos();
+        synchronized (ready) {
+            while (!call.isReady() && answers.stream().noneMatch(a -> a instanceof Status)) {
+                long left = deadlineAt - System.nanoTime();
+                if (left <= 0) {
+                    throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("the server took no more of"
+                            + " the restore of map \"" + map + "\" for " + deadline.toMillis() + " ms"), null);
+                }
+                try {
+                    ready.wait(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new MapcastException(Status.CANCELLED.withDescription("interrupted"), e);
+                }
+            }
         }
     }
 

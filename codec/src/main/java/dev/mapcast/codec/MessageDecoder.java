@@ -56,8 +56,46 @@ public final class MessageDecoder {
         return scanChunk(new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk"), message, null);
     }
 
-    /** Reads the scalar fields; checks each entry against {@code map}'s limits, or only skips it if null. */
+    /**
+     * Receives a message's entries one at a time, as spans of the message's buffer (absolute
+     * indexes): no object per entry. A span may be empty (a missing field means empty).
+     */
+    @FunctionalInterface
+    public interface EntryVisitor {
+        void entry(ByteBuffer message, int keyFrom, int keyLength, int valueFrom, int valueLength);
+    }
+
+    /**
+     * Checks the whole chunk (structure, every key UTF-8; no length limit, as there is no map),
+     * then gives its entries to {@code visitor} in order; returns its other fields. A refused chunk
+     * reaches the visitor not at all.
+     */
+    public static ChunkFields visitSnapshotChunk(ByteBuffer message, EntryVisitor visitor) {
+        Objects.requireNonNull(visitor, "visitor");
+        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk");
+        ChunkFields fields = scanChunk(in, message, true, Integer.MAX_VALUE, Integer.MAX_VALUE);
+        int[] spans = new int[4];
+        for (int p = in.start; p < in.end; p = in.next) {
+            in.tag(p, in.end);
+            int tag = (int) in.value;
+            if (tag == 0x0A) {
+                readEntry(in, in.next, spans, 0);
+                visitor.entry(message, spans[0], spans[1], spans[2], spans[3]);
+            } else {
+                in.skip(tag, in.next, in.end, 0);
+            }
+        }
+        return fields;
+    }
+
     private static ChunkFields scanChunk(WireReader in, ByteBuffer message, OffHeapMap map) {
+        return map == null ? scanChunk(in, message, false, 0, 0)
+                : scanChunk(in, message, true, map.maxKeyLength(), map.maxValueLength());
+    }
+
+    /** Reads the scalar fields; checks each entry against the limits if {@code checkEntries}, or only skips it. */
+    private static ChunkFields scanChunk(WireReader in, ByteBuffer message, boolean checkEntries, int maxKeyLength,
+            int maxValueLength) {
         String name = "";
         long revision = 0;
         boolean last = false;
@@ -72,8 +110,8 @@ public final class MessageDecoder {
             int at = in.next;
             switch (tag) {
                 case 0x0A -> {
-                    if (map != null) {
-                        checkEntry(in, at, map);
+                    if (checkEntries) {
+                        checkEntry(in, at, maxKeyLength, maxValueLength);
                     } else {
                         in.length(at, in.end);
                         in.next += (int) in.value;
@@ -203,7 +241,7 @@ public final class MessageDecoder {
             int at = in.next;
             switch (tag) {
                 case 0x0A -> {
-                    checkEntry(in, at, map);
+                    checkEntry(in, at, map.maxKeyLength(), map.maxValueLength());
                     puts++;
                 }
                 case 0x12 -> {
@@ -252,7 +290,7 @@ public final class MessageDecoder {
     }
 
     /** Checks one entry (length prefix at {@code at}): its fields, its key's UTF-8, the limits. */
-    private static void checkEntry(WireReader in, int at, OffHeapMap map) {
+    private static void checkEntry(WireReader in, int at, int maxKeyLength, int maxValueLength) {
         in.length(at, in.end);
         int end = in.next + (int) in.value;
         int keyLength = 0;
@@ -273,8 +311,8 @@ public final class MessageDecoder {
             }
             p = in.next;
         }
-        checkLimit(in, at, "key", keyLength, map.maxKeyLength());
-        checkLimit(in, at, "value", valueLength, map.maxValueLength());
+        checkLimit(in, at, "key", keyLength, maxKeyLength);
+        checkLimit(in, at, "value", valueLength, maxValueLength);
         in.next = end;
     }
 

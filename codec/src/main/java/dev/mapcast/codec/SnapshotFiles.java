@@ -9,12 +9,10 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
-import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Objects;
+import java.util.function.Function;
 import java.util.zip.CRC32C;
 
 /**
@@ -57,47 +55,19 @@ public final class SnapshotFiles {
         Objects.requireNonNull(file, "file");
         SnapshotEncoder chunks = new SnapshotEncoder(view, map, revision, compactRevision,
                 SnapshotEncoder.DEFAULT_CHUNK_BYTES);
-        Path dir = file.toAbsolutePath().getParent();
-        Path tmp = Files.createTempFile(dir, file.getFileName().toString(), ".tmp");
-        try {
-            long written;
-            try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                CRC32C crc = new CRC32C();
-                ByteBuffer buffer = ByteBuffer.allocateDirect(SnapshotEncoder.DEFAULT_CHUNK_BYTES + 4096);
-                byte[] header = SnapshotHeader.newBuilder().setMagic(MAGIC).setFormatVersion(FORMAT_VERSION)
-                        .setMap(map).setRevision(revision).setOrderValue(view.order() == IterationOrder.INSERTION ? 2 : 1)
-                        .setCompactRevision(compactRevision).build().toByteArray();
-                buffer.clear();
-                ProtoWire.putVarint(buffer, header.length);
-                buffer.put(header);
-                written = flush(buffer, out, crc);
-                while (chunks.hasNext()) {
-                    int size = chunks.nextChunkSize();
-                    if (buffer.capacity() < size + 5) {
-                        buffer = ByteBuffer.allocateDirect(size + 5);
-                    }
-                    buffer.clear();
-                    ProtoWire.putVarint(buffer, size);
-                    chunks.writeNextChunk(buffer);
-                    written += flush(buffer, out, crc);
+        try (SnapshotFileOutput out = new SnapshotFileOutput(file)) {
+            out.header(map, revision, view.order() == IterationOrder.INSERTION ? 2 : 1, compactRevision);
+            ByteBuffer buffer = ByteBuffer.allocateDirect(SnapshotEncoder.DEFAULT_CHUNK_BYTES + 4096);
+            while (chunks.hasNext()) {
+                int size = chunks.nextChunkSize();
+                if (buffer.capacity() < size) {
+                    buffer = ByteBuffer.allocateDirect(size);
                 }
-                byte[] footer = SnapshotFooter.newBuilder().setTotalEntries(view.size()).setDigest(view.digest())
-                        .setCrc32C((int) crc.getValue()).build().toByteArray();
                 buffer.clear();
-                ProtoWire.putVarint(buffer, footer.length);
-                buffer.put(footer);
-                written += flush(buffer, out, null);
-                out.force(true);
+                chunks.writeNextChunk(buffer);
+                out.message(buffer.flip());
             }
-            try {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING);
-            }
-            forceDirectory(dir);
-            return written;
-        } finally {
-            Files.deleteIfExists(tmp);
+            return out.finish(view.size(), view.digest());
         }
     }
 
@@ -110,61 +80,20 @@ public final class SnapshotFiles {
         Objects.requireNonNull(builder, "builder");
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             Reader reader = new Reader(file, in);
-            ByteBuffer headerBytes = reader.next("header");
-            SnapshotHeader header;
-            try {
-                header = SnapshotHeader.parseFrom(headerBytes);
-            } catch (InvalidProtocolBufferException e) {
-                throw new SnapshotFileException(file, 0, "the header is not a SnapshotHeader: " + e.getMessage(), e);
-            }
-            if (!MAGIC.equals(header.getMagic())) {
-                throw new SnapshotFileException(file, 0, "not a mapcast snapshot (magic \"" + header.getMagic() + "\")");
-            }
-            if (header.getFormatVersion() != FORMAT_VERSION) {
-                throw new SnapshotFileException(file, 0, "format version " + header.getFormatVersion()
-                        + " (expected: " + FORMAT_VERSION + ")");
-            }
-            IterationOrder order = header.getOrderValue() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH;
+            SnapshotHeader header = readHeader(reader);
+            IterationOrder order = order(header.getOrderValue());
             OffHeapMap map = builder.order(order).trackDigest(true).build();
             try {
                 MessageDecoder.ChunkFields chunk;
                 do {
                     long at = reader.position();
-                    ByteBuffer bytes = reader.next("chunk");
-                    try {
-                        chunk = MessageDecoder.applySnapshotChunk(bytes, map);
-                    } catch (MalformedMessageException e) {
-                        throw new SnapshotFileException(file, reader.messageStart() + e.offset(), e.getMessage(), e);
-                    }
+                    chunk = nextChunk(reader, bytes -> MessageDecoder.applySnapshotChunk(bytes, map));
                     if (chunk.revision() != header.getRevision()) {
                         throw new SnapshotFileException(file, at, "chunk of revision " + chunk.revision()
                                 + " in a snapshot of revision " + header.getRevision());
                     }
                 } while (!chunk.last());
-                long crc = reader.crc();
-                long footerAt = reader.position();
-                SnapshotFooter footer;
-                try {
-                    footer = SnapshotFooter.parseFrom(reader.next("footer"));
-                } catch (InvalidProtocolBufferException e) {
-                    throw new SnapshotFileException(file, footerAt, "the footer is not a SnapshotFooter: " + e.getMessage(), e);
-                }
-                if (reader.position() != in.size()) {
-                    throw new SnapshotFileException(file, reader.position(), (in.size() - reader.position())
-                            + " bytes after the footer");
-                }
-                if ((int) crc != footer.getCrc32C()) {
-                    throw new SnapshotFileException(file, footerAt, String.format(
-                            "CRC-32C mismatch: the footer says %08x, the bytes give %08x", footer.getCrc32C(), (int) crc));
-                }
-                if (map.size() != footer.getTotalEntries() || chunk.totalEntries() != footer.getTotalEntries()) {
-                    throw new SnapshotFileException(file, footerAt, "entry count mismatch: the footer says "
-                            + footer.getTotalEntries() + ", the last chunk " + chunk.totalEntries() + ", the chunks hold " + map.size());
-                }
-                if (map.digest() != footer.getDigest()) {
-                    throw new SnapshotFileException(file, footerAt, String.format(
-                            "digest mismatch: the footer says %016x, the entries give %016x", footer.getDigest(), map.digest()));
-                }
+                SnapshotFooter footer = readFooter(reader, chunk, map.size(), map.digest());
                 return new Loaded(map, header.getMap(), header.getRevision(), header.getCompactRevision(), order,
                         footer.getTotalEntries(), footer.getDigest());
             } catch (IOException | RuntimeException e) {
@@ -174,25 +103,139 @@ public final class SnapshotFiles {
         }
     }
 
-    private static long flush(ByteBuffer buffer, FileChannel out, CRC32C crc) throws IOException {
-        buffer.flip();
-        if (crc != null) {
-            crc.update(buffer.duplicate());
-        }
-        long bytes = buffer.remaining();
-        while (buffer.hasRemaining()) {
-            out.write(buffer);
-        }
-        return bytes;
+    /**
+     * Verifies a snapshot file as {@link #read} does, streaming, with memory bounded by one chunk and
+     * no map: structure, magic and version, every chunk of the header's map and revision, the
+     * CRC-32C, the entry count and the content digest, nothing after the footer. Gives each entry to
+     * {@code entries} (if not null) as it goes, chunk by chunk, each chunk once it checked out: a
+     * caller that must show nothing of a bad file verifies first with null.
+     *
+     * <p>Unlike {@link #read}, it cannot see a key repeated in two chunks if the footer's count and
+     * digest were forged to include it: {@link #read} refuses such a file.
+     *
+     * @throws SnapshotFileException naming the byte where the file is wrong
+     */
+    public static SnapshotFileInfo inspect(Path file, MessageDecoder.EntryVisitor entries) throws IOException {
+        return inspect(file, entries, null);
     }
 
-    /** Forces a directory's entries (a rename or a new file in it) to disk, where the platform can. */
-    public static void forceDirectory(Path dir) {
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException notSupported) {
-            // Some platforms cannot open a directory; the rename is then as durable as they make it.
+    /**
+     * Like {@link #inspect(Path, MessageDecoder.EntryVisitor)}, also handing each chunk's bytes (a
+     * serialised {@code SnapshotChunk}, valid only during the call) to {@code chunks} once it
+     * checked out: a restore streams a file this way. The file's CRC, count and digest are checked
+     * only after the last chunk, so a caller that sends chunks on must be able to take them back
+     * (a Restore call is cancelled) when this throws.
+     */
+    public static SnapshotFileInfo inspect(Path file, MessageDecoder.EntryVisitor entries,
+            java.util.function.Consumer<ByteBuffer> chunks) throws IOException {
+        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
+            Reader reader = new Reader(file, in);
+            SnapshotHeader header = readHeader(reader);
+            ContentDigest digest = new ContentDigest();
+            MessageDecoder.EntryVisitor visitor = entries == null ? digest
+                    : (message, keyFrom, keyLength, valueFrom, valueLength) -> {
+                        digest.entry(message, keyFrom, keyLength, valueFrom, valueLength);
+                        entries.entry(message, keyFrom, keyLength, valueFrom, valueLength);
+                    };
+            long count = 0;
+            MessageDecoder.ChunkFields chunk;
+            do {
+                long at = reader.position();
+                ByteBuffer[] raw = new ByteBuffer[1];
+                chunk = nextChunk(reader, bytes -> {
+                    raw[0] = bytes.duplicate();
+                    return MessageDecoder.visitSnapshotChunk(bytes, visitor);
+                });
+                count++;
+                if (chunk.revision() != header.getRevision()) {
+                    throw new SnapshotFileException(file, at, "chunk " + count + " of revision " + chunk.revision()
+                            + " in a snapshot of revision " + header.getRevision());
+                }
+                if (!chunk.map().equals(header.getMap())) {
+                    throw new SnapshotFileException(file, at, "chunk " + count + " of map \"" + chunk.map()
+                            + "\" in a snapshot of map \"" + header.getMap() + "\"");
+                }
+                if (chunks != null) {
+                    chunks.accept(raw[0].asReadOnlyBuffer());
+                }
+            } while (!chunk.last());
+            int crc = (int) reader.crc();
+            SnapshotFooter footer = readFooter(reader, chunk, digest.entries(), digest.digest());
+            return new SnapshotFileInfo(header.getMap(), header.getRevision(), order(header.getOrderValue()),
+                    header.getCompactRevision(), count, footer.getTotalEntries(), reader.position(),
+                    footer.getDigest(), crc);
         }
+    }
+
+    /** The contract's IterationOrder number as the map's order: INSERTION, else HASH (the default). */
+    static IterationOrder order(int value) {
+        return value == 2 ? IterationOrder.INSERTION : IterationOrder.HASH;
+    }
+
+    /** Reads the next chunk with {@code decode}; a malformed one is refused naming its byte in the file. */
+    private static MessageDecoder.ChunkFields nextChunk(Reader reader,
+            Function<ByteBuffer, MessageDecoder.ChunkFields> decode) throws IOException {
+        ByteBuffer bytes = reader.next("chunk");
+        try {
+            return decode.apply(bytes);
+        } catch (MalformedMessageException e) {
+            throw new SnapshotFileException(reader.file, reader.messageStart() + e.offset(), e.getMessage(), e);
+        }
+    }
+
+    private static SnapshotHeader readHeader(Reader reader) throws IOException {
+        Path file = reader.file;
+        ByteBuffer headerBytes = reader.next("header");
+        SnapshotHeader header;
+        try {
+            header = SnapshotHeader.parseFrom(headerBytes);
+        } catch (InvalidProtocolBufferException e) {
+            throw new SnapshotFileException(file, 0, "the header is not a SnapshotHeader: " + e.getMessage(), e);
+        }
+        if (!MAGIC.equals(header.getMagic())) {
+            throw new SnapshotFileException(file, 0, "not a mapcast snapshot (magic \"" + header.getMagic() + "\")");
+        }
+        if (header.getFormatVersion() != FORMAT_VERSION) {
+            throw new SnapshotFileException(file, 0, "format version " + header.getFormatVersion()
+                    + " (expected: " + FORMAT_VERSION + ")");
+        }
+        return header;
+    }
+
+    /**
+     * Reads the footer after the last chunk and checks it: nothing after it, the CRC-32C of the
+     * bytes before it, the count and the digest of the entries read.
+     */
+    private static SnapshotFooter readFooter(Reader reader, MessageDecoder.ChunkFields lastChunk, long entries,
+            long digest) throws IOException {
+        Path file = reader.file;
+        long crc = reader.crc();
+        long footerAt = reader.position();
+        SnapshotFooter footer;
+        try {
+            footer = SnapshotFooter.parseFrom(reader.next("footer"));
+        } catch (InvalidProtocolBufferException e) {
+            throw new SnapshotFileException(file, footerAt, "the footer is not a SnapshotFooter: " + e.getMessage(), e);
+        }
+        long size = reader.in.size();
+        if (reader.position() != size) {
+            throw new SnapshotFileException(file, reader.position(), (size - reader.position())
+                    + " bytes after the footer");
+        }
+        if ((int) crc != footer.getCrc32C()) {
+            throw new SnapshotFileException(file, footerAt, String.format(
+                    "CRC-32C mismatch: the footer says %08x, the bytes give %08x", footer.getCrc32C(), (int) crc));
+        }
+        if (entries != footer.getTotalEntries() || lastChunk.totalEntries() != footer.getTotalEntries()) {
+            throw new SnapshotFileException(file, footerAt, "entry count mismatch: the footer says "
+                    + footer.getTotalEntries() + ", the last chunk " + lastChunk.totalEntries() + ", the chunks hold "
+                    + entries);
+        }
+        if (digest != footer.getDigest()) {
+            throw new SnapshotFileException(file, footerAt, String.format(
+                    "digest mismatch: the footer says %016x, the entries give %016x", footer.getDigest(), digest));
+        }
+        return footer;
     }
 
     /** Reads the length-delimited messages of a file, one reusable buffer, the CRC kept as it goes. */
@@ -268,6 +311,15 @@ public final class SnapshotFiles {
             messageStart = position;
             position += length;
             return message;
+        }
+    }
+
+    /** Forces a directory's entries (a rename or a new file in it) to disk, where the platform can. */
+    public static void forceDirectory(Path dir) {
+        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
+            d.force(true);
+        } catch (IOException notSupported) {
+            // Some platforms cannot open a directory; the rename is then as durable as they make it.
         }
     }
 }

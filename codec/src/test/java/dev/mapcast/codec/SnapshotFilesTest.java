@@ -88,6 +88,8 @@ class SnapshotFilesTest {
                 int at = i;
                 int b = bit;
                 assertThrows(SnapshotFileException.class, () -> load(bad).close(), () -> "bit " + b + " of byte " + at);
+                assertThrows(SnapshotFileException.class, () -> SnapshotFiles.inspect(bad, null),
+                        () -> "inspect: bit " + b + " of byte " + at);
             }
         }
         for (int length = 0; length < good.length; length++) {
@@ -96,6 +98,9 @@ class SnapshotFilesTest {
             SnapshotFileException e = assertThrows(SnapshotFileException.class, () -> load(bad).close(),
                     () -> "truncated to " + l + " bytes");
             assertTrue(e.offset() <= length, e.getMessage());
+            SnapshotFileException inspected = assertThrows(SnapshotFileException.class,
+                    () -> SnapshotFiles.inspect(bad, null), () -> "inspect: truncated to " + l + " bytes");
+            assertEquals(e.getMessage(), inspected.getMessage());
         }
     }
 
@@ -113,6 +118,55 @@ class SnapshotFilesTest {
         Files.write(file, bytes);
         SnapshotFileException e = assertThrows(SnapshotFileException.class, () -> load(file).close());
         assertTrue(e.getMessage().contains("digest mismatch"), e.getMessage());
+        SnapshotFileException inspected = assertThrows(SnapshotFileException.class, () -> SnapshotFiles.inspect(file, null));
+        assertEquals(e.getMessage(), inspected.getMessage());
+    }
+
+    @Test
+    void bytesAfterTheFooterAreRefusedWhereTheyStart() throws IOException {
+        Path file = dir.resolve("t.bin");
+        try (OffHeapMap map = randomMap(IterationOrder.HASH, new Random(6), 50); PinnedView view = map.pin()) {
+            SnapshotFiles.write(view, "t", 1, 0, file);
+        }
+        long size = Files.size(file);
+        Files.write(file, new byte[] {0, 1, 2}, java.nio.file.StandardOpenOption.APPEND);
+        for (var check : List.<org.junit.jupiter.api.function.Executable>of(() -> load(file).close(),
+                () -> SnapshotFiles.inspect(file, null))) {
+            SnapshotFileException e = assertThrows(SnapshotFileException.class, check);
+            assertEquals(size, e.offset());
+            assertEquals(file + ": at byte " + size + ": 3 bytes after the footer", e.getMessage());
+        }
+    }
+
+    @Test
+    void inspectReportsTheFileAndGivesEveryEntryInOrder() throws IOException {
+        Path file = dir.resolve("i.bin");
+        Map<String, String> expected;
+        long digest;
+        long bytes;
+        try (OffHeapMap map = randomMap(IterationOrder.INSERTION, new Random(7), 20_000); PinnedView view = map.pin()) {
+            bytes = SnapshotFiles.write(view, "inspected", 12, 3, file);
+            expected = entries(view.cursor());
+            digest = view.digest();
+        }
+        Map<String, String> listed = new LinkedHashMap<>();
+        SnapshotFileInfo info = SnapshotFiles.inspect(file, (message, keyFrom, keyLength, valueFrom, valueLength) -> {
+            byte[] key = new byte[keyLength];
+            byte[] value = new byte[valueLength];
+            message.get(keyFrom, key);
+            message.get(valueFrom, value);
+            listed.put(new String(key, StandardCharsets.UTF_8), HexFormat.of().formatHex(value));
+        });
+        assertEquals(List.copyOf(expected.entrySet()), List.copyOf(listed.entrySet()), "the file's order");
+        assertEquals("inspected", info.map());
+        assertEquals(12, info.revision());
+        assertEquals(IterationOrder.INSERTION, info.order());
+        assertEquals(3, info.compactRevision());
+        assertEquals(expected.size(), info.entries());
+        assertEquals(digest, info.digest());
+        assertEquals(bytes, info.bytes());
+        assertEquals(Files.size(file), info.bytes());
+        assertTrue(info.chunks() >= 1, "chunks: " + info.chunks());
     }
 
     @Test
@@ -150,7 +204,7 @@ class SnapshotFilesTest {
     }
 
     /** A map after {@code ops} random puts and removes with ASCII keys (JSON-safe for the Python check). */
-    private static OffHeapMap randomMap(IterationOrder order, Random rnd, int ops) {
+    static OffHeapMap randomMap(IterationOrder order, Random rnd, int ops) {
         OffHeapMap map = OffHeapMap.builder().order(order).trackDigest(true).build();
         replay(map, rnd, ops);
         return map;
@@ -169,7 +223,7 @@ class SnapshotFilesTest {
         }
     }
 
-    private static Map<String, String> entries(EntryCursor cursor) {
+    static Map<String, String> entries(EntryCursor cursor) {
         Map<String, String> entries = new LinkedHashMap<>();
         while (cursor.next()) {
             entries.put(new String(cursor.key(), StandardCharsets.UTF_8), HexFormat.of().formatHex(cursor.value()));
@@ -177,7 +231,7 @@ class SnapshotFilesTest {
         return entries;
     }
 
-    private static byte[] bytes(String s) {
+    static byte[] bytes(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 
