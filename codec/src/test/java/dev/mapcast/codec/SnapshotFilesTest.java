@@ -183,7 +183,7 @@ class SnapshotFilesTest {
             expected = entries(view.cursor());
             digest = view.digest();
         }
-        String json = run(List.of("/usr/bin/python3", Path.of("src", "test", "python", "read_snapshot.py").toString(),
+        String json = run(List.of("/usr/bin/python3", Path.of("..", "examples", "python", "read_snapshot.py").toString(),
                 generated.toString(), file.toString()));
         StringBuilder entriesJson = new StringBuilder("[");
         for (Map.Entry<String, String> e : new java.util.TreeMap<>(expected).entrySet()) {
