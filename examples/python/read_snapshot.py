@@ -42,15 +42,13 @@ def main():
         if chunk.last:
             break
     footer = mapcast_pb2.SnapshotFooter.FromString(next(it))
-    out = {
-        "header": {"magic": header.magic, "format_version": header.format_version, "map": header.map,
-                   "revision": header.revision, "order": header.order},
-        "footer": {"total_entries": footer.total_entries, "digest": footer.digest, "crc32c": footer.crc32c},
-    }
+    out = {"header": {"magic": header.magic, "format_version": header.format_version, "map": header.map,
+                      "revision": header.revision, "order": header.order}}
     if summary:
         out.update(chunks=chunks, entry_count=count, entry_bytes=entry_bytes)
     else:
         out["entries"] = sorted(entries)
+    out["footer"] = {"total_entries": footer.total_entries, "digest": footer.digest, "crc32c": footer.crc32c}
     print(json.dumps(out))
 
 
