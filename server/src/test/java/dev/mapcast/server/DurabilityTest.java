@@ -179,6 +179,30 @@ class DurabilityTest {
     }
 
     @Test
+    void aDamagedSnapshotFileRefusesTheStartAndIsLeftAsItIs() throws Exception {
+        start(MapcastServer.builder().snapshotLogBytes(1024));
+        for (int i = 1; i <= 40; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "value " + i), List.of());
+        }
+        stop();
+        Path snapshot;
+        try (Stream<Path> files = Files.list(mapDir())) {
+            snapshot = files.filter(f -> f.getFileName().toString().startsWith("snapshot-")).sorted()
+                    .reduce((a, b) -> b).orElseThrow();
+        }
+        long size = Files.size(snapshot);
+        flip(snapshot, size / 2);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(snapshot.getFileName().toString()) && e.getMessage().contains("at byte"),
+                e.getMessage());
+        assertEquals(size, Files.size(snapshot), "the damaged file is kept for the operator");
+        flip(snapshot, size / 2);
+        start(MapcastServer.builder());
+        assertEquals(40, info("m").getRevision());
+    }
+
+    @Test
     void aSecondServerCannotUseTheSameDataDirectory() {
         start(MapcastServer.builder());
         UncheckedIOException e = assertThrows(UncheckedIOException.class,
