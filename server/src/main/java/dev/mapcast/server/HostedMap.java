@@ -56,9 +56,12 @@ final class HostedMap implements AutoCloseable {
     final IterationOrder order;
     private final Limits limits;
     private final int chunkBytes;
-    private final OffHeapMap entries;
+    /** Replaced whole by a restore (under both locks' write side); read under either. */
+    private OffHeapMap entries;
     /** key -> the revision that last wrote it, 8 bytes little-endian. */
-    private final OffHeapMap modRevisions;
+    private OffHeapMap modRevisions;
+    /** Maps a restore replaced, closed once no snapshot stream reads them (see {@link #tick}). */
+    private final List<OffHeapMap> retired = new ArrayList<>();
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     /** Held (read) by work done outside {@link #lock} on the maps, so close() waits for it. */
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
@@ -377,13 +380,16 @@ final class HostedMap implements AutoCloseable {
 
     /**
      * Replaces the whole content with {@code staged}'s (same order, already checked) as the next
-     * revision; every key's mod_revision becomes it, history starts again there (compact_revision
+     * revision, taking ownership of {@code staged} (the caller must not close it once this
+     * returns); every key's mod_revision becomes it, history starts again there (compact_revision
      * is it), and every watcher is moved to a Compaction event and a snapshot. With a store, the
      * new content is on disk (a snapshot at the new revision, the log rotated) before anything
-     * changes in memory, all under the write lock so that no write slips between.
+     * changes in memory, all under the write lock so that no write slips between. The staged maps
+     * are swapped in; the old ones are closed once the snapshot streams reading them are done.
      */
     long restore(OffHeapMap staged) {
         long next;
+        lifecycle.writeLock().lock();  // no compaction or snapshot write runs on the maps being replaced
         lock.writeLock().lock();
         try {
             checkOpen();
@@ -393,7 +399,8 @@ final class HostedMap implements AutoCloseable {
             }
             next = revision + 1;
             byte[] nextBytes = revisionBytes(next);
-            try (OffHeapMap stagedMods = modRevisionsBuilder(limits).build()) {
+            OffHeapMap stagedMods = modRevisionsBuilder(limits).initialCapacity(staged.size()).build();
+            try {
                 try (PinnedView view = staged.pin()) {
                     EntryCursor c = view.cursor();
                     while (c.next()) {
@@ -410,9 +417,14 @@ final class HostedMap implements AutoCloseable {
                                 .asRuntimeException();
                     }
                 }
-                replaceAll(entries, staged);
-                replaceAll(modRevisions, stagedMods);
+            } catch (RuntimeException | Error e) {
+                stagedMods.close();
+                throw e;
             }
+            retired.add(entries);
+            retired.add(modRevisions);
+            entries = staged;
+            modRevisions = stagedMods;
             history.purgeThrough(next);
             compactRevision = next;
             head = new Head(next, entries.digest());
@@ -422,25 +434,28 @@ final class HostedMap implements AutoCloseable {
             }
         } finally {
             lock.writeLock().unlock();
+            lifecycle.writeLock().unlock();
         }
+        closeRetired();
         return next;
     }
 
-    /** Makes {@code target} hold exactly {@code source}'s entries, in its order. */
-    private static void replaceAll(OffHeapMap target, OffHeapMap source) {
-        try (PinnedView old = target.pin()) {
-            EntryCursor c = old.cursor();
-            while (c.next()) {
-                target.remove(c.key());
-            }
+    /** Closes replaced maps that no pinned view reads any more; skipped while a compaction runs. */
+    private void closeRetired() {
+        if (!lifecycle.writeLock().tryLock()) {
+            return;
         }
-        try (PinnedView fresh = source.pin()) {
-            EntryCursor c = fresh.cursor();
-            while (c.next()) {
-                target.put(c.key(), c.value());
-            }
+        try {
+            retired.removeIf(m -> {
+                if (m.memoryStats().pinnedViews() > 0) {
+                    return false;
+                }
+                m.close();
+                return true;
+            });
+        } finally {
+            lifecycle.writeLock().unlock();
         }
-        target.compact();
     }
 
     MapInfo info() {
@@ -538,6 +553,7 @@ final class HostedMap implements AutoCloseable {
         for (Watcher w : watchers) {
             w.tick(now, progressIntervalNanos);
         }
+        closeRetired();
     }
 
     void endWatchers(Status status) {
@@ -556,6 +572,8 @@ final class HostedMap implements AutoCloseable {
                 closed = true;
                 entries.close();
                 modRevisions.close();
+                retired.forEach(OffHeapMap::close);
+                retired.clear();
                 if (store != null) {
                     try {
                         store.close();

@@ -115,11 +115,13 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             if (staged.containsKey(new byte[0])) {
                 throw invalid("the snapshot holds an empty key (keys must not be empty)");
             }
+            long entries = staged.size();
             long revision = maps.restore(map, staged);
+            staged = null;  // the map owns it now
             ended = true;
-            response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(staged.size()).build());
+            response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(entries).build());
             response.onCompleted();
-            log.info("map \"{}\" restored: {} entries at revision {}", map, staged.size(), revision);
+            log.info("map \"{}\" restored: {} entries at revision {}", map, entries, revision);
         } catch (StatusRuntimeException e) {
             fail(e);
         } catch (RuntimeException e) {
