@@ -41,6 +41,10 @@ import org.slf4j.LoggerFactory;
  * refused, watch streams end with UNAVAILABLE (clients resume elsewhere or on restart), calls in
  * flight get the grace period, and then the maps' memory is freed. {@link #stop()} and
  * {@link #start()} restart serving in the same process with the maps kept.
+ *
+ * <p>With {@link Builder#dataDir} the maps are durable: each map's changes go to a write-ahead log
+ * ({@link WriteAheadLog}, group commit) and periodic snapshots ({@link MapStore}); a Write is
+ * acknowledged once on disk ({@link FsyncMode}); {@link Builder#build()} recovers every map.
  */
 public final class MapcastServer implements AutoCloseable {
 
