@@ -23,6 +23,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
+import java.util.concurrent.Semaphore;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -41,6 +42,8 @@ final class MapcastService {
     private final MapRegistry maps;
     private final Limits limits;
     private final Fanout fanout;
+    /** One restore at a time: see {@link RestoreReceiver}. */
+    private final Semaphore restoreSlot = new Semaphore(1);
 
     MapcastService(MapRegistry maps, Limits limits, Fanout fanout) {
         this.maps = maps;
@@ -69,7 +72,7 @@ final class MapcastService {
                 .addMethod(snapshot, streaming("SnapshotRequest", this::snapshot))
                 .addMethod(watch, streaming("WatchRequest", this::watch))
                 .addMethod(restore, ServerCalls.asyncClientStreamingCall(
-                        response -> new RestoreReceiver(maps, limits, response)))
+                        response -> new RestoreReceiver(maps, limits, response, restoreSlot)))
                 .build();
     }
 

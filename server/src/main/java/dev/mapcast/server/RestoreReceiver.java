@@ -10,6 +10,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.nio.ByteBuffer;
+import java.util.concurrent.Semaphore;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -18,6 +19,10 @@ import org.slf4j.LoggerFactory;
  * snapshot: structure, UTF-8, limits, one revision, then count and digest at the end), and only
  * when the whole stream checked out hands the staging map to {@link MapRegistry#restore}. A bad
  * chunk ends the call with INVALID_ARGUMENT naming the chunk and the byte; the map is untouched.
+ *
+ * <p>One restore runs at a time per server ({@code slot}): a staged map can be as large as the
+ * largest map allowed, so a second one is refused with RESOURCE_EXHAUSTED rather than doubling
+ * that memory.
  */
 final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreRequest>> {
 
@@ -26,16 +31,19 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     private final MapRegistry maps;
     private final Limits limits;
     private final StreamObserver<RestoreResponse> response;
+    private final Semaphore slot;
+    private boolean holdsSlot;
     private String map;
     private OffHeapMap staged;
     private MessageDecoder.ChunkFields last;
     private int chunks;
     private boolean ended;
 
-    RestoreReceiver(MapRegistry maps, Limits limits, StreamObserver<RestoreResponse> response) {
+    RestoreReceiver(MapRegistry maps, Limits limits, StreamObserver<RestoreResponse> response, Semaphore slot) {
         this.maps = maps;
         this.limits = limits;
         this.response = response;
+        this.slot = slot;
     }
 
     @Override
@@ -48,6 +56,12 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             if (map == null) {
                 limits.checkMapName(r.getMap());
                 map = r.getMap();
+                if (!slot.tryAcquire()) {
+                    throw Status.RESOURCE_EXHAUSTED.withDescription("restore of map \"" + map + "\" refused: another"
+                            + " restore is in progress on this server (one at a time); retry when it ends")
+                            .asRuntimeException();
+                }
+                holdsSlot = true;
             } else if (!map.equals(r.getMap())) {
                 throw invalid("message " + (chunks + 1) + " names map \"" + r.getMap() + "\" (expected: \"" + map
                         + "\", as the first message)");
@@ -147,6 +161,10 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
         if (staged != null) {
             staged.close();
             staged = null;
+        }
+        if (holdsSlot) {
+            holdsSlot = false;
+            slot.release();
         }
     }
 }

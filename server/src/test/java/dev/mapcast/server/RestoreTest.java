@@ -124,6 +124,74 @@ class RestoreTest {
     }
 
     @Test
+    void oneRestoreAtATimeAndACancelledOneFreesItsSlot() {
+        for (int i = 0; i < 30; i++) {
+            put("source", "key-" + i, "value-" + i);
+        }
+        List<SnapshotChunk> chunks = snapshot("source");
+        // The first restore has sent one chunk and is still going; a second one is refused while it
+        // holds the slot. The two race for it: the second sends a malformed chunk, so when it wins
+        // it fails at once and harmlessly; when the first lost, it is started again.
+        FirstResponse<RestoreResponse> first = null;
+        StreamObserver<RestoreRequest> firstOut = null;
+        RestoreRequest garbage = RestoreRequest.newBuilder().setMap("b")
+                .setSnapshotChunk(ByteString.copyFrom(new byte[] {(byte) 0xFF, (byte) 0xFF})).build();
+        Status second = null;
+        for (int attempt = 0; attempt < 500 && second == null; attempt++) {
+            if (first == null || first.isDone()) {
+                first = new FirstResponse<>();
+                firstOut = MapcastGrpc.newStub(channel).restore(first);
+                firstOut.onNext(RestoreRequest.newBuilder().setMap("a").setSnapshotChunk(chunks.get(0).toByteString())
+                        .build());
+            }
+            FirstResponse<RestoreResponse> b = new FirstResponse<>();
+            StreamObserver<RestoreRequest> bOut = MapcastGrpc.newStub(channel).restore(b);
+            bOut.onNext(garbage);
+            bOut.onCompleted();
+            Status s = Status.fromThrowable(b.handle((ok, e) -> e).join());
+            if (s.getCode() == Status.Code.RESOURCE_EXHAUSTED) {
+                second = s;
+            } else {
+                assertEquals(Status.Code.INVALID_ARGUMENT, s.getCode(), s.toString());
+            }
+        }
+        assertTrue(second != null && second.getDescription().contains("another restore is in progress"),
+                String.valueOf(second));
+        for (SnapshotChunk c : chunks.subList(1, chunks.size())) {
+            firstOut.onNext(RestoreRequest.newBuilder().setMap("a").setSnapshotChunk(c.toByteString()).build());
+        }
+        firstOut.onCompleted();
+        assertEquals(30, first.join().getEntries());
+
+        // A restore the client cancels half way gives its slot back.
+        FirstResponse<RestoreResponse> cancelled = new FirstResponse<>();
+        StreamObserver<RestoreRequest> cancelledOut = MapcastGrpc.newStub(channel).restore(cancelled);
+        cancelledOut.onNext(RestoreRequest.newBuilder().setMap("c").setSnapshotChunk(chunks.get(0).toByteString())
+                .build());
+        cancelledOut.onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
+        assertEquals(30, restoreWhenTheFirstHasArrived("d", chunks).join().getEntries());
+        assertEquals(List.of("a", "d", "source"), stub.listMaps(ListMapsRequest.getDefaultInstance())
+                .getMapsList().stream().map(MapInfo::getName).toList());
+    }
+
+    /** A restore, retried while the server still holds the slot for a stream whose end it has not seen yet. */
+    private CompletableFuture<RestoreResponse> restoreWhenTheFirstHasArrived(String map, List<SnapshotChunk> chunks) {
+        for (int attempt = 0; ; attempt++) {
+            CompletableFuture<RestoreResponse> r = restore(map, chunks, UnaryOperator.identity());
+            Throwable t = r.handle((ok, e) -> e).join();
+            if (t == null || Status.fromThrowable(t).getCode() != Status.Code.RESOURCE_EXHAUSTED || attempt == 50) {
+                return r;
+            }
+            try {
+                Thread.sleep(20);  // the cancelled call's end reaches the server asynchronously
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return r;
+            }
+        }
+    }
+
+    @Test
     void aRestoreCreatesAnAbsentMapInTheSnapshotsOrder() {
         for (int i = 0; i < 10; i++) {
             write("ordered", IterationOrder.ITERATION_ORDER_INSERTION, "k" + (9 - i), "v");
