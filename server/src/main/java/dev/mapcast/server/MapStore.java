@@ -60,24 +60,50 @@ final class MapStore implements AutoCloseable {
         this.wal = wal;
     }
 
-    /** Creates the files of a new, empty map: its revision-0 snapshot and an empty log. */
+    /** Prefix of a map directory still being created; recovery deletes these (see {@link #create}). */
+    static final String CREATING = ".creating-";
+
+    /**
+     * Creates the files of a new, empty map: its revision-0 snapshot and an empty log. Atomic: the
+     * snapshot is written in a {@code .creating-} directory that is renamed into place once
+     * complete, so a crash half way leaves nothing recovery would mistake for a map (the map's
+     * creating write was not acknowledged).
+     */
     static MapStore create(Path mapsDir, String name, IterationOrder order, FsyncMode mode, long snapshotLogBytes)
             throws IOException {
         Path dir = mapsDir.resolve(directoryName(name));
         if (Files.exists(dir)) {
             throw new StorageException(dir + " already exists for a map that is not loaded: remove it or restore it");
         }
-        Files.createDirectories(dir);
-        try (OffHeapMap entries = OffHeapMap.builder().order(order).trackDigest(true).build();
-                OffHeapMap modRevisions = OffHeapMap.builder().trackDigest(true).build();
-                PinnedView e = entries.pin();
-                PinnedView m = modRevisions.pin()) {
-            writeSnapshotFiles(dir, name, e, m, 0, 0);
+        Path creating = Files.createTempDirectory(mapsDir, CREATING);
+        try {
+            try (OffHeapMap entries = OffHeapMap.builder().order(order).trackDigest(true).build();
+                    OffHeapMap modRevisions = OffHeapMap.builder().trackDigest(true).build();
+                    PinnedView e = entries.pin();
+                    PinnedView m = modRevisions.pin()) {
+                writeSnapshotFiles(creating, name, e, m, 0, 0);
+            }
+            SnapshotFiles.forceDirectory(creating);
+            Files.move(creating, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException | RuntimeException e) {
+            deleteTree(creating);
+            throw e;
         }
+        SnapshotFiles.forceDirectory(mapsDir);
         WriteAheadLog wal = new WriteAheadLog(dir.resolve(logName(1)), mode, 0);
         SnapshotFiles.forceDirectory(dir);
-        SnapshotFiles.forceDirectory(mapsDir);
         return new MapStore(dir, mode, snapshotLogBytes, wal);
+    }
+
+    /** Deletes a directory of files (a map directory, or one whose creation a crash interrupted). */
+    static void deleteTree(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        for (Path file : list(dir)) {
+            Files.deleteIfExists(file);
+        }
+        Files.deleteIfExists(dir);
     }
 
     /** What recovery rebuilt: the maps (the caller owns them), revisions, and the deltas replayed. */
@@ -271,10 +297,7 @@ final class MapStore implements AutoCloseable {
     void deleteFiles() {
         try {
             wal.close();
-            for (Path file : list(dir)) {
-                Files.deleteIfExists(file);
-            }
-            Files.deleteIfExists(dir);
+            deleteTree(dir);
             SnapshotFiles.forceDirectory(dir.getParent());
         } catch (IOException e) {
             log.warn("could not delete {} of a map that was never created", dir, e);

@@ -58,12 +58,16 @@ final class Storage implements AutoCloseable {
         return new Storage(dir, mode, snapshotLogBytes, channel, lock);
     }
 
-    /** The directories of the stored maps. */
+    /** The directories of the stored maps; deletes those whose creation a crash interrupted. */
     List<Path> mapDirectories() throws IOException {
         List<Path> out = new ArrayList<>();
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(mapsDir, Files::isDirectory)) {
             for (Path d : dirs) {
-                out.add(d);
+                if (d.getFileName().toString().startsWith(MapStore.CREATING)) {
+                    MapStore.deleteTree(d);  // its creating write was never acknowledged
+                } else {
+                    out.add(d);
+                }
             }
         }
         out.sort(null);

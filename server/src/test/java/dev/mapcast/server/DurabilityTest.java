@@ -203,6 +203,22 @@ class DurabilityTest {
     }
 
     @Test
+    void aMapWhoseCreationACrashInterruptedIsNotThere() throws Exception {
+        start(MapcastServer.builder());
+        write("kept", IterationOrder.ITERATION_ORDER_HASH, Map.of("k", "v"), List.of());
+        stop();
+        // What a kill during the first write of map "new" leaves: its directory half written.
+        Path creating = Files.createDirectories(dataDir.resolve("maps").resolve(MapStore.CREATING + "12345"));
+        Files.write(creating.resolve("modrev-00000000000000000000.snap"), new byte[] {10, 3, 1, 2});
+        start(MapcastServer.builder());
+        assertEquals(List.of("kept"), names(maps()));
+        assertTrue(Files.notExists(creating), "the half-created directory is deleted");
+        write("new", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
+        restart(MapcastServer.builder());
+        assertEquals(List.of("kept", "new"), names(maps()));
+    }
+
+    @Test
     void aSecondServerCannotUseTheSameDataDirectory() {
         start(MapcastServer.builder());
         UncheckedIOException e = assertThrows(UncheckedIOException.class,
