@@ -38,7 +38,7 @@ class CrashRecoveryTest {
 
     private static final int WRITERS = 8;
     private static final int KEYS_PER_WRITER = 4;
-    private static final int ROUNDS = Integer.getInteger("mapcast.crashRounds", 8);
+    private static final int ROUNDS = Integer.getInteger("mapcast.crashRounds", 12);
     private static final String MAP = "crash";
 
     @TempDir
