@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,6 +24,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -36,6 +38,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import java.util.zip.CRC32C;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -283,6 +286,59 @@ class DurabilityTest {
     }
 
     @Test
+    void aLogMissingARecordRefusesTheStartNamingFileByteAndReason() throws Exception {
+        // One key written three times: without the second record the third still leads to the right
+        // digest, so only the revision chain shows that an acknowledged write is missing.
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 3; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k", "v" + i), List.of());
+        }
+        stop();
+        Path log = lastLog();
+        List<long[]> records = records(log);
+        int second = (int) records.get(1)[0];
+        int third = (int) records.get(2)[0];
+        byte[] bytes = Files.readAllBytes(log);
+        byte[] without = new byte[bytes.length];
+        System.arraycopy(bytes, 0, without, 0, second);
+        System.arraycopy(bytes, third, without, second, bytes.length - third);
+        Files.write(log, without);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString())
+                && e.getMessage().contains("at byte " + second) && e.getMessage().contains("jumps from revision 1"),
+                e.getMessage());
+        assertArrayEquals(without, Files.readAllBytes(log), "nothing was cut");
+    }
+
+    @Test
+    void aLoggedDeltaThatDoesNotLeadToItsDigestRefusesTheStart() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 3; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stop();
+        // Record 2 passes its CRC (recomputed) but puts "x2" where the write put "v2": only the
+        // digest the delta carries shows it.
+        Path log = lastLog();
+        long[] second = records(log).get(1);
+        int from = (int) second[0] + WriteAheadLog.HEADER_BYTES;
+        int to = from + (int) second[1];
+        byte[] bytes = Files.readAllBytes(log);
+        int value = indexOf(bytes, "v2".getBytes(StandardCharsets.UTF_8), from, to);
+        bytes[value] = 'x';
+        CRC32C crc = new CRC32C();
+        crc.update(bytes, from, to - from);
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt((int) second[0] + 4, (int) crc.getValue());
+        Files.write(log, bytes);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString())
+                && e.getMessage().contains("at byte " + second[0]) && e.getMessage().contains("digest"),
+                e.getMessage());
+    }
+
+    @Test
     void afterARestartHistoryStillBeginsAtTheCompactRevision() throws Exception {
         start(MapcastServer.builder());
         for (int i = 1; i <= 20; i++) {
@@ -445,6 +501,15 @@ class DurabilityTest {
             at += 8 + bytes.getInt(at);
         }
         return out;
+    }
+
+    private static int indexOf(byte[] bytes, byte[] what, int from, int to) {
+        for (int i = from; i + what.length <= to; i++) {
+            if (java.util.Arrays.equals(bytes, i, i + what.length, what, 0, what.length)) {
+                return i;
+            }
+        }
+        throw new AssertionError("not found");
     }
 
     private static void overwrite(Path file, long at, byte[] bytes) throws IOException {
