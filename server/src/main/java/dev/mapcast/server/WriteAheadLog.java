@@ -304,7 +304,13 @@ final class WriteAheadLog implements AutoCloseable {
                             (int) crc.getValue(), expectedCrc);
                     break;
                 }
-                apply.accept(body.asReadOnlyBuffer());
+                try {
+                    apply.accept(body.asReadOnlyBuffer());
+                } catch (IllegalStateException e) {
+                    // A record that passed its CRC but breaks the revision chain or its digest: damage,
+                    // wherever it is in the log.
+                    throw new StorageException(file + " at byte " + at + ": " + e.getMessage(), e);
+                }
                 records++;
                 at += HEADER_BYTES + length;
             }

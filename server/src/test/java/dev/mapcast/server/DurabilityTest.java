@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -23,7 +24,9 @@ import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -35,6 +38,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import java.util.zip.CRC32C;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -248,6 +252,174 @@ class DurabilityTest {
         assertEquals(before, content("m"));
     }
 
+    @Test
+    void aLogThatAnotherFollowsIsNeverCutThoughItMayEndInPreallocatedZeros() throws Exception {
+        // A crash after the log moved on to a new file (the old one forced whole first) and before
+        // the snapshot that makes the old one obsolete was written: both logs are replayed.
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 5; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stop();
+        Path first = lastLog();
+        Files.createFile(first.resolveSibling(MapStore.logName(6)));
+        // The old log still ends in its preallocated zeros (cutting them off may not have reached the disk).
+        start(MapcastServer.builder());
+        assertEquals(5, info("m").getRevision());
+        assertEquals(5, get("m", "k5").getModRevision());
+        stop();
+
+        // Its last record failing its CRC is damage, not a torn write: the file was forced before
+        // the next one began, so that write was acknowledged.
+        long size = Files.size(first);
+        flip(first, recordsEnd(first) - 3);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(first.getFileName().toString()) && e.getMessage().contains("at byte ")
+                && e.getMessage().contains("cannot be cut"), e.getMessage());
+        assertEquals(size, Files.size(first), "the damaged log is kept as it is");
+        flip(first, recordsEnd(first) - 3);
+        start(MapcastServer.builder());
+        assertEquals(5, info("m").getRevision());
+    }
+
+    @Test
+    void zerosWhereARecordShouldBeRefuseTheStartWhenValidRecordsFollow() throws Exception {
+        // Zeros also mark the end of the records (preallocation): what follows them tells the two apart.
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 5; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stop();
+        Path log = lastLog();
+        long second = records(log).get(1)[0];
+        overwrite(log, second, new byte[WriteAheadLog.HEADER_BYTES]);  // record 2's header reads back as zeros
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString())
+                && e.getMessage().contains("at byte " + second) && e.getMessage().contains("valid record follows"),
+                e.getMessage());
+    }
+
+    @Test
+    void aLogMissingARecordRefusesTheStartNamingFileByteAndReason() throws Exception {
+        // One key written three times: without the second record the third still leads to the right
+        // digest, so only the revision chain shows that an acknowledged write is missing.
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 3; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k", "v" + i), List.of());
+        }
+        stop();
+        Path log = lastLog();
+        List<long[]> records = records(log);
+        int second = (int) records.get(1)[0];
+        int third = (int) records.get(2)[0];
+        byte[] bytes = Files.readAllBytes(log);
+        byte[] without = new byte[bytes.length];
+        System.arraycopy(bytes, 0, without, 0, second);
+        System.arraycopy(bytes, third, without, second, bytes.length - third);
+        Files.write(log, without);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString())
+                && e.getMessage().contains("at byte " + second) && e.getMessage().contains("jumps from revision 1"),
+                e.getMessage());
+        assertArrayEquals(without, Files.readAllBytes(log), "nothing was cut");
+    }
+
+    @Test
+    void aLoggedDeltaThatDoesNotLeadToItsDigestRefusesTheStart() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 3; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stop();
+        // Record 2 passes its CRC (recomputed) but puts "x2" where the write put "v2": only the
+        // digest the delta carries shows it.
+        Path log = lastLog();
+        long[] second = records(log).get(1);
+        int from = (int) second[0] + WriteAheadLog.HEADER_BYTES;
+        int to = from + (int) second[1];
+        byte[] bytes = Files.readAllBytes(log);
+        int value = indexOf(bytes, "v2".getBytes(StandardCharsets.UTF_8), from, to);
+        bytes[value] = 'x';
+        CRC32C crc = new CRC32C();
+        crc.update(bytes, from, to - from);
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt((int) second[0] + 4, (int) crc.getValue());
+        Files.write(log, bytes);
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
+        assertTrue(e.getMessage().contains(log.getFileName().toString())
+                && e.getMessage().contains("at byte " + second[0]) && e.getMessage().contains("digest"),
+                e.getMessage());
+    }
+
+    @Test
+    void afterARestartHistoryStillBeginsAtTheCompactRevision() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 20; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        stub.compact(CompactRequest.newBuilder().setMap("m").setRevision(10).build());
+        assertEquals("COMPACTION", watchKinds("m", 5, 1).get(0), "before the restart");
+        restart(MapcastServer.builder());
+        assertEquals(10, info("m").getCompactRevision());
+        assertEquals("COMPACTION", watchKinds("m", 5, 1).get(0), "a watcher behind the compact revision");
+        assertEquals(List.of("delta 11"), watchKinds("m", 10, 1));
+    }
+
+    @Test
+    void aSnapshotWithoutItsModRevisionFileIsNotUsed() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 5; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        Content before = content("m");
+        stop();
+        // A crash while a snapshot at revision 5 was being written: the log had moved on, the
+        // entries' file is there, the mod revisions' file is not (written in either order, one of
+        // the two can be alone). The log still holds every change since the last whole snapshot.
+        Files.createFile(lastLog().resolveSibling(MapStore.logName(6)));
+        try (dev.mapcast.core.OffHeapMap entries = dev.mapcast.core.OffHeapMap.builder()
+                .order(dev.mapcast.core.IterationOrder.HASH).trackDigest(true).build()) {
+            for (int i = 1; i <= 5; i++) {
+                entries.put(("k" + i).getBytes(StandardCharsets.UTF_8), ("v" + i).getBytes(StandardCharsets.UTF_8));
+            }
+            try (dev.mapcast.core.PinnedView view = entries.pin()) {
+                dev.mapcast.codec.SnapshotFiles.write(view, "m", 5, 0,
+                        mapDir().resolve(String.format("snapshot-%020d.snap", 5)));
+            }
+        }
+        start(MapcastServer.builder());
+        assertEquals(before, content("m"));
+        for (int i = 1; i <= 5; i++) {
+            assertEquals(i, get("m", "k" + i).getModRevision(), "k" + i);
+        }
+    }
+
+    @Test
+    void aWriteTheLogCannotTakeIsRefusedAndUndone() throws Exception {
+        start(MapcastServer.builder());
+        write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1", "b", "2"), List.of());
+        Content before = content("m");
+        stop();
+        // The log goes on in a file that is always full (as after a rotation, the next log is empty).
+        Path next = lastLog().resolveSibling(MapStore.logName(2));
+        Files.createSymbolicLink(next, Path.of("/dev/full"));
+        start(MapcastServer.builder());
+        StatusRuntimeException refused = assertThrows(StatusRuntimeException.class,
+                () -> write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "changed", "c", "new"), List.of("b")));
+        assertEquals(io.grpc.Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+        // (In HASH order the keys may come back in another order: compare the content, not the order.)
+        Content after = content("m");
+        assertEquals(before.revision, after.revision);
+        assertEquals(before.digest, after.digest, "nothing of the refused write is visible");
+        assertEquals(before.entries.stream().sorted().toList(), after.entries.stream().sorted().toList());
+        assertEquals(1, get("m", "a").getModRevision());
+        assertEquals(1, get("m", "b").getModRevision());
+        assertEquals(1, info("m").getRevision());
+    }
+
     // ---- helpers ----
 
     private record Content(long revision, long digest, List<String> entries) {
@@ -333,6 +505,27 @@ class DurabilityTest {
             at += 8 + bytes.getInt(at);
         }
         return at;
+    }
+
+    /** Each record of a log up to its first zero length, as {offset, payload length}. */
+    private static List<long[]> records(Path log) throws IOException {
+        ByteBuffer bytes = ByteBuffer.wrap(Files.readAllBytes(log)).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        List<long[]> out = new ArrayList<>();
+        int at = 0;
+        while (bytes.limit() - at >= 8 && bytes.getInt(at) != 0) {
+            out.add(new long[] {at, bytes.getInt(at)});
+            at += 8 + bytes.getInt(at);
+        }
+        return out;
+    }
+
+    private static int indexOf(byte[] bytes, byte[] what, int from, int to) {
+        for (int i = from; i + what.length <= to; i++) {
+            if (java.util.Arrays.equals(bytes, i, i + what.length, what, 0, what.length)) {
+                return i;
+            }
+        }
+        throw new AssertionError("not found");
     }
 
     private static void overwrite(Path file, long at, byte[] bytes) throws IOException {

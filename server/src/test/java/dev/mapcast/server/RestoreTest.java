@@ -234,6 +234,33 @@ class RestoreTest {
                 .getMapsList().stream().map(MapInfo::getName).toList(), "no map created by a refused restore");
     }
 
+    @Test
+    void aWatcherResumingFromBeforeARestoreGetsACompactionThenTheRestoredMap() {
+        for (int i = 0; i < 10; i++) {
+            put("source", "key-" + i, "value-" + i);
+        }
+        List<SnapshotChunk> source = snapshot("source");
+        for (int i = 0; i < 5; i++) {
+            put("target", "old-" + i, "x");
+        }
+        assertEquals(6, restore("target", source, UnaryOperator.identity()).join().getRevision());
+
+        // Its deltas 4 and 5 changed a map that is gone: they must not be what it resumes with.
+        Iterator<WatchResponse> events = MapcastGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .watch(WatchRequest.newBuilder().setMap("target").setAfterRevision(3).build());
+        WatchResponse first = events.next();
+        assertTrue(first.hasCompaction(), "a Compaction event first: " + first);
+        assertEquals(6, first.getCompaction().getCompactRevision());
+        List<SnapshotChunk> chunks = new ArrayList<>();
+        do {
+            WatchResponse next = events.next();
+            assertTrue(next.hasSnapshot(), "then a snapshot: " + next);
+            chunks.add(next.getSnapshot());
+        } while (!chunks.get(chunks.size() - 1).getLast());
+        assertEquals(6, chunks.get(0).getRevision());
+        assertEquals(entries(source), entries(chunks));
+    }
+
     // ---- helpers ----
 
     private static long emptyKeyDigest() {
