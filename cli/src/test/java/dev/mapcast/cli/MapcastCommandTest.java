@@ -557,7 +557,8 @@ class MapcastCommandTest {
         Process serve = command(List.of("serve", "--listen", listen, "--data-dir", data.toString()))
                 .redirectOutput(file("serve.out").toFile()).redirectError(err.toFile()).start();
         try {
-            awaitContent(err, s -> s.contains("mapcast serving on " + listen), serve, "serving");
+            awaitContent(err, s -> s.contains("mapcast serving on " + listen)
+                    && s.contains("maps kept in " + data.toAbsolutePath() + " (fsync always)"), serve, "serving");
             assertOk("1", mapcast("put", "--server", listen, "s", "k", "v"));
             assertOk("v", mapcast("get", "--server", listen, "s", "k"));
             Result second = mapcast("serve", "--listen", "127.0.0.1:0", "--data-dir", data.toString());
@@ -575,10 +576,12 @@ class MapcastCommandTest {
         }
         // Served again from the same data directory: the write is there.
         Path err2 = file("serve2.err");
-        Process again = command(List.of("serve", "--listen", listen, "--data-dir", data.toString()))
+        Process again = command(List.of("serve", "--listen", listen, "--data-dir", data.toString(), "--fsync",
+                "periodic"))
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(err2.toFile()).start();
         try {
-            awaitContent(err2, s -> s.contains("mapcast serving on " + listen), again, "serving again");
+            awaitContent(err2, s -> s.contains("mapcast serving on " + listen)
+                    && s.contains("maps kept in " + data.toAbsolutePath() + " (fsync periodic)"), again, "serving again");
             assertOk("v", mapcast("get", "--server", listen, "s", "k"));
         } finally {
             again.destroyForcibly();

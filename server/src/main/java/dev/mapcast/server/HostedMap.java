@@ -412,9 +412,15 @@ final class HostedMap implements AutoCloseable {
                         store.rotate(next);
                         store.writeSnapshot(name, e, m, next, next);
                     } catch (IOException e) {
-                        throw Status.UNAVAILABLE.withDescription("cannot write the restored map \"" + name
-                                + "\" to disk (" + e.getMessage() + "); nothing was changed").withCause(e)
-                                .asRuntimeException();
+                        // Once the snapshot file is in place (renamed whole) a restart would load it:
+                        // the restore is on disk, so memory must follow, whatever failed after it.
+                        if (!store.hasSnapshot(next)) {
+                            throw Status.UNAVAILABLE.withDescription("cannot write the restored map \"" + name
+                                    + "\" to disk (" + e.getMessage() + "); nothing was changed").withCause(e)
+                                    .asRuntimeException();
+                        }
+                        log.warn("map \"{}\" restored at revision {}, but cleaning up after its snapshot failed",
+                                name, next, e);
                     }
                 }
             } catch (RuntimeException | Error e) {

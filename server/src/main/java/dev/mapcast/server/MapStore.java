@@ -279,6 +279,12 @@ final class MapStore implements AutoCloseable {
         SnapshotFiles.forceDirectory(dir);
     }
 
+    /** Whether a complete snapshot of {@code revision} (both files) is in place. */
+    boolean hasSnapshot(long revision) {
+        return Files.exists(snapshotFile(dir, SNAPSHOT, revision))
+                && Files.exists(snapshotFile(dir, MOD_REVISIONS, revision));
+    }
+
     /** Forces the log (periodic mode's flush; shutdown). */
     void force() throws IOException {
         wal.force();
@@ -309,9 +315,13 @@ final class MapStore implements AutoCloseable {
     private static void writeSnapshotFiles(Path dir, String name, PinnedView entries, PinnedView modRevisions,
             long revision, long compactRevision) throws IOException {
         SnapshotFiles.write(modRevisions, name, revision, compactRevision,
-                dir.resolve(MOD_REVISIONS + String.format("%020d", revision) + ".snap"));
+                snapshotFile(dir, MOD_REVISIONS, revision));
         SnapshotFiles.write(entries, name, revision, compactRevision,
-                dir.resolve(SNAPSHOT + String.format("%020d", revision) + ".snap"));
+                snapshotFile(dir, SNAPSHOT, revision));
+    }
+
+    private static Path snapshotFile(Path dir, String prefix, long revision) {
+        return dir.resolve(prefix + String.format("%020d", revision) + ".snap");
     }
 
     static String logName(long firstRevision) {

@@ -14,6 +14,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.Objects;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -138,7 +139,8 @@ public final class MapcastServer implements AutoCloseable {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
-        log.info("mapcast serving on {}", addressText());
+        log.info("mapcast serving on {}; {}", addressText(), storage == null ? "maps in memory only"
+                : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
         return this;
     }
 
