@@ -85,13 +85,11 @@ public final class SnapshotFiles {
             OffHeapMap map = builder.order(order).trackDigest(true).build();
             try {
                 MessageDecoder.ChunkFields chunk;
+                long count = 0;
                 do {
                     long at = reader.position();
                     chunk = nextChunk(reader, bytes -> MessageDecoder.applySnapshotChunk(bytes, map));
-                    if (chunk.revision() != header.getRevision()) {
-                        throw new SnapshotFileException(file, at, "chunk of revision " + chunk.revision()
-                                + " in a snapshot of revision " + header.getRevision());
-                    }
+                    checkBelongs(file, at, ++count, chunk, header);
                 } while (!chunk.last());
                 SnapshotFooter footer = readFooter(reader, chunk, map.size(), map.digest());
                 return new Loaded(map, header.getMap(), header.getRevision(), header.getCompactRevision(), order,
@@ -146,15 +144,7 @@ public final class SnapshotFiles {
                     raw[0] = bytes.duplicate();
                     return MessageDecoder.visitSnapshotChunk(bytes, visitor);
                 });
-                count++;
-                if (chunk.revision() != header.getRevision()) {
-                    throw new SnapshotFileException(file, at, "chunk " + count + " of revision " + chunk.revision()
-                            + " in a snapshot of revision " + header.getRevision());
-                }
-                if (!chunk.map().equals(header.getMap())) {
-                    throw new SnapshotFileException(file, at, "chunk " + count + " of map \"" + chunk.map()
-                            + "\" in a snapshot of map \"" + header.getMap() + "\"");
-                }
+                checkBelongs(file, at, ++count, chunk, header);
                 if (chunks != null) {
                     chunks.accept(raw[0].asReadOnlyBuffer());
                 }
@@ -164,6 +154,19 @@ public final class SnapshotFiles {
             return new SnapshotFileInfo(header.getMap(), header.getRevision(), order(header.getOrderValue()),
                     header.getCompactRevision(), count, footer.getTotalEntries(), reader.position(),
                     footer.getDigest(), crc);
+        }
+    }
+
+    /** Refuses chunk number {@code count} (at byte {@code at}) if it is of another revision or map than the header. */
+    private static void checkBelongs(Path file, long at, long count, MessageDecoder.ChunkFields chunk,
+            SnapshotHeader header) throws SnapshotFileException {
+        if (chunk.revision() != header.getRevision()) {
+            throw new SnapshotFileException(file, at, "chunk " + count + " of revision " + chunk.revision()
+                    + " in a snapshot of revision " + header.getRevision());
+        }
+        if (!chunk.map().equals(header.getMap())) {
+            throw new SnapshotFileException(file, at, "chunk " + count + " of map \"" + chunk.map()
+                    + "\" in a snapshot of map \"" + header.getMap() + "\"");
         }
     }
 

@@ -123,6 +123,29 @@ class SnapshotFilesTest {
     }
 
     @Test
+    void aChunkOfAnotherMapIsRefusedByReadAndInspectAlike() throws IOException {
+        // A well-formed file (its CRC, count and digest are right) whose one chunk names another map.
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        dev.mapcast.proto.v1.SnapshotHeader.newBuilder().setMagic(SnapshotFiles.MAGIC)
+                .setFormatVersion(SnapshotFiles.FORMAT_VERSION).setMap("header-map").setRevision(3).build()
+                .writeDelimitedTo(out);
+        long chunkAt = out.size();
+        dev.mapcast.proto.v1.SnapshotChunk.newBuilder().setMap("chunk-map").setRevision(3).setLast(true).build()
+                .writeDelimitedTo(out);
+        java.util.zip.CRC32C crc = new java.util.zip.CRC32C();
+        crc.update(out.toByteArray());
+        dev.mapcast.proto.v1.SnapshotFooter.newBuilder().setTotalEntries(0).setDigest(0)
+                .setCrc32C((int) crc.getValue()).build().writeDelimitedTo(out);
+        Path file = Files.write(dir.resolve("other-map.bin"), out.toByteArray());
+        for (var check : List.<org.junit.jupiter.api.function.Executable>of(() -> load(file).close(),
+                () -> SnapshotFiles.inspect(file, null))) {
+            SnapshotFileException e = assertThrows(SnapshotFileException.class, check);
+            assertEquals(file + ": at byte " + chunkAt + ": chunk 1 of map \"chunk-map\" in a snapshot of map"
+                    + " \"header-map\"", e.getMessage());
+        }
+    }
+
+    @Test
     void bytesAfterTheFooterAreRefusedWhereTheyStart() throws IOException {
         Path file = dir.resolve("t.bin");
         try (OffHeapMap map = randomMap(IterationOrder.HASH, new Random(6), 50); PinnedView view = map.pin()) {
