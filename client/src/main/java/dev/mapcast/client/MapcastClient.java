@@ -281,10 +281,9 @@ public final class MapcastClient implements AutoCloseable {
             call.request(1);
             long[] sent = new long[3];  // entries, total entries, bytes
             SnapshotFiles.inspect(file, null, chunk -> {
-                if (sent[1] == 0) {
-                    sent[1] = MessageDecoder.peekSnapshotChunk(chunk.duplicate()).totalEntries();
-                }
-                sent[0] += MessageDecoder.peekSnapshotChunk(chunk.duplicate()).entries();
+                MessageDecoder.ChunkFields fields = MessageDecoder.peekSnapshotChunk(chunk.duplicate());
+                sent[0] += fields.entries();
+                sent[1] = fields.totalEntries();
                 sent[2] += chunk.remaining();
                 awaitReady(call, ready, answers, map);
                 call.sendMessage(RestoreRequest.newBuilder().setMap(map)

@@ -174,7 +174,7 @@ final class HostedMap implements AutoCloseable {
             // Checked: from here on the write applies whole (or, if the log cannot take it, not at all).
             Undo undo = store == null ? null : new Undo(w);
             next = current + 1;
-            byte[] nextBytes = revisionBytes(next);
+            byte[] nextBytes = MapStore.revisionBytes(next);
             for (int i = 0; i < w.putKeys.size(); i++) {
                 entries.put(w.putKeys.get(i), w.putValues.get(i));
                 modRevisions.put(w.putKeys.get(i), nextBytes);
@@ -398,7 +398,7 @@ final class HostedMap implements AutoCloseable {
                         + " order; the snapshot is in " + staged.order() + " order").asRuntimeException();
             }
             next = revision + 1;
-            byte[] nextBytes = revisionBytes(next);
+            byte[] nextBytes = MapStore.revisionBytes(next);
             OffHeapMap stagedMods = modRevisionsBuilder(limits).initialCapacity(staged.size()).build();
             try {
                 try (PinnedView view = staged.pin()) {
@@ -615,10 +615,6 @@ final class HostedMap implements AutoCloseable {
     private long modRevision(byte[] key) {
         byte[] bytes = modRevisions.get(key);
         return bytes == null ? 0 : ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
-    }
-
-    private static byte[] revisionBytes(long revision) {
-        return MapStore.revisionBytes(revision);
     }
 
     /** Forces the log now (the periodic fsync mode's flush). */
