@@ -420,7 +420,7 @@ public final class MapcastClient implements AutoCloseable {
         CompletableFuture<Long> out = new CompletableFuture<>();
         Futures.addCallback(
                 MapcastGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
-                        .write(request),
+                        .withExecutor(MoreExecutors.directExecutor()).write(request),  // see commitAsync's doc
                 new FutureCallback<WriteResponse>() {
                     @Override
                     public void onSuccess(WriteResponse result) {

@@ -88,7 +88,12 @@ public final class WriteBatch {
         return client.commit(request.build());
     }
 
-    /** Commits without waiting; the future completes with the revision or a {@link MapcastException}. */
+    /**
+     * Commits without waiting; the future completes with the revision or a {@link MapcastException}.
+     * It completes on the client's network thread (no thread hand-off per write): stages added
+     * with {@code thenApply}, {@code whenComplete} and the like run there, so keep them short and
+     * never block in them; use the {@code ...Async(fn, executor)} forms for anything longer.
+     */
     public CompletableFuture<Long> commitAsync() {
         return client.commitAsync(request.build());
     }

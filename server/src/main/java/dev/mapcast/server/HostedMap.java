@@ -10,9 +10,7 @@ import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.MapInfo;
-import dev.mapcast.proto.v1.WatchRequest;
 import io.grpc.Status;
-import io.grpc.stub.ServerCallStreamObserver;
 import dev.mapcast.core.EntryCursor;
 import dev.mapcast.core.PinnedView;
 import java.io.IOException;
@@ -140,9 +138,25 @@ final class HostedMap implements AutoCloseable {
 
     /** Commits one normalised write as the next revision, or throws a status and changes nothing. */
     long write(NormalisedWrite w) {
+        lock.writeLock().lock();
+        return writeLocked(w);
+    }
+
+    /**
+     * {@link #write} if that cannot wait: the map is kept in memory only (no log to force) and its
+     * lock is free. Otherwise returns {@link MapRegistry#WOULD_WAIT} and changes nothing.
+     */
+    long tryWrite(NormalisedWrite w) {
+        if (store != null || !lock.writeLock().tryLock()) {
+            return MapRegistry.WOULD_WAIT;
+        }
+        return writeLocked(w);
+    }
+
+    /** The write, with the write lock held; releases it. */
+    private long writeLocked(NormalisedWrite w) {
         long next;
         long logEnd = 0;
-        lock.writeLock().lock();
         try {
             checkOpen();
             long current = revision;
@@ -484,26 +498,27 @@ final class HostedMap implements AutoCloseable {
         }
     }
 
-    /** Registers a watcher: history after its revision if kept, else Compaction then a snapshot. */
-    void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call, Fanout fanout) {
-        Watcher watcher = new Watcher(this, call, fanout, request, limits);
+    /**
+     * Registers a watcher (from its drain task, so it cannot end meanwhile): history after its
+     * revision if kept, else Compaction then a snapshot.
+     */
+    void register(Watcher watcher, long after) {
         lock.readLock().lock();
         try {
             checkOpen();
-            long after = request.getAfterRevision();
             List<Encoded> deltas = after == 0 || after > revision ? null : history.after(after);
             if (after == 0) {
-                watcher.start(null, snapshot(true), null);
+                watcher.begin(null, snapshot(true), null);
             } else if (deltas == null) {
                 Encoded compaction = WatchEvents.compaction(Compaction.newBuilder()
                         .setCompactRevision(compactRevision).setRevision(revision).build());
-                watcher.start(compaction, snapshot(true), null);
+                watcher.begin(compaction, snapshot(true), null);
             } else {
                 // The deltas it missed, then where they lead: a client at the same revision checks
                 // its digest, which catches a resume against a map that is not the one it followed.
                 List<Encoded> resume = new ArrayList<>(deltas);
                 resume.add(WatchEvents.progress(revision, head.digest()));
-                watcher.start(null, null, resume);
+                watcher.begin(null, null, resume);
             }
             watchers.add(watcher);
         } finally {

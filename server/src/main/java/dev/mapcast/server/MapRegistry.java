@@ -62,6 +62,18 @@ final class MapRegistry implements AutoCloseable {
         return map;
     }
 
+    /** What {@link #tryWrite} returns when the write would have to wait. */
+    static final long WOULD_WAIT = 0;
+
+    /**
+     * Commits a write without waiting: to an existing map kept in memory whose lock is free.
+     * Otherwise does nothing and returns {@link #WOULD_WAIT}: then {@link #write} it.
+     */
+    long tryWrite(NormalisedWrite write) {
+        HostedMap map = maps.get(write.map);
+        return map == null ? WOULD_WAIT : map.tryWrite(write);
+    }
+
     /** Commits a write, creating its map first if needed; a refused write creates nothing. */
     long write(NormalisedWrite write) {
         return createIfAbsent(write.map, write.order, m -> m.write(write));

@@ -61,9 +61,10 @@ public final class MapcastServer implements AutoCloseable {
     private final String host;
     private int port;
     private Server server;
-    private final ExecutorService fanout;
+    private final ServerEventLoops loops;
+    /** Work that may wait on a lock or a disk, kept off the event loops (see {@link MapcastService}). */
+    private final ExecutorService pool;
     private final ScheduledExecutorService ticker;
-    private final ScheduledExecutorService lingerTimer;
     private final HealthStatusManager health = new HealthStatusManager();
     private final Limits limits;
     private final Duration shutdownGrace;
@@ -88,11 +89,12 @@ public final class MapcastServer implements AutoCloseable {
             storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(HostedMap::forceLog),
                     PERIODIC_FSYNC_MILLIS, PERIODIC_FSYNC_MILLIS, TimeUnit.MILLISECONDS);
         }
-        this.fanout = Executors.newFixedThreadPool(Math.max(2, Runtime.getRuntime().availableProcessors()),
-                daemonThreads("mapcast-fanout"));
+        this.loops = new ServerEventLoops(Runtime.getRuntime().availableProcessors());
+        // Unbounded, as gRPC's default executor: durable writes wait here for their fsync, and
+        // only writes waiting together share one (group commit).
+        this.pool = Executors.newCachedThreadPool(daemonThreads("mapcast-worker"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
-        this.lingerTimer = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-linger"));
-        this.service = new MapcastService(maps, limits, new Fanout(fanout, lingerTimer));
+        this.service = new MapcastService(maps, limits, loops, pool);
         this.host = b.host;
         this.port = b.port;
     }
@@ -112,7 +114,7 @@ public final class MapcastServer implements AutoCloseable {
         if (server != null) {
             throw new IllegalStateException("server is already serving on " + addressText());
         }
-        Server s = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
+        Server s = loops.configure(NettyServerBuilder.forAddress(new InetSocketAddress(host, port)))
                 // Room for a Write of maxWriteBytes of keys and values plus its framing.
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
@@ -192,14 +194,14 @@ public final class MapcastServer implements AutoCloseable {
         closed = true;
         health.enterTerminalState();
         ticker.shutdownNow();
-        lingerTimer.shutdownNow();
+        loops.close();
         try {
-            fanout.shutdown();
-            if (!fanout.awaitTermination(5, TimeUnit.SECONDS)) {
+            pool.shutdown();
+            if (!pool.awaitTermination(5, TimeUnit.SECONDS)) {
                 log.warn("stream senders still running after shutdown; freeing maps anyway");
             }
         } catch (InterruptedException e) {
-            fanout.shutdownNow();
+            pool.shutdownNow();
             Thread.currentThread().interrupt();
         }
         storageTasks.shutdown();

@@ -17,12 +17,16 @@ import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.MethodDescriptor;
+import io.grpc.ServerCallHandler;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
+import io.grpc.stub.StreamObserver;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
@@ -34,6 +38,10 @@ import org.slf4j.LoggerFactory;
  * generated base class for two reasons: Watch and Snapshot answer with the codec's encoded bytes
  * ({@link EncodedMethods}), and requests are parsed into {@link ParsedRequest} so that a malformed
  * one gets INVALID_ARGUMENT (gRPC would report a parse failure as UNKNOWN).
+ *
+ * <p>Threads: calls arrive on the event loops ({@link ServerEventLoops}). A Write to an existing
+ * in-memory map whose lock is free commits right there, and a Watch sends from there; everything
+ * that may wait (a durable write, a busy lock, reads, snapshots, restores) runs on the worker pool.
  */
 final class MapcastService {
 
@@ -41,14 +49,16 @@ final class MapcastService {
 
     private final MapRegistry maps;
     private final Limits limits;
-    private final Fanout fanout;
+    private final ServerEventLoops loops;
+    private final Executor pool;
     /** One restore at a time: see {@link RestoreReceiver}. */
     private final Semaphore restoreSlot = new Semaphore(1);
 
-    MapcastService(MapRegistry maps, Limits limits, Fanout fanout) {
+    MapcastService(MapRegistry maps, Limits limits, ServerEventLoops loops, Executor pool) {
         this.maps = maps;
         this.limits = limits;
-        this.fanout = fanout;
+        this.loops = loops;
+        this.pool = pool;
     }
 
     ServerServiceDefinition definition() {
@@ -65,15 +75,19 @@ final class MapcastService {
                 .addMethod(listMaps).addMethod(restore)
                 .build();
         return ServerServiceDefinition.builder(service)
-                .addMethod(get, unary("GetRequest", this::get))
-                .addMethod(write, unary("WriteRequest", this::write))
-                .addMethod(compact, unary("CompactRequest", this::compact))
-                .addMethod(listMaps, unary("ListMapsRequest", this::listMaps))
-                .addMethod(snapshot, streaming("SnapshotRequest", this::snapshot))
+                .addMethod(get, offloaded(unary("GetRequest", this::get)))
+                .addMethod(write, ServerCalls.asyncUnaryCall(this::write))
+                .addMethod(compact, offloaded(unary("CompactRequest", this::compact)))
+                .addMethod(listMaps, offloaded(unary("ListMapsRequest", this::listMaps)))
+                .addMethod(snapshot, offloaded(streaming("SnapshotRequest", this::snapshot)))
                 .addMethod(watch, streaming("WatchRequest", this::watch))
-                .addMethod(restore, ServerCalls.asyncClientStreamingCall(
-                        response -> new RestoreReceiver(maps, limits, response, restoreSlot)))
+                .addMethod(restore, offloaded(ServerCalls.asyncClientStreamingCall(
+                        response -> new RestoreReceiver(maps, limits, response, restoreSlot))))
                 .build();
+    }
+
+    private <Q, R> ServerCallHandler<Q, R> offloaded(ServerCallHandler<Q, R> handler) {
+        return new OffloadedCallHandler<>(handler, pool);
     }
 
     private GetResponse get(GetRequest request) {
@@ -83,9 +97,37 @@ final class MapcastService {
         return map.get(key);
     }
 
-    private WriteResponse write(WriteRequest request) {
-        long revision = maps.write(NormalisedWrite.of(request, limits));
-        return WriteResponse.newBuilder().setRevision(revision).build();
+    /** Commits on the event loop when that cannot wait (see {@link MapRegistry#tryWrite}), else on the pool. */
+    private void write(ParsedRequest<WriteRequest> request, StreamObserver<WriteResponse> response) {
+        NormalisedWrite write;
+        long revision;
+        try {
+            write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
+            revision = maps.tryWrite(write);
+        } catch (RuntimeException | Error e) {
+            response.onError(toStatus(e, "WriteRequest"));
+            return;
+        }
+        if (revision != MapRegistry.WOULD_WAIT) {
+            respond(response, WriteResponse.newBuilder().setRevision(revision).build());
+            return;
+        }
+        try {
+            pool.execute(() -> {
+                try {
+                    respond(response, WriteResponse.newBuilder().setRevision(maps.write(write)).build());
+                } catch (RuntimeException | Error e) {
+                    response.onError(toStatus(e, "WriteRequest"));
+                }
+            });
+        } catch (RejectedExecutionException closing) {
+            response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+        }
+    }
+
+    private static <R> void respond(StreamObserver<R> response, R result) {
+        response.onNext(result);
+        response.onCompleted();
     }
 
     private CompactResponse compact(CompactRequest request) {
@@ -107,11 +149,13 @@ final class MapcastService {
 
     private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {
         HostedMap map = maps.existing(request.getMap());
-        new SnapshotStream(map.snapshot(false), call, fanout.executor()).start();
+        new SnapshotStream(map.snapshot(false), call, pool).start();
     }
 
+    /** On the event loop: the stream sends from it, and registers on the pool (see {@link Watcher}). */
     private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {
-        maps.existing(request.getMap()).watch(request, call, fanout);
+        HostedMap map = maps.existing(request.getMap());
+        new Watcher(map, call, loops.current(), pool, request, limits).start();
     }
 
     private static <Q extends MessageLite, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(
@@ -119,7 +163,7 @@ final class MapcastService {
         return method.toBuilder(ParsedRequest.marshaller(parser), method.getResponseMarshaller()).build();
     }
 
-    private static <Q extends MessageLite, R> io.grpc.ServerCallHandler<ParsedRequest<Q>, R> unary(
+    private static <Q extends MessageLite, R> ServerCallHandler<ParsedRequest<Q>, R> unary(
             String type, Function<Q, R> body) {
         return ServerCalls.asyncUnaryCall((request, response) -> {
             R result;
@@ -129,12 +173,11 @@ final class MapcastService {
                 response.onError(toStatus(e, type));  // an Error too: the call must still end
                 return;
             }
-            response.onNext(result);
-            response.onCompleted();
+            respond(response, result);
         });
     }
 
-    private static <Q extends MessageLite> io.grpc.ServerCallHandler<ParsedRequest<Q>, Encoded> streaming(
+    private static <Q extends MessageLite> ServerCallHandler<ParsedRequest<Q>, Encoded> streaming(
             String type, BiConsumer<Q, ServerCallStreamObserver<Encoded>> body) {
         return ServerCalls.asyncServerStreamingCall((request, response) -> {
             ServerCallStreamObserver<Encoded> call = (ServerCallStreamObserver<Encoded>) response;

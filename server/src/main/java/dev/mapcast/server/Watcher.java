@@ -4,13 +4,14 @@ import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.codec.EventBatchEncoder;
 import dev.mapcast.proto.v1.WatchRequest;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
+import io.netty.channel.EventLoop;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
-import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -22,10 +23,13 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Implementation notes.
  * <ul>
- * <li>Sending: only the drain task calls {@code onNext}; it runs at most once at a time per watcher
- * (the {@code scheduled} flag) and sends while gRPC says the stream is ready. A writer runs it on
- * its own thread after queuing a delta (see {@link #sendFromCaller()}); onReady, a cancel, a
- * progress tick or a restart schedule it on the fan-out executor.
+ * <li>Threads: the stream sends from its connection's event loop ({@code loop}), where gRPC writes
+ * anyway, so a delta costs no thread wake-up beyond the loop's own. Work that takes the map's lock
+ * (registering, moving to a fresh snapshot) runs on the server's worker pool, never on the loop.
+ * The drain task runs at most once at a time per watcher (the {@code scheduled} flag), on either.
+ * <li>Linger: after a send, deltas wait up to the linger on the loop's timer and go together, so
+ * under a high write rate each connection is written (a system call each side) at most once per
+ * linger rather than once per delta (see {@link #sendFromCaller()}).
  * <li>Order: an optional preface (the Compaction event of a resume that needs a snapshot), then the
  * snapshot's chunks, then the queue of events, which holds exactly the map's deltas after the
  * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned). A client
@@ -46,9 +50,13 @@ final class Watcher {
 
     private final HostedMap map;
     private final ServerCallStreamObserver<Encoded> call;
-    private final Executor executor;
-    private final ScheduledExecutorService timer;
+    /** The connection's event loop: sends and linger timers run here. */
+    private final EventLoop loop;
+    /** The server's worker pool: registration and restarts, which take the map's lock. */
+    private final Executor pool;
     private final long lingerNanos;
+    /** The revision the client has (0: it needs a snapshot). */
+    private final long afterRevision;
     private final boolean progressNotify;
     /** Whether the client accepts {@code EventBatch}es (WatchRequest.batch_events). */
     private final boolean batchEvents;
@@ -71,15 +79,22 @@ final class Watcher {
     // Written by the drain task (and start/restart under the map lock); read by tick.
     private volatile Encoded preface;
     private volatile SnapshotSender snapshot;
+    /** Whether the first drain registered this watcher with its map. */
+    private volatile boolean registered;
     private boolean ended;
 
-    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, Fanout fanout, WatchRequest request,
-            Limits limits) {
+    /**
+     * Sets up the stream; called on the call's own thread (gRPC allows handlers to be set only
+     * there). The first drain, on the pool, registers it with {@code map}.
+     */
+    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, EventLoop loop, Executor pool,
+            WatchRequest request, Limits limits) {
         this.map = map;
         this.call = call;
-        this.executor = fanout.executor();
-        this.timer = fanout.timer();
+        this.loop = loop;
+        this.pool = pool;
         this.lingerNanos = limits.watchLinger().toNanos();
+        this.afterRevision = request.getAfterRevision();
         this.progressNotify = request.getProgressNotify();
         this.batchEvents = request.getBatchEvents();
         this.maxQueuedBytes = limits.watcherQueueBytes();
@@ -91,8 +106,13 @@ final class Watcher {
         call.setOnReadyHandler(this::schedule);
     }
 
-    /** Sets what to send first; called once, under the map's lock, before the watcher is published. */
-    void start(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history) {
+    /** Starts the stream: its first drain registers it with the map. */
+    void start() {
+        schedule();
+    }
+
+    /** Sets what to send first; called once, under the map's lock, by {@link HostedMap#register}. */
+    void begin(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history) {
         this.preface = preface;
         this.snapshot = snapshot;
         if (history != null) {
@@ -100,7 +120,6 @@ final class Watcher {
                 enqueue(delta);
             }
         }
-        schedule();  // not on the caller's thread: it holds the map's lock
     }
 
     /**
@@ -121,13 +140,9 @@ final class Watcher {
     }
 
     /**
-     * Sends what is queued on the calling thread (the writer's, after it released the map's lock),
-     * unless a drain is already running, which then sends it: no hand-off to another thread per
-     * delta and watcher. If this watcher was sent a batch less than the linger ago, the delta waits
-     * for the linger timer instead, and goes with the others that arrive meanwhile: under a high write
-     * rate each connection is written (a system call each side) at most once per linger, rather
-     * than once per delta. A watcher that has to be restarted is handed to the executor, as that
-     * takes the map's lock and pins a snapshot.
+     * Sends what is queued, from the loop; called by the writer once it released the map's lock. If
+     * this watcher was sent something less than the linger ago, the delta waits for the linger
+     * timer instead, and goes with the others that arrive meanwhile.
      */
     void sendFromCaller() {
         if (overflowed) {
@@ -135,19 +150,17 @@ final class Watcher {
             return;
         }
         long wait = lingerNanos - (System.nanoTime() - lastSentNanos);
-        if (wait > 0) {
-            if (lingering.compareAndSet(false, true)) {
-                try {
-                    timer.schedule(() -> {
-                        lingering.set(false);
-                        schedule();
-                    }, wait, TimeUnit.NANOSECONDS);
-                } catch (RejectedExecutionException closing) {
-                    lingering.set(false);  // the server is closing: its shutdown ends this stream
-                }
+        if (wait <= 0) {
+            schedule();
+        } else if (lingering.compareAndSet(false, true)) {
+            try {
+                loop.schedule(() -> {
+                    lingering.set(false);
+                    schedule();
+                }, wait, TimeUnit.NANOSECONDS);
+            } catch (RejectedExecutionException closing) {
+                lingering.set(false);  // the server is closing: its shutdown ends this stream
             }
-        } else if (scheduled.compareAndSet(false, true)) {
-            drain();
         }
     }
 
@@ -198,12 +211,22 @@ final class Watcher {
 
     private void schedule() {
         if (scheduled.compareAndSet(false, true)) {
-            try {
-                executor.execute(this::drain);
-            } catch (RejectedExecutionException closing) {
-                scheduled.set(false);  // the server is closing: its shutdown ends this stream
-            }
+            runDrainOn(needsPool() ? pool : loop);
         }
+    }
+
+    /** Runs the drain on {@code executor}; the caller holds {@code scheduled}. */
+    private void runDrainOn(Executor executor) {
+        try {
+            executor.execute(this::drain);
+        } catch (RejectedExecutionException closing) {
+            scheduled.set(false);  // the server is closing: its shutdown ends this stream
+        }
+    }
+
+    /** Whether the drain has work that takes the map's lock, which the loop must not wait for. */
+    private boolean needsPool() {
+        return !registered || overflowed || restartWanted;
     }
 
     private void drain() {
@@ -219,6 +242,14 @@ final class Watcher {
                 if (endWith != null) {
                     finish(endWith);
                     return;
+                }
+                if (needsPool() && loop.inEventLoop()) {
+                    runDrainOn(pool);  // still holding scheduled: the pool's drain goes on from here
+                    return;
+                }
+                if (!registered) {
+                    registered = true;
+                    map.register(this, afterRevision);
                 }
                 if (overflowed) {
                     if (System.nanoTime() - lastSentNanos > slowTimeoutNanos) {
@@ -236,6 +267,9 @@ final class Watcher {
                 sendWhileReady();
                 scheduled.set(false);
             } while (hasWork() && scheduled.compareAndSet(false, true));
+        } catch (StatusRuntimeException e) {
+            scheduled.set(false);
+            finish(e.getStatus());  // the map closed under it
         } catch (RuntimeException | Error e) {
             log.error("watch stream of map \"{}\" failed", map.name, e);
             scheduled.set(false);

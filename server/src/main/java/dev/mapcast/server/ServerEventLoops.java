@@ -1,0 +1,54 @@
+package dev.mapcast.server;
+
+import io.grpc.netty.NettyServerBuilder;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import io.netty.util.concurrent.EventExecutor;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The server's own Netty event loops. gRPC runs every call's callbacks on them (the transport uses
+ * a direct executor: no hand-off to another thread per call, which at thousands of writes a second
+ * cost more CPU in thread wake-ups than the writes themselves), so nothing that runs on them may
+ * block: what can wait on a lock or a disk goes to the server's worker pool instead (see
+ * {@link MapcastService}). A watch stream sends from its own connection's loop ({@link Watcher}).
+ */
+final class ServerEventLoops implements AutoCloseable {
+
+    private final EventLoopGroup boss;
+    private final EventLoopGroup workers;
+
+    ServerEventLoops(int threads) {
+        boss = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("mapcast-accept", true),
+                NioIoHandler.newFactory());
+        workers = new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory("mapcast-io", true),
+                NioIoHandler.newFactory());
+    }
+
+    /** Serves the builder's connections on these loops. */
+    NettyServerBuilder configure(NettyServerBuilder builder) {
+        return builder.bossEventLoopGroup(boss).workerEventLoopGroup(workers)
+                .channelType(NioServerSocketChannel.class).directExecutor();
+    }
+
+    /** The loop the calling thread runs: a call's callbacks run on its connection's loop. */
+    EventLoop current() {
+        for (EventExecutor loop : workers) {
+            if (loop.inEventLoop()) {
+                return (EventLoop) loop;
+            }
+        }
+        throw new IllegalStateException("not on a server event loop: " + Thread.currentThread().getName());
+    }
+
+    /** Stops the loops; the gRPC server using them must have terminated. */
+    @Override
+    public void close() {
+        boss.shutdownGracefully(0, 5, TimeUnit.SECONDS);
+        workers.shutdownGracefully(0, 5, TimeUnit.SECONDS).syncUninterruptibly();
+    }
+}
