@@ -129,12 +129,14 @@ public class ReplicationLatencyBenchmark {
     @Param("40")
     int warmupSeconds;
 
+    /** Prints the latency of each half second of the measured phase (p50, p99, max): shows stalls. */
+    @Param("false")
+    boolean timeline;
+
     private Subject subject;
 
-    /** Per revision (offset from the first measured one): replicas still to apply it, and when the last did. */
-    private volatile AtomicIntegerArray remaining;
-    private volatile AtomicLongArray lastApplied;
-    private volatile long baseRevision = Long.MAX_VALUE;
+    /** The load phase running now; replicas report into it. */
+    private volatile Phase phase;
 
     @Setup(Level.Trial)
     public void setUp() throws Exception {
@@ -153,40 +155,86 @@ public class ReplicationLatencyBenchmark {
     }
 
     private void applied(long revision) {
-        long index = revision - baseRevision;
-        AtomicIntegerArray left = remaining;
-        if (left != null && index >= 0 && index < left.length() && left.decrementAndGet((int) index) == 0) {
-            lastApplied.set((int) index, System.nanoTime());
+        Phase p = phase;
+        if (p != null) {
+            p.applied(revision);
         }
     }
 
     @Benchmark
     public long writeToEveryReplica() throws Exception {
-        // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica catch up.
+        // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica
+        // catch up. Its phases are tracked as the measured one is, so that the measured phase
+        // runs code the JIT has already compiled for it.
         long warm = 0;
         for (int step = 1; step <= 4; step++) {
-            warm = load(writesPerSecond * step / 4, warmupSeconds / 4, null);
+            warm = load(writesPerSecond * step / 4, warmupSeconds / 4).last;
         }
-        subject.awaitConverged(warm);
-        int writes = writesPerSecond * seconds;
-        remaining = new AtomicIntegerArray(writes + 1);
-        for (int i = 0; i <= writes; i++) {
-            remaining.set(i, replicas);
-        }
-        lastApplied = new AtomicLongArray(writes + 1);
-        long[] dueAt = new long[writes + 1];
-        baseRevision = subject.nextRevision();
-        long last = load(writesPerSecond, seconds, dueAt);
-        boolean converged = subject.awaitConverged(last);
-        report(dueAt, (int) (last - baseRevision + 1), converged);
-        baseRevision = Long.MAX_VALUE;
-        remaining = null;
-        return last;
+        subject.awaitCaughtUp(warm);
+        Phase measured = load(writesPerSecond, seconds);
+        boolean converged = subject.awaitConverged(measured.last);
+        phase = null;
+        report(measured, converged);
+        return measured.last;
     }
 
-    /** Sends {@code rate} writes a second, open loop; records each revision's due time; returns the last revision. */
-    private long load(int rate, int forSeconds, long[] dueAt) throws Exception {
+    /**
+     * One load phase's record, by revision (offset from the phase's first): when each write was
+     * due, how many replicas still have to apply it, and when the last one did.
+     */
+    private static final class Phase {
+        final long baseRevision;
+        final long[] dueAt;
+        final AtomicIntegerArray remaining;
+        final AtomicLongArray lastApplied;
+        /** The last revision written, once the phase is over. */
+        long last;
+
+        Phase(long baseRevision, int writes, int replicas) {
+            this.baseRevision = baseRevision;
+            dueAt = new long[writes];
+            remaining = new AtomicIntegerArray(writes);
+            for (int i = 0; i < writes; i++) {
+                remaining.set(i, replicas);
+            }
+            lastApplied = new AtomicLongArray(writes);
+        }
+
+        void sent(long revision, long due) {
+            long index = revision - baseRevision;
+            if (index >= 0 && index < dueAt.length) {
+                dueAt[(int) index] = due;
+            }
+        }
+
+        void applied(long revision) {
+            long index = revision - baseRevision;
+            if (index >= 0 && index < dueAt.length && remaining.decrementAndGet((int) index) == 0) {
+                lastApplied.set((int) index, System.nanoTime());
+            }
+        }
+
+        /** The latencies of the writes in [from, to) that every replica applied, sorted. */
+        long[] latencies(int from, int to) {
+            long[] out = new long[to - from];
+            int n = 0;
+            for (int i = from; i < to; i++) {
+                long done = lastApplied.get(i);
+                if (done != 0 && dueAt[i] != 0) {
+                    out[n++] = done - dueAt[i];
+                }
+            }
+            long[] sorted = Arrays.copyOf(out, n);
+            Arrays.sort(sorted);
+            return sorted;
+        }
+    }
+
+    /** Sends {@code rate} writes a second, open loop, as a new phase; returns it once every write is acknowledged. */
+    private Phase load(int rate, int forSeconds) throws Exception {
         int writes = rate * forSeconds;
+        Phase p = new Phase(subject.nextRevision(), writes, replicas);
+        phase = p;
         long interval = TimeUnit.SECONDS.toNanos(1) / rate;
         AtomicLong lastRevision = new AtomicLong();
         AtomicLong failures = new AtomicLong();
@@ -206,10 +254,7 @@ public class ReplicationLatencyBenchmark {
                     firstFailure.compareAndSet(null, error);
                 } else {
                     lastRevision.accumulateAndGet(revision, Math::max);
-                    long index = revision - baseRevision;
-                    if (dueAt != null && index >= 0 && index < dueAt.length) {
-                        dueAt[(int) index] = due;
-                    }
+                    p.sent(revision, due);
                 }
                 acked.countDown();
             });
@@ -218,25 +263,27 @@ public class ReplicationLatencyBenchmark {
         if (failures.get() > 0) {
             throw new IllegalStateException(failures.get() + " writes failed", firstFailure.get());
         }
-        return lastRevision.get();
+        p.last = lastRevision.get();
+        return p;
     }
 
-    private void report(long[] dueAt, int writes, boolean converged) {
-        long[] latencies = new long[writes];
-        int seen = 0;
-        for (int i = 0; i < writes; i++) {
-            long done = lastApplied.get(i);
-            if (done != 0 && dueAt[i] != 0) {
-                latencies[seen++] = done - dueAt[i];
-            }
-        }
-        long[] sorted = Arrays.copyOf(latencies, seen);
-        Arrays.sort(sorted);
+    private void report(Phase p, boolean converged) {
+        int writes = (int) (p.last - p.baseRevision + 1);
+        long[] sorted = p.latencies(0, writes);
         System.out.printf(Locale.ROOT, "%nreplication, %s: %d replicas, %d writes/s for %d s: %d writes, %d seen by all%n",
-                impl, replicas, writesPerSecond, seconds, writes, seen);
+                impl, replicas, writesPerSecond, seconds, writes, sorted.length);
         System.out.printf(Locale.ROOT, "write to visible in every replica: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms,"
                 + " max %.3f ms; converged: %s%n", ms(sorted, 0.50), ms(sorted, 0.99), ms(sorted, 0.999),
-                sorted.length == 0 ? 0 : sorted[sorted.length - 1] / 1e6, converged);
+                ms(sorted, 1), converged);
+        if (timeline) {
+            int perWindow = Math.max(1, writesPerSecond / 2);  // writes are due evenly: half a second's worth
+            for (int from = 0; from < writes; from += perWindow) {
+                long[] window = p.latencies(from, Math.min(writes, from + perWindow));
+                System.out.printf(Locale.ROOT, "  t=%5.1f s: %5d writes, p50 %8.3f ms, p99 %8.3f ms, max %8.3f ms%n",
+                        (double) from / writesPerSecond, window.length, ms(window, 0.5), ms(window, 0.99),
+                        ms(window, 1));
+            }
+        }
     }
 
     private static double ms(long[] sorted, double quantile) {
@@ -292,6 +339,12 @@ public class ReplicationLatencyBenchmark {
         /** Waits until every copy reached {@code last}; whether they all did, and agree. */
         abstract boolean awaitConverged(long last) throws Exception;
 
+        /**
+         * Waits until every copy reached {@code last}, without {@link #awaitConverged}'s extra
+         * checks (mapcast's syncs a fresh replica, which would disturb the phase after it).
+         */
+        abstract void awaitCaughtUp(long last) throws Exception;
+
         @Override
         public abstract void close();
     }
@@ -346,6 +399,13 @@ public class ReplicationLatencyBenchmark {
         @Override
         long nextRevision() {
             return writer.get(MAP, new String(keys[0], StandardCharsets.UTF_8)).revision() + 1;
+        }
+
+        @Override
+        void awaitCaughtUp(long last) throws InterruptedException {
+            for (Replica<byte[], byte[]> r : copies) {
+                r.awaitRevision(last, CATCH_UP);
+            }
         }
 
         @Override
@@ -476,6 +536,11 @@ public class ReplicationLatencyBenchmark {
                     .withDeadlineAfter(WRITE_DEADLINE.toNanos(), TimeUnit.NANOSECONDS)
                     .range(RangeRequest.newBuilder().setKey(keys[0]).build())
                     .getHeader().getRevision() + 1;
+        }
+
+        @Override
+        void awaitCaughtUp(long last) throws InterruptedException {
+            awaitConverged(last);
         }
 
         @Override
