@@ -615,15 +615,17 @@ public final class Replica<K, V> implements AutoCloseable {
         }
         deltas.incrementAndGet();
         long at = fields.revision();
+        if (decoded == null) {
+            announce(at, null);  // no listener: nothing to decode for it
+            return;
+        }
         Map<K, V> puts = new LinkedHashMap<>();
         Set<K> deleted = new LinkedHashSet<>();
-        if (decoded != null) {
-            for (Map.Entry<String, ByteString> e : decoded.getPutsMap().entrySet()) {
-                puts.put(keys.decode(e.getKey().getBytes(StandardCharsets.UTF_8)), values.decode(e.getValue().toByteArray()));
-            }
-            for (String key : decoded.getDeletesList()) {
-                deleted.add(keys.decode(key.getBytes(StandardCharsets.UTF_8)));
-            }
+        for (Map.Entry<String, ByteString> e : decoded.getPutsMap().entrySet()) {
+            puts.put(keys.decode(e.getKey().getBytes(StandardCharsets.UTF_8)), values.decode(e.getValue().toByteArray()));
+        }
+        for (String key : decoded.getDeletesList()) {
+            deleted.add(keys.decode(key.getBytes(StandardCharsets.UTF_8)));
         }
         announce(at, () -> {
             for (ReplicaListener<K, V> l : listeners) {
@@ -635,13 +637,14 @@ public final class Replica<K, V> implements AutoCloseable {
     /**
      * Calls the revision listeners here, then tells the replica listeners, in order and off the
      * network thread, that {@code revision} is visible, then wakes {@link #awaitRevision} waiters: a
-     * returning awaitRevision(r) means r's listeners have run. With no listener, waiters wake at once.
+     * returning awaitRevision(r) means r's listeners have run. With no listener (or a null
+     * {@code tellListeners}: there were none when the event was decoded), waiters wake at once.
      */
     private void announce(long revision, Runnable tellListeners) {
         for (LongConsumer l : revisionListeners) {
             l.accept(revision);
         }
-        if (listeners.isEmpty()) {
+        if (tellListeners == null || listeners.isEmpty()) {
             announced(revision);
             return;
         }

@@ -622,8 +622,9 @@ final class HostedMap implements AutoCloseable {
 
     /** Sends what {@link #publish} queued, on this thread; after the lock is released. */
     private void sendQueued() {
+        long now = System.nanoTime();  // once per write, not per watcher: it is read for every one
         for (Watcher w : watchers) {
-            w.sendFromCaller();
+            w.sendFromCaller(now);
         }
     }
 

@@ -29,7 +29,7 @@ import org.slf4j.LoggerFactory;
  * The drain task runs at most once at a time per watcher (the {@code scheduled} flag), on either.
  * <li>Linger: after a send, deltas wait up to the linger on the loop's timer and go together, so
  * under a high write rate each connection is written (a system call each side) at most once per
- * linger rather than once per delta (see {@link #sendFromCaller()}).
+ * linger rather than once per delta (see {@link #sendFromCaller(long)}).
  * <li>Order: an optional preface (the Compaction event of a resume that needs a snapshot), then the
  * snapshot's chunks, then the queue of events, which holds exactly the map's deltas after the
  * snapshot's revision (they are queued under the map's lock, as the snapshot is pinned). A client
@@ -124,7 +124,7 @@ final class Watcher {
 
     /**
      * Queues an event for this watcher; called under the map's lock, in revision order. The caller
-     * then sends it with {@link #sendFromCaller()} once the lock is released.
+     * then sends it with {@link #sendFromCaller(long)} once the lock is released.
      */
     void enqueue(Encoded event) {
         if (overflowed || cancelled || endWith != null) {
@@ -140,16 +140,17 @@ final class Watcher {
     }
 
     /**
-     * Sends what is queued, from the loop; called by the writer once it released the map's lock. If
-     * this watcher was sent something less than the linger ago, the delta waits for the linger
-     * timer instead, and goes with the others that arrive meanwhile.
+     * Sends what is queued, from the loop; called by the writer once it released the map's lock
+     * ({@code now}: {@link System#nanoTime()} then). If this watcher was sent something less than
+     * the linger ago, the delta waits for the linger timer instead, and goes with the others that
+     * arrive meanwhile.
      */
-    void sendFromCaller() {
+    void sendFromCaller(long now) {
         if (overflowed) {
             schedule();
             return;
         }
-        long wait = lingerNanos - (System.nanoTime() - lastSentNanos);
+        long wait = lingerNanos - (now - lastSentNanos);
         if (wait <= 0) {
             schedule();
         } else if (lingering.compareAndSet(false, true)) {
