@@ -47,6 +47,11 @@ final class EtcdServer implements AutoCloseable {
     private final int clientPort;
     private final Thread killer;
 
+    /** CPU time the etcd process has used so far. */
+    Duration cpuTime() {
+        return process.info().totalCpuDuration().orElse(Duration.ZERO);
+    }
+
     private EtcdServer(Path dir, Process process, int clientPort) {
         this.dir = dir;
         this.process = process;

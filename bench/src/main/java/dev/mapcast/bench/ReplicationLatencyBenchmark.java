@@ -17,6 +17,7 @@ import io.etcd.jetcd.api.WatchRequest;
 import io.etcd.jetcd.api.WatchResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
+import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -129,6 +130,10 @@ public class ReplicationLatencyBenchmark {
     @Param("40")
     int warmupSeconds;
 
+    /** mapcast's watch linger in microseconds ({@code MapcastServer.Builder.watchLinger}); -1: the server's default. */
+    @Param("-1")
+    int lingerMicros;
+
     /** Prints the latency of each half second of the measured phase (p50, p99, max): shows stalls. */
     @Param("false")
     boolean timeline;
@@ -150,7 +155,7 @@ public class ReplicationLatencyBenchmark {
             values[i] = new byte[64];
             random.nextBytes(values[i]);
         }
-        subject = Subject.create(impl);
+        subject = Subject.create(impl, lingerMicros);
         subject.start(keys, values, replicas, this::applied);
     }
 
@@ -171,7 +176,9 @@ public class ReplicationLatencyBenchmark {
             warm = load(writesPerSecond * step / 4, warmupSeconds / 4).last;
         }
         subject.awaitCaughtUp(warm);
+        long cpuBefore = cpuNanos();
         Phase measured = load(writesPerSecond, seconds);
+        measured.cpuNanos = cpuNanos() - cpuBefore;
         boolean converged = subject.awaitConverged(measured.last);
         phase = null;
         report(measured, converged);
@@ -185,14 +192,19 @@ public class ReplicationLatencyBenchmark {
     private static final class Phase {
         final long baseRevision;
         final long[] dueAt;
+        /** When the writer got each write's acknowledgement. */
+        final long[] ackedAt;
         final AtomicIntegerArray remaining;
         final AtomicLongArray lastApplied;
         /** The last revision written, once the phase is over. */
         long last;
+        /** CPU time used while it ran, by this JVM and the peer's server process. */
+        long cpuNanos;
 
         Phase(long baseRevision, int writes, int replicas) {
             this.baseRevision = baseRevision;
             dueAt = new long[writes];
+            ackedAt = new long[writes];
             remaining = new AtomicIntegerArray(writes);
             for (int i = 0; i < writes; i++) {
                 remaining.set(i, replicas);
@@ -200,10 +212,11 @@ public class ReplicationLatencyBenchmark {
             lastApplied = new AtomicLongArray(writes);
         }
 
-        void sent(long revision, long due) {
+        void acked(long revision, long due) {
             long index = revision - baseRevision;
             if (index >= 0 && index < dueAt.length) {
                 dueAt[(int) index] = due;
+                ackedAt[(int) index] = System.nanoTime();
             }
         }
 
@@ -224,10 +237,31 @@ public class ReplicationLatencyBenchmark {
                     out[n++] = done - dueAt[i];
                 }
             }
+            return sorted(out, n);
+        }
+
+        /** How long the writes in [from, to) took to be acknowledged, sorted. */
+        long[] ackLatencies(int from, int to) {
+            long[] out = new long[to - from];
+            int n = 0;
+            for (int i = from; i < to; i++) {
+                if (dueAt[i] != 0) {
+                    out[n++] = ackedAt[i] - dueAt[i];
+                }
+            }
+            return sorted(out, n);
+        }
+
+        private static long[] sorted(long[] out, int n) {
             long[] sorted = Arrays.copyOf(out, n);
             Arrays.sort(sorted);
             return sorted;
         }
+    }
+
+    private long cpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean())
+                .getProcessCpuTime() + subject.peerCpuNanos();
     }
 
     /** Sends {@code rate} writes a second, open loop, as a new phase; returns it once every write is acknowledged. */
@@ -254,7 +288,7 @@ public class ReplicationLatencyBenchmark {
                     firstFailure.compareAndSet(null, error);
                 } else {
                     lastRevision.accumulateAndGet(revision, Math::max);
-                    p.sent(revision, due);
+                    p.acked(revision, due);
                 }
                 acked.countDown();
             });
@@ -275,6 +309,13 @@ public class ReplicationLatencyBenchmark {
         System.out.printf(Locale.ROOT, "write to visible in every replica: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms,"
                 + " max %.3f ms; converged: %s%n", ms(sorted, 0.50), ms(sorted, 0.99), ms(sorted, 0.999),
                 ms(sorted, 1), converged);
+        System.out.printf(Locale.ROOT, "CPU while writing (this JVM%s): %.0f us a write, %.0f%% of %d cores%n",
+                impl.equals("etcd") ? " and etcd" : "", p.cpuNanos / 1e3 / writes,
+                100.0 * p.cpuNanos / TimeUnit.SECONDS.toNanos(seconds) / Runtime.getRuntime().availableProcessors(),
+                Runtime.getRuntime().availableProcessors());
+        long[] acks = p.ackLatencies(0, writes);
+        System.out.printf(Locale.ROOT, "write acknowledged to the writer: p50 %.3f ms, p99 %.3f ms, max %.3f ms%n",
+                ms(acks, 0.50), ms(acks, 0.99), ms(acks, 1));
         if (timeline) {
             int perWindow = Math.max(1, writesPerSecond / 2);  // writes are due evenly: half a second's worth
             for (int from = 0; from < writes; from += perWindow) {
@@ -309,10 +350,10 @@ public class ReplicationLatencyBenchmark {
     /** One system under test: a server, a writer and {@code replicas} live copies, all on loopback. */
     abstract static class Subject implements AutoCloseable {
 
-        static Subject create(String impl) {
+        static Subject create(String impl, int lingerMicros) {
             switch (impl) {
                 case "mapcast":
-                    return new Mapcast();
+                    return new Mapcast(lingerMicros);
                 case "etcd":
                     return new Etcd();
                 default:
@@ -332,6 +373,11 @@ public class ReplicationLatencyBenchmark {
 
         /** Sends the single-key write {@code keys[key] = values[value]}, asynchronously. */
         abstract void send(int key, int value, Ack ack);
+
+        /** CPU time used by the system's processes other than this JVM. */
+        long peerCpuNanos() {
+            return 0;
+        }
 
         /** The revision the next write will get. */
         abstract long nextRevision() throws Exception;
@@ -358,12 +404,21 @@ public class ReplicationLatencyBenchmark {
         private final List<Replica<byte[], byte[]>> copies = new ArrayList<>();
         private byte[][] keys;
         private byte[][] values;
+        private final int lingerMicros;
+
+        Mapcast(int lingerMicros) {
+            this.lingerMicros = lingerMicros;
+        }
 
         @Override
         void start(byte[][] keys, byte[][] values, int replicas, LongConsumer applied) throws Exception {
             this.keys = keys;
             this.values = values;
-            server = MapcastServer.builder().port(0).build().start();
+            MapcastServer.Builder builder = MapcastServer.builder().port(0);
+            if (lingerMicros >= 0) {
+                builder.watchLinger(Duration.ofNanos(lingerMicros * 1000L));
+            }
+            server = builder.build().start();
             String target = "127.0.0.1:" + server.port();
             writer = MapcastClient.builder().target(target).build();
             WriteBatch fill = writer.write(MAP);
@@ -541,6 +596,11 @@ public class ReplicationLatencyBenchmark {
         @Override
         void awaitCaughtUp(long last) throws InterruptedException {
             awaitConverged(last);
+        }
+
+        @Override
+        long peerCpuNanos() {
+            return server.cpuTime().toNanos();
         }
 
         @Override
