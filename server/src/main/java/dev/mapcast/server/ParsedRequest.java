@@ -3,9 +3,12 @@ package dev.mapcast.server;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;
 import com.google.protobuf.Parser;
+import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
+import java.io.IOException;
 import java.io.InputStream;
+import java.io.UncheckedIOException;
 
 /**
  * A request as received: the parsed message, or why it could not be parsed. gRPC turns an
@@ -32,9 +35,16 @@ record ParsedRequest<T extends MessageLite>(T message, String error) {
             @Override
             public ParsedRequest<T> parse(InputStream stream) {
                 try {
-                    return new ParsedRequest<>(parser.parseFrom(stream), null);
+                    // A message of known length is read into an array of its size: parsing the
+                    // stream itself would allocate a 4 KiB buffer per request.
+                    T message = stream instanceof KnownLength
+                            ? parser.parseFrom(stream.readNBytes(stream.available()))
+                            : parser.parseFrom(stream);
+                    return new ParsedRequest<>(message, null);
                 } catch (InvalidProtocolBufferException e) {
                     return new ParsedRequest<>(null, e.getMessage());
+                } catch (IOException e) {
+                    throw new UncheckedIOException("reading a request", e);
                 }
             }
         };
