@@ -3,13 +3,18 @@ package dev.mapcast.server;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
 import com.google.protobuf.ByteString;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.Delta;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.SnapshotChunk;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WatchResponse;
 import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -20,16 +25,29 @@ import io.grpc.reflection.v1.ServerReflectionGrpc;
 import io.grpc.reflection.v1.ServerReflectionRequest;
 import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.reflection.v1.ServiceResponse;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Watch as any gRPC client sees it (generated protobuf-java stubs over Netty on loopback): resume,
@@ -170,6 +188,230 @@ class WatchSemanticsTest {
     }
 
     @Test
+    void watchesCancelledAsTheyStartLeaveNoWatcherBehind() throws Exception {
+        long seed = System.nanoTime();
+        System.out.println("WatchSemanticsTest.watchesCancelledAsTheyStartLeaveNoWatcherBehind seed=" + seed);
+        Random random = new Random(seed);
+        start(MapcastServer.builder());
+        put("k", "v");
+        // Writes go on meanwhile: deltas are queued to watchers being registered and cancelled.
+        AtomicLong revision = new AtomicLong(1);
+        AtomicBoolean writing = new AtomicBoolean(true);
+        CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+            for (int i = 0; writing.get(); i++) {
+                revision.set(put("w" + i % 20, "v" + i));
+            }
+        });
+        int cancelledAtOnce = 0;
+        for (int i = 0; i < 300; i++) {
+            Watch w = watch(random.nextBoolean() ? 0 : revision.get(), false, random.nextBoolean());
+            switch (random.nextInt(3)) {
+                case 0 -> cancelledAtOnce++;  // often before its registration ran on the worker pool
+                case 1 -> spinMicros(random.nextInt(300));  // around its registration
+                default -> w.await(r -> true);  // registered: it was sent something
+            }
+            w.cancel();
+        }
+        writing.set(false);
+        writer.get(10, TimeUnit.SECONDS);
+        assertTrue(cancelledAtOnce > 0);
+        awaitWatcherCount(0);
+
+        // The count sees a live watcher (so 0 above means none left), and one registering late.
+        Watch live = watch(0, false);
+        live.await(r -> r.hasSnapshot());
+        assertEquals(1, server.watcherCount());
+        live.cancel();
+        awaitWatcherCount(0);
+    }
+
+    /** Also with no linger: then every delta schedules a send at once, racing the drain in progress. */
+    @ParameterizedTest(name = "linger {0} ms")
+    @ValueSource(ints = {1, 0})
+    void watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(int lingerMillis) throws Exception {
+        long seed = System.nanoTime();
+        System.out.println("WatchSemanticsTest.watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis
+                + ") seed=" + seed);
+        Random random = new Random(seed);
+        start(MapcastServer.builder().watchLinger(Duration.ofMillis(lingerMillis)));
+        // Watchers on three connections, writers on two more: every event loop has some of each.
+        List<ManagedChannel> channels = List.of(channel, newChannel(), newChannel());
+        List<ManagedChannel> writerChannels = List.of(newChannel(), newChannel());
+        try {
+            ConcurrentSkipListMap<Long, WriteRequest> byRevision = new ConcurrentSkipListMap<>();
+            WriteRequest first = WriteRequest.newBuilder().setMap("m").putPuts("k0", ByteString.copyFromUtf8("v0")).build();
+            byRevision.put(stub.write(first).getRevision(), first);
+            int writesEach = 300;
+            List<CompletableFuture<Void>> writers = new ArrayList<>();
+            for (int c = 0; c < writerChannels.size(); c++) {
+                writers.add(writeAsync(writerChannels.get(c), writesEach, new Random(seed + 1 + c), byRevision));
+            }
+            // Started as the writes go: from a snapshot, or resuming from a revision already written.
+            List<Watch> watchers = new ArrayList<>();
+            List<Long> afters = new ArrayList<>();
+            for (int i = 0; i < 60; i++) {
+                long after = random.nextBoolean() ? 0 : byRevision.lastKey();
+                afters.add(after);
+                watchers.add(watch(channels.get(i % channels.size()), after, false, random.nextBoolean()));
+                spinMicros(random.nextInt(1000));
+            }
+            for (CompletableFuture<Void> w : writers) {
+                w.get(30, TimeUnit.SECONDS);
+            }
+            long last = byRevision.lastKey();
+            assertEquals(1 + writerChannels.size() * writesEach, last);
+            assertEquals(last, byRevision.size(), "one write per revision");
+            for (int i = 0; i < watchers.size(); i++) {
+                Watch w = watchers.get(i);
+                long after = afters.get(i);
+                String which = "watcher " + i + " (after " + after + ")";
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                Replay replay;
+                while ((replay = Replay.of(after, contentAt(byRevision, after), w.events)).revision < last
+                        && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertEquals(List.of(), replay.errors, which);
+                assertEquals(last, replay.revision, which + ": " + w.kinds());
+                assertEquals(contentAt(byRevision, last), replay.content, which);
+                assertEquals(after == 0 ? 1 : 0, replay.snapshots, which + ": " + w.kinds());
+            }
+            assertEquals(watchers.size(), server.watcherCount());
+        } finally {
+            for (ManagedChannel c : channels.subList(1, channels.size())) {
+                c.shutdownNow();
+            }
+            writerChannels.forEach(ManagedChannel::shutdownNow);
+        }
+    }
+
+    /**
+     * Sends {@code writes} random writes (a put or a delete of one of 40 keys), up to 16 in flight,
+     * and records each by the revision it was given.
+     */
+    private static CompletableFuture<Void> writeAsync(ManagedChannel on, int writes, Random random,
+            Map<Long, WriteRequest> byRevision) {
+        MapcastGrpc.MapcastFutureStub writer = MapcastGrpc.newFutureStub(on);
+        return CompletableFuture.runAsync(() -> {
+            Semaphore inFlight = new Semaphore(16);
+            List<ListenableFuture<WriteResponse>> acks = new ArrayList<>();
+            for (int i = 0; i < writes; i++) {
+                WriteRequest.Builder request = WriteRequest.newBuilder().setMap("m");
+                String key = "k" + random.nextInt(40);
+                if (random.nextInt(4) == 0) {
+                    request.addDeletes(key);
+                } else {
+                    request.putPuts(key, ByteString.copyFromUtf8("v" + random.nextInt(1_000_000)));
+                }
+                WriteRequest sent = request.build();
+                inFlight.acquireUninterruptibly();
+                ListenableFuture<WriteResponse> ack = writer.write(sent);
+                ack.addListener(inFlight::release, Runnable::run);
+                acks.add(ack);
+                ack.addListener(() -> {
+                    try {
+                        byRevision.put(Futures.getDone(ack).getRevision(), sent);
+                    } catch (ExecutionException e) {
+                        // reported by the join below
+                    }
+                }, Runnable::run);
+            }
+            Futures.getUnchecked(Futures.allAsList(acks));
+        });
+    }
+
+    /** The content after the writes up to {@code revision}, replayed in revision order. */
+    private static Map<String, String> contentAt(ConcurrentSkipListMap<Long, WriteRequest> byRevision, long revision) {
+        Map<String, String> content = new HashMap<>();
+        for (WriteRequest w : byRevision.headMap(revision, true).values()) {
+            w.getPutsMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+            w.getDeletesList().forEach(content::remove);
+        }
+        return content;
+    }
+
+    /**
+     * A watch stream replayed as a client applies it: the content and revision it reaches, how many
+     * snapshots it began, and each gap, repeat or revision out of place.
+     */
+    private static final class Replay {
+        final Map<String, String> content;
+        final List<String> errors = new ArrayList<>();
+        /** Where the client is: -1 until a snapshot when it watches from 0. */
+        long revision;
+        int snapshots;
+        private boolean inSnapshot;
+
+        private Replay(long after, Map<String, String> contentThere) {
+            this.revision = after == 0 ? -1 : after;
+            this.content = new HashMap<>(contentThere);
+        }
+
+        /** The stream of a watch from {@code after}, which the client held {@code contentThere} at. */
+        static Replay of(long after, Map<String, String> contentThere, List<WatchResponse> events) {
+            Replay r = new Replay(after, contentThere);
+            for (WatchResponse e : events) {
+                r.apply(e);
+            }
+            return r;
+        }
+
+        private void apply(WatchResponse e) {
+            if (!e.hasSnapshot()) {
+                inSnapshot = false;
+            }
+            switch (e.getEventCase()) {
+                case SNAPSHOT -> {
+                    SnapshotChunk c = e.getSnapshot();
+                    if (!inSnapshot) {
+                        snapshots++;
+                        content.clear();
+                        revision = c.getRevision();
+                    }
+                    c.getEntriesMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+                    inSnapshot = !c.getLast();
+                }
+                case DELTA -> {
+                    Delta d = e.getDelta();
+                    if (d.getPrevRevision() != revision || d.getRevision() != revision + 1) {
+                        errors.add("delta " + d.getPrevRevision() + " -> " + d.getRevision() + " at revision " + revision);
+                    }
+                    d.getPutsMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+                    d.getDeletesList().forEach(content::remove);
+                    revision = d.getRevision();
+                }
+                case PROGRESS -> {
+                    if (e.getProgress().getRevision() != revision) {
+                        errors.add("progress " + e.getProgress().getRevision() + " at revision " + revision);
+                    }
+                    revision = e.getProgress().getRevision();
+                }
+                case BATCH -> e.getBatch().getEventsList().forEach(this::apply);
+                default -> errors.add("unexpected " + e.getEventCase());
+            }
+        }
+    }
+
+    private ManagedChannel newChannel() {
+        return NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    }
+
+    private void awaitWatcherCount(int expected) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (server.watcherCount() != expected) {
+            assertTrue(System.nanoTime() < deadline, "watchers left: " + server.watcherCount() + ", expected " + expected);
+            Thread.sleep(5);
+        }
+    }
+
+    private static void spinMicros(long micros) {
+        long until = System.nanoTime() + micros * 1000;
+        while (System.nanoTime() < until) {
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
     void shutdownEndsWatchStreamsWithUnavailable() throws Exception {
         start(MapcastServer.builder());
         put("k", "v");
@@ -210,8 +452,9 @@ class WatchSemanticsTest {
         }
     }
 
-    private void put(String key, String value) {
-        stub.write(WriteRequest.newBuilder().setMap("m").putPuts(key, ByteString.copyFromUtf8(value)).build());
+    private long put(String key, String value) {
+        return stub.write(WriteRequest.newBuilder().setMap("m").putPuts(key, ByteString.copyFromUtf8(value)).build())
+                .getRevision();
     }
 
     private Watch watch(long after, boolean progress) {
@@ -219,16 +462,30 @@ class WatchSemanticsTest {
     }
 
     private Watch watch(long after, boolean progress, boolean batches) {
+        return watch(channel, after, progress, batches);
+    }
+
+    private static Watch watch(ManagedChannel on, long after, boolean progress, boolean batches) {
         Watch w = new Watch();
-        MapcastGrpc.newStub(channel).watch(WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
+        MapcastGrpc.newStub(on).watch(WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
                 .setProgressNotify(progress).setBatchEvents(batches).build(), w);
         return w;
     }
 
-    /** A watch stream's events as protobuf-java parses them. */
-    private static final class Watch implements StreamObserver<WatchResponse> {
+    /** A watch stream's events as protobuf-java parses them; the client can cancel it. */
+    private static final class Watch implements ClientResponseObserver<WatchRequest, WatchResponse> {
         final List<WatchResponse> events = new CopyOnWriteArrayList<>();
         final CompletableFuture<Throwable> closed = new CompletableFuture<>();
+        private ClientCallStreamObserver<WatchRequest> call;
+
+        @Override
+        public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
+            call = requestStream;
+        }
+
+        void cancel() {
+            call.cancel("the test is done with it", null);
+        }
 
         @Override
         public void onNext(WatchResponse value) {
