@@ -91,8 +91,8 @@ class ReplicationTest {
 
     @Test
     void manyReplicasConvergeUnderConcurrentWrites() throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("ReplicationTest.manyReplicasConvergeUnderConcurrentWrites seed=" + seed);
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] manyReplicasConvergeUnderConcurrentWrites: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
         writer.put("config", "seed", Long.toString(seed));
         List<Replica<String, String>> replicas = new ArrayList<>();
         for (int i = 0; i < 12; i++) {
@@ -174,9 +174,9 @@ class ReplicationTest {
      * (for each key, the write with the highest revision wins).
      */
     private void writeConcurrentlyAndCheck(int connections, int writesEach, int keyspace) throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("ReplicationTest.writeConcurrentlyAndCheck(" + connections + ", " + writesEach + ") seed="
-                + seed);
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] writeConcurrentlyAndCheck(" + connections + ", " + writesEach + "): seed=" + seed
+                + " (rerun with -Dmapcast.seed=" + seed + ")");
         String map = "hot";
         assertEquals(1, writer.put(map, "key-0", "created"));
         Replica<String, String> following = closing(client(server.port()).replica(map, Codec.utf8(), Codec.utf8()));
@@ -333,8 +333,8 @@ class ReplicationTest {
 
     @Test
     void insertionOrderReplicaWritesTheServersSnapshotBytes(@TempDir Path dir) throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("ReplicationTest.insertionOrderReplicaWritesTheServersSnapshotBytes seed=" + seed);
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] insertionOrderReplicaWritesTheServersSnapshotBytes: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
         writer.write("ordered").order(IterationOrder.INSERTION).put("first", "1").commit();
         Replica<String, String> replica = closing(client(server.port()).replica("ordered", Codec.utf8(), Codec.utf8()));
         assertTrue(replica.awaitRevision(1, WAIT));

@@ -25,8 +25,6 @@ import io.grpc.reflection.v1.ServerReflectionGrpc;
 import io.grpc.reflection.v1.ServerReflectionRequest;
 import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.reflection.v1.ServiceResponse;
-import io.grpc.stub.ClientCallStreamObserver;
-import io.grpc.stub.ClientResponseObserver;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -36,13 +34,11 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentSkipListMap;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Predicate;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -77,7 +73,7 @@ class WatchSemanticsTest {
         for (int i = 1; i <= 5; i++) {
             put("k" + i, "v" + i);
         }
-        Watch watch = watch(3, false);
+        WatchStream watch = watch(3, false);
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 5);
         put("k6", "v6");
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 6);
@@ -94,19 +90,19 @@ class WatchSemanticsTest {
             put("k" + i, "v" + i);
         }
         // From a snapshot, up to date, and resuming through history.
-        List<Watch> watchers = List.of(watch(0, false), watch(5, false), watch(2, false));
+        List<WatchStream> watchers = List.of(watch(0, false), watch(5, false), watch(2, false));
         watchers.get(0).await(r -> r.hasSnapshot());
         watchers.get(2).await(r -> r.hasDelta() && r.getDelta().getRevision() == 5);
         Compaction c = stub.compact(CompactRequest.newBuilder().setMap("m").setRevision(4).build()).getCompaction();
         assertEquals(4, c.getCompactRevision());
         assertEquals(5, c.getRevision());
-        for (Watch w : watchers) {
+        for (WatchStream w : watchers) {
             w.await(r -> r.hasCompaction() && r.getCompaction().getCompactRevision() == 4);
         }
-        Watch old = watch(3, false);
+        WatchStream old = watch(3, false);
         old.await(r -> r.hasSnapshot() && r.getSnapshot().getLast());
         assertEquals(List.of("compaction 4", "snapshot 5"), old.kinds());
-        Watch recent = watch(4, false);
+        WatchStream recent = watch(4, false);
         recent.await(r -> r.hasProgress());
         assertEquals(List.of("delta 5", "progress 5"), recent.kinds(), "history after the compact revision is kept");
     }
@@ -115,7 +111,7 @@ class WatchSemanticsTest {
     void historyPurgedByItsBoundIsACompactionToo() throws Exception {
         start(MapcastServer.builder().history(8, 1 << 20));
         put("k0", "v0");
-        Watch live = watch(0, false);
+        WatchStream live = watch(0, false);
         for (int i = 1; i <= 9; i++) {
             put("k" + i, "v" + i);
         }
@@ -123,10 +119,10 @@ class WatchSemanticsTest {
         live.await(r -> r.hasCompaction());
         WatchResponse purge = live.events.stream().filter(WatchResponse::hasCompaction).findFirst().orElseThrow();
         assertEquals(3, purge.getCompaction().getCompactRevision());
-        Watch tooOld = watch(2, false);
+        WatchStream tooOld = watch(2, false);
         tooOld.await(r -> r.hasSnapshot());
         assertEquals("compaction 3", tooOld.kinds().get(0));
-        Watch kept = watch(3, false);
+        WatchStream kept = watch(3, false);
         kept.await(r -> r.hasProgress());
         assertEquals(8, kept.kinds().size(), "deltas 4 to 10, then progress 10: " + kept.kinds());
     }
@@ -135,8 +131,8 @@ class WatchSemanticsTest {
     void idleWatchersAskingForProgressGetIt() throws Exception {
         start(MapcastServer.builder().progressInterval(Duration.ofMillis(200)));
         put("k", "v");
-        Watch withProgress = watch(1, true);
-        Watch without = watch(1, false);
+        WatchStream withProgress = watch(1, true);
+        WatchStream without = watch(1, false);
         // Both get the Progress that ends a resume; only the one that asked gets more while idle.
         withProgress.await(r -> r.hasProgress());
         without.await(r -> r.hasProgress());
@@ -149,8 +145,8 @@ class WatchSemanticsTest {
     void lingeringDeltasGoAsOneBatchOnlyToClientsThatAcceptBatches() throws Exception {
         start(MapcastServer.builder().watchLinger(Duration.ofMillis(300)));
         put("k0", "v0");
-        Watch batching = watch(1, false, true);
-        Watch plain = watch(1, false, false);
+        WatchStream batching = watch(1, false, true);
+        WatchStream plain = watch(1, false, false);
         batching.await(r -> r.hasProgress());
         plain.await(r -> r.hasProgress());
         for (int i = 1; i <= 10; i++) {
@@ -170,11 +166,11 @@ class WatchSemanticsTest {
         assertEquals(11, plain.kinds().size(), "progress 1, then 10 deltas one by one: " + plain.kinds());
     }
 
-    private static int revisionsSeen(Watch w) {
+    private static int revisionsSeen(WatchStream w) {
         return allRevisions(w).size();
     }
 
-    private static List<Long> allRevisions(Watch w) {
+    private static List<Long> allRevisions(WatchStream w) {
         List<Long> revisions = new java.util.ArrayList<>();
         for (WatchResponse r : w.events) {
             if (r.hasDelta()) {
@@ -189,8 +185,7 @@ class WatchSemanticsTest {
 
     @Test
     void watchesCancelledAsTheyStartLeaveNoWatcherBehind() throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("WatchSemanticsTest.watchesCancelledAsTheyStartLeaveNoWatcherBehind seed=" + seed);
+        long seed = seed("watchesCancelledAsTheyStartLeaveNoWatcherBehind");
         Random random = new Random(seed);
         start(MapcastServer.builder());
         put("k", "v");
@@ -204,7 +199,7 @@ class WatchSemanticsTest {
         });
         int cancelledAtOnce = 0;
         for (int i = 0; i < 300; i++) {
-            Watch w = watch(random.nextBoolean() ? 0 : revision.get(), false, random.nextBoolean());
+            WatchStream w = watch(random.nextBoolean() ? 0 : revision.get(), false, random.nextBoolean());
             switch (random.nextInt(3)) {
                 case 0 -> cancelledAtOnce++;  // often before its registration ran on the worker pool
                 case 1 -> spinMicros(random.nextInt(300));  // around its registration
@@ -217,8 +212,8 @@ class WatchSemanticsTest {
         assertTrue(cancelledAtOnce > 0);
         awaitWatcherCount(0);
 
-        // The count sees a live watcher (so 0 above means none left), and one registering late.
-        Watch live = watch(0, false);
+        // The count sees a live watcher: so 0 above meant none left (one registering late shows here).
+        WatchStream live = watch(0, false);
         live.await(r -> r.hasSnapshot());
         assertEquals(1, server.watcherCount());
         live.cancel();
@@ -229,9 +224,7 @@ class WatchSemanticsTest {
     @ParameterizedTest(name = "linger {0} ms")
     @ValueSource(ints = {1, 0})
     void watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(int lingerMillis) throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("WatchSemanticsTest.watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis
-                + ") seed=" + seed);
+        long seed = seed("watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis + ")");
         Random random = new Random(seed);
         start(MapcastServer.builder().watchLinger(Duration.ofMillis(lingerMillis)));
         // Watchers on three connections, writers on two more: every event loop has some of each.
@@ -239,7 +232,8 @@ class WatchSemanticsTest {
         List<ManagedChannel> writerChannels = List.of(newChannel(), newChannel());
         try {
             ConcurrentSkipListMap<Long, WriteRequest> byRevision = new ConcurrentSkipListMap<>();
-            WriteRequest first = WriteRequest.newBuilder().setMap("m").putPuts("k0", ByteString.copyFromUtf8("v0")).build();
+            WriteRequest first = WriteRequest.newBuilder().setMap("m").putPuts("k0", ByteString.copyFromUtf8("v0"))
+                    .build();
             byRevision.put(stub.write(first).getRevision(), first);
             int writesEach = 300;
             List<CompletableFuture<Void>> writers = new ArrayList<>();
@@ -247,7 +241,7 @@ class WatchSemanticsTest {
                 writers.add(writeAsync(writerChannels.get(c), writesEach, new Random(seed + 1 + c), byRevision));
             }
             // Started as the writes go: from a snapshot, or resuming from a revision already written.
-            List<Watch> watchers = new ArrayList<>();
+            List<WatchStream> watchers = new ArrayList<>();
             List<Long> afters = new ArrayList<>();
             for (int i = 0; i < 60; i++) {
                 long after = random.nextBoolean() ? 0 : byRevision.lastKey();
@@ -262,7 +256,7 @@ class WatchSemanticsTest {
             assertEquals(1 + writerChannels.size() * writesEach, last);
             assertEquals(last, byRevision.size(), "one write per revision");
             for (int i = 0; i < watchers.size(); i++) {
-                Watch w = watchers.get(i);
+                WatchStream w = watchers.get(i);
                 long after = afters.get(i);
                 String which = "watcher " + i + " (after " + after + ")";
                 long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
@@ -374,7 +368,8 @@ class WatchSemanticsTest {
                 case DELTA -> {
                     Delta d = e.getDelta();
                     if (d.getPrevRevision() != revision || d.getRevision() != revision + 1) {
-                        errors.add("delta " + d.getPrevRevision() + " -> " + d.getRevision() + " at revision " + revision);
+                        errors.add("delta " + d.getPrevRevision() + " -> " + d.getRevision() + " at revision "
+                                + revision);
                     }
                     d.getPutsMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
                     d.getDeletesList().forEach(content::remove);
@@ -399,9 +394,17 @@ class WatchSemanticsTest {
     private void awaitWatcherCount(int expected) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (server.watcherCount() != expected) {
-            assertTrue(System.nanoTime() < deadline, "watchers left: " + server.watcherCount() + ", expected " + expected);
+            assertTrue(System.nanoTime() < deadline, "watchers left: " + server.watcherCount() + " (expected: "
+                    + expected + ")");
             Thread.sleep(5);
         }
+    }
+
+    /** The seed of a randomised test (it fixes the choices, not the threads' timing), printed. */
+    private static long seed(String test) {
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] " + test + ": seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        return seed;
     }
 
     private static void spinMicros(long micros) {
@@ -415,7 +418,7 @@ class WatchSemanticsTest {
     void shutdownEndsWatchStreamsWithUnavailable() throws Exception {
         start(MapcastServer.builder());
         put("k", "v");
-        Watch watch = watch(0, false);
+        WatchStream watch = watch(0, false);
         watch.await(r -> r.hasSnapshot());
         server.close();
         Status status = Status.fromThrowable(watch.closed.get(10, TimeUnit.SECONDS));
@@ -457,68 +460,16 @@ class WatchSemanticsTest {
                 .getRevision();
     }
 
-    private Watch watch(long after, boolean progress) {
+    private WatchStream watch(long after, boolean progress) {
         return watch(after, progress, false);
     }
 
-    private Watch watch(long after, boolean progress, boolean batches) {
+    private WatchStream watch(long after, boolean progress, boolean batches) {
         return watch(channel, after, progress, batches);
     }
 
-    private static Watch watch(ManagedChannel on, long after, boolean progress, boolean batches) {
-        Watch w = new Watch();
-        MapcastGrpc.newStub(on).watch(WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
-                .setProgressNotify(progress).setBatchEvents(batches).build(), w);
-        return w;
-    }
-
-    /** A watch stream's events as protobuf-java parses them; the client can cancel it. */
-    private static final class Watch implements ClientResponseObserver<WatchRequest, WatchResponse> {
-        final List<WatchResponse> events = new CopyOnWriteArrayList<>();
-        final CompletableFuture<Throwable> closed = new CompletableFuture<>();
-        private ClientCallStreamObserver<WatchRequest> call;
-
-        @Override
-        public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
-            call = requestStream;
-        }
-
-        void cancel() {
-            call.cancel("the test is done with it", null);
-        }
-
-        @Override
-        public void onNext(WatchResponse value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            closed.complete(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            closed.complete(null);
-        }
-
-        void await(Predicate<WatchResponse> seen) throws InterruptedException {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (events.stream().noneMatch(seen)) {
-                assertTrue(System.nanoTime() < deadline, "timed out; saw " + kinds());
-                Thread.sleep(5);
-            }
-        }
-
-        List<String> kinds() {
-            return events.stream().map(r -> switch (r.getEventCase()) {
-                case SNAPSHOT -> "snapshot " + r.getSnapshot().getRevision();
-                case DELTA -> "delta " + r.getDelta().getRevision();
-                case COMPACTION -> "compaction " + r.getCompaction().getCompactRevision();
-                case PROGRESS -> "progress " + r.getProgress().getRevision();
-                case BATCH -> "batch of " + r.getBatch().getEventsCount();
-                default -> "?";
-            }).collect(Collectors.toList());
-        }
+    private static WatchStream watch(ManagedChannel on, long after, boolean progress, boolean batches) {
+        return WatchStream.start(on, WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
+                .setProgressNotify(progress).setBatchEvents(batches).build());
     }
 }
