@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.mapcast.client.ReplicaListener.ResyncReason;
 import dev.mapcast.codec.Codec;
@@ -24,12 +25,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -75,10 +81,18 @@ class ReplicationTest {
         return resource;
     }
 
+    /** Replaces the in-memory server of {@link #startServer} with one built by {@code builder}. */
+    private void serve(MapcastServer.Builder builder) {
+        writer.close();
+        server.close();
+        server = builder.port(0).build().start();
+        writer = client(server.port());
+    }
+
     @Test
     void manyReplicasConvergeUnderConcurrentWrites() throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("ReplicationTest.manyReplicasConvergeUnderConcurrentWrites seed=" + seed);
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] manyReplicasConvergeUnderConcurrentWrites: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
         writer.put("config", "seed", Long.toString(seed));
         List<Replica<String, String>> replicas = new ArrayList<>();
         for (int i = 0; i < 12; i++) {
@@ -137,6 +151,111 @@ class ReplicationTest {
             assertTrue(fresh.awaitRevision(last, WAIT));
             assertEquals(digest, fresh.digest(), "a replica synced from a snapshot has the same digest");
         }
+    }
+
+    @Test
+    void writesInFlightOnManyConnectionsGetRevisionsOneToNOnceEachAndReplicasAgree() throws Exception {
+        // In memory, a Write commits on its connection's event loop only when the map's lock is
+        // free; 8 connections with all their writes in flight keep it busy, so many go to the pool.
+        writeConcurrentlyAndCheck(8, 500, 200);
+    }
+
+    @Test
+    void durableWritesInFlightOnManyConnectionsGetRevisionsOneToNOnceEach(@TempDir Path dir) throws Exception {
+        serve(MapcastServer.builder().dataDir(dir));  // every durable write commits on the pool
+        writeConcurrentlyAndCheck(4, 100, 50);
+    }
+
+    /**
+     * {@code connections} clients send {@code writesEach} random writes each to one map, every write
+     * in flight at once, after the one that creates the map (revision 1). Then every write must have
+     * been acknowledged with its own revision, the revisions must be exactly 1..N, and a replica
+     * that followed along, a fresh one and Get must all hold the writes applied in revision order
+     * (for each key, the write with the highest revision wins).
+     */
+    private void writeConcurrentlyAndCheck(int connections, int writesEach, int keyspace) throws Exception {
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] writeConcurrentlyAndCheck(" + connections + ", " + writesEach + "): seed=" + seed
+                + " (rerun with -Dmapcast.seed=" + seed + ")");
+        String map = "hot";
+        assertEquals(1, writer.put(map, "key-0", "created"));
+        Replica<String, String> following = closing(client(server.port()).replica(map, Codec.utf8(), Codec.utf8()));
+        assertTrue(following.awaitRevision(1, WAIT));
+        List<MapcastClient> clients = new ArrayList<>();
+        for (int c = 0; c < connections; c++) {
+            clients.add(client(server.port()));
+            clients.get(c).get(map, "key-0");  // connected before the burst, so the burst is all writes
+        }
+        // Each write puts or deletes 1 to 3 distinct keys; what it did is kept to replay it by revision.
+        record Sent(Map<String, String> puts, List<String> deletes, CompletableFuture<Long> ack) {
+        }
+        List<Sent> sent = new CopyOnWriteArrayList<>();
+        CountDownLatch go = new CountDownLatch(1);
+        ExecutorService senders = Executors.newFixedThreadPool(connections);
+        List<Future<?>> sending = new ArrayList<>();
+        for (int c = 0; c < connections; c++) {
+            MapcastClient client = clients.get(c);
+            Random random = new Random(seed + c);
+            int connection = c;
+            sending.add(senders.submit(() -> {
+                go.await();
+                for (int i = 0; i < writesEach; i++) {
+                    WriteBatch batch = client.write(map);
+                    Map<String, String> puts = new LinkedHashMap<>();
+                    List<String> deletes = new ArrayList<>();
+                    int n = 1 + random.nextInt(3);
+                    while (puts.size() + deletes.size() < n) {
+                        String key = "key-" + random.nextInt(keyspace);
+                        if (puts.containsKey(key) || deletes.contains(key)) {
+                            continue;
+                        }
+                        if (random.nextInt(5) == 0) {
+                            deletes.add(key);
+                            batch.delete(key);
+                        } else {
+                            String value = "c" + connection + "-w" + i;
+                            puts.put(key, value);
+                            batch.put(key, value);
+                        }
+                    }
+                    sent.add(new Sent(puts, deletes, batch.commitAsync()));  // no wait: all in flight
+                }
+                return null;
+            }));
+        }
+        go.countDown();
+        for (Future<?> f : sending) {
+            f.get(30, TimeUnit.SECONDS);
+        }
+        senders.shutdown();
+
+        int total = connections * writesEach;
+        assertEquals(total, sent.size());
+        SortedMap<Long, Sent> byRevision = new TreeMap<>();
+        for (Sent s : sent) {
+            long revision = s.ack().get(30, TimeUnit.SECONDS);  // fails the test if any write failed
+            Sent other = byRevision.put(revision, s);
+            if (other != null) {
+                fail("revision " + revision + " acknowledged twice: to " + s.puts() + " " + s.deletes() + " and to "
+                        + other.puts() + " " + other.deletes());
+            }
+        }
+        assertEquals(2, byRevision.firstKey(), "the first write of the burst follows the creating one");
+        assertEquals(1 + total, byRevision.lastKey(), "revisions 2.." + (1 + total) + " with no gap");
+        Map<String, String> expected = new HashMap<>();
+        expected.put("key-0", "created");
+        for (Sent s : byRevision.values()) {
+            expected.putAll(s.puts());
+            s.deletes().forEach(expected::remove);
+        }
+        long last = 1 + total;
+        assertTrue(following.awaitRevision(last, WAIT), "replica at " + following.revision() + ", expected " + last);
+        assertEquals(expected, following.toMap(), "the replica that followed the burst");
+        assertEquals(0, following.stats().gaps());
+        assertEquals(0, following.stats().digestMismatches());
+        assertEquals(1, following.stats().snapshots(), "followed by deltas: " + following.stats());
+        assertEquals(expected, serverContent(map, keyspace), "a fresh replica and Get of every key");
+        assertEquals(last, writer.get(map, "key-0").revision());
     }
 
     @Test
@@ -214,8 +333,8 @@ class ReplicationTest {
 
     @Test
     void insertionOrderReplicaWritesTheServersSnapshotBytes(@TempDir Path dir) throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("ReplicationTest.insertionOrderReplicaWritesTheServersSnapshotBytes seed=" + seed);
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] insertionOrderReplicaWritesTheServersSnapshotBytes: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
         writer.write("ordered").order(IterationOrder.INSERTION).put("first", "1").commit();
         Replica<String, String> replica = closing(client(server.port()).replica("ordered", Codec.utf8(), Codec.utf8()));
         assertTrue(replica.awaitRevision(1, WAIT));

@@ -153,6 +153,11 @@ final class HostedMap implements AutoCloseable {
         return writeLocked(w);
     }
 
+    /** The lock writes and restores take: tests hold it to make calls on the map wait. */
+    ReentrantReadWriteLock.WriteLock writeLock() {
+        return lock.writeLock();
+    }
+
     /** The write, with the write lock held; releases it. */
     private long writeLocked(NormalisedWrite w) {
         long next;

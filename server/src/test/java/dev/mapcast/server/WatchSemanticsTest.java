@@ -3,13 +3,18 @@ package dev.mapcast.server;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.common.util.concurrent.Futures;
+import com.google.common.util.concurrent.ListenableFuture;
 import com.google.protobuf.ByteString;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.Delta;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.SnapshotChunk;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WatchResponse;
 import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;
@@ -22,14 +27,23 @@ import io.grpc.reflection.v1.ServerReflectionResponse;
 import io.grpc.reflection.v1.ServiceResponse;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Random;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Predicate;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Watch as any gRPC client sees it (generated protobuf-java stubs over Netty on loopback): resume,
@@ -59,7 +73,7 @@ class WatchSemanticsTest {
         for (int i = 1; i <= 5; i++) {
             put("k" + i, "v" + i);
         }
-        Watch watch = watch(3, false);
+        WatchStream watch = watch(3, false);
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 5);
         put("k6", "v6");
         watch.await(r -> r.hasDelta() && r.getDelta().getRevision() == 6);
@@ -76,19 +90,19 @@ class WatchSemanticsTest {
             put("k" + i, "v" + i);
         }
         // From a snapshot, up to date, and resuming through history.
-        List<Watch> watchers = List.of(watch(0, false), watch(5, false), watch(2, false));
+        List<WatchStream> watchers = List.of(watch(0, false), watch(5, false), watch(2, false));
         watchers.get(0).await(r -> r.hasSnapshot());
         watchers.get(2).await(r -> r.hasDelta() && r.getDelta().getRevision() == 5);
         Compaction c = stub.compact(CompactRequest.newBuilder().setMap("m").setRevision(4).build()).getCompaction();
         assertEquals(4, c.getCompactRevision());
         assertEquals(5, c.getRevision());
-        for (Watch w : watchers) {
+        for (WatchStream w : watchers) {
             w.await(r -> r.hasCompaction() && r.getCompaction().getCompactRevision() == 4);
         }
-        Watch old = watch(3, false);
+        WatchStream old = watch(3, false);
         old.await(r -> r.hasSnapshot() && r.getSnapshot().getLast());
         assertEquals(List.of("compaction 4", "snapshot 5"), old.kinds());
-        Watch recent = watch(4, false);
+        WatchStream recent = watch(4, false);
         recent.await(r -> r.hasProgress());
         assertEquals(List.of("delta 5", "progress 5"), recent.kinds(), "history after the compact revision is kept");
     }
@@ -97,7 +111,7 @@ class WatchSemanticsTest {
     void historyPurgedByItsBoundIsACompactionToo() throws Exception {
         start(MapcastServer.builder().history(8, 1 << 20));
         put("k0", "v0");
-        Watch live = watch(0, false);
+        WatchStream live = watch(0, false);
         for (int i = 1; i <= 9; i++) {
             put("k" + i, "v" + i);
         }
@@ -105,10 +119,10 @@ class WatchSemanticsTest {
         live.await(r -> r.hasCompaction());
         WatchResponse purge = live.events.stream().filter(WatchResponse::hasCompaction).findFirst().orElseThrow();
         assertEquals(3, purge.getCompaction().getCompactRevision());
-        Watch tooOld = watch(2, false);
+        WatchStream tooOld = watch(2, false);
         tooOld.await(r -> r.hasSnapshot());
         assertEquals("compaction 3", tooOld.kinds().get(0));
-        Watch kept = watch(3, false);
+        WatchStream kept = watch(3, false);
         kept.await(r -> r.hasProgress());
         assertEquals(8, kept.kinds().size(), "deltas 4 to 10, then progress 10: " + kept.kinds());
     }
@@ -117,8 +131,8 @@ class WatchSemanticsTest {
     void idleWatchersAskingForProgressGetIt() throws Exception {
         start(MapcastServer.builder().progressInterval(Duration.ofMillis(200)));
         put("k", "v");
-        Watch withProgress = watch(1, true);
-        Watch without = watch(1, false);
+        WatchStream withProgress = watch(1, true);
+        WatchStream without = watch(1, false);
         // Both get the Progress that ends a resume; only the one that asked gets more while idle.
         withProgress.await(r -> r.hasProgress());
         without.await(r -> r.hasProgress());
@@ -131,8 +145,8 @@ class WatchSemanticsTest {
     void lingeringDeltasGoAsOneBatchOnlyToClientsThatAcceptBatches() throws Exception {
         start(MapcastServer.builder().watchLinger(Duration.ofMillis(300)));
         put("k0", "v0");
-        Watch batching = watch(1, false, true);
-        Watch plain = watch(1, false, false);
+        WatchStream batching = watch(1, false, true);
+        WatchStream plain = watch(1, false, false);
         batching.await(r -> r.hasProgress());
         plain.await(r -> r.hasProgress());
         for (int i = 1; i <= 10; i++) {
@@ -152,11 +166,11 @@ class WatchSemanticsTest {
         assertEquals(11, plain.kinds().size(), "progress 1, then 10 deltas one by one: " + plain.kinds());
     }
 
-    private static int revisionsSeen(Watch w) {
+    private static int revisionsSeen(WatchStream w) {
         return allRevisions(w).size();
     }
 
-    private static List<Long> allRevisions(Watch w) {
+    private static List<Long> allRevisions(WatchStream w) {
         List<Long> revisions = new java.util.ArrayList<>();
         for (WatchResponse r : w.events) {
             if (r.hasDelta()) {
@@ -170,10 +184,241 @@ class WatchSemanticsTest {
     }
 
     @Test
+    void watchesCancelledAsTheyStartLeaveNoWatcherBehind() throws Exception {
+        long seed = seed("watchesCancelledAsTheyStartLeaveNoWatcherBehind");
+        Random random = new Random(seed);
+        start(MapcastServer.builder());
+        put("k", "v");
+        // Writes go on meanwhile: deltas are queued to watchers being registered and cancelled.
+        AtomicLong revision = new AtomicLong(1);
+        AtomicBoolean writing = new AtomicBoolean(true);
+        CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+            for (int i = 0; writing.get(); i++) {
+                revision.set(put("w" + i % 20, "v" + i));
+            }
+        });
+        int cancelledAtOnce = 0;
+        for (int i = 0; i < 300; i++) {
+            WatchStream w = watch(random.nextBoolean() ? 0 : revision.get(), false, random.nextBoolean());
+            switch (random.nextInt(3)) {
+                case 0 -> cancelledAtOnce++;  // often before its registration ran on the worker pool
+                case 1 -> spinMicros(random.nextInt(300));  // around its registration
+                default -> w.await(r -> true);  // registered: it was sent something
+            }
+            w.cancel();
+        }
+        writing.set(false);
+        writer.get(10, TimeUnit.SECONDS);
+        assertTrue(cancelledAtOnce > 0);
+        awaitWatcherCount(0);
+
+        // The count sees a live watcher: so 0 above meant none left (one registering late shows here).
+        WatchStream live = watch(0, false);
+        live.await(r -> r.hasSnapshot());
+        assertEquals(1, server.watcherCount());
+        live.cancel();
+        awaitWatcherCount(0);
+    }
+
+    /** Also with no linger: then every delta schedules a send at once, racing the drain in progress. */
+    @ParameterizedTest(name = "linger {0} ms")
+    @ValueSource(ints = {1, 0})
+    void watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(int lingerMillis) throws Exception {
+        long seed = seed("watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis + ")");
+        Random random = new Random(seed);
+        start(MapcastServer.builder().watchLinger(Duration.ofMillis(lingerMillis)));
+        // Watchers on three connections, writers on two more: every event loop has some of each.
+        List<ManagedChannel> channels = List.of(channel, newChannel(), newChannel());
+        List<ManagedChannel> writerChannels = List.of(newChannel(), newChannel());
+        try {
+            ConcurrentSkipListMap<Long, WriteRequest> byRevision = new ConcurrentSkipListMap<>();
+            WriteRequest first = WriteRequest.newBuilder().setMap("m").putPuts("k0", ByteString.copyFromUtf8("v0"))
+                    .build();
+            byRevision.put(stub.write(first).getRevision(), first);
+            int writesEach = 300;
+            List<CompletableFuture<Void>> writers = new ArrayList<>();
+            for (int c = 0; c < writerChannels.size(); c++) {
+                writers.add(writeAsync(writerChannels.get(c), writesEach, new Random(seed + 1 + c), byRevision));
+            }
+            // Started as the writes go: from a snapshot, or resuming from a revision already written.
+            List<WatchStream> watchers = new ArrayList<>();
+            List<Long> afters = new ArrayList<>();
+            for (int i = 0; i < 60; i++) {
+                long after = random.nextBoolean() ? 0 : byRevision.lastKey();
+                afters.add(after);
+                watchers.add(watch(channels.get(i % channels.size()), after, false, random.nextBoolean()));
+                spinMicros(random.nextInt(1000));
+            }
+            for (CompletableFuture<Void> w : writers) {
+                w.get(30, TimeUnit.SECONDS);
+            }
+            long last = byRevision.lastKey();
+            assertEquals(1 + writerChannels.size() * writesEach, last);
+            assertEquals(last, byRevision.size(), "one write per revision");
+            for (int i = 0; i < watchers.size(); i++) {
+                WatchStream w = watchers.get(i);
+                long after = afters.get(i);
+                String which = "watcher " + i + " (after " + after + ")";
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                Replay replay;
+                while ((replay = Replay.of(after, contentAt(byRevision, after), w.events)).revision < last
+                        && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertEquals(List.of(), replay.errors, which);
+                assertEquals(last, replay.revision, which + ": " + w.kinds());
+                assertEquals(contentAt(byRevision, last), replay.content, which);
+                assertEquals(after == 0 ? 1 : 0, replay.snapshots, which + ": " + w.kinds());
+            }
+            assertEquals(watchers.size(), server.watcherCount());
+        } finally {
+            for (ManagedChannel c : channels.subList(1, channels.size())) {
+                c.shutdownNow();
+            }
+            writerChannels.forEach(ManagedChannel::shutdownNow);
+        }
+    }
+
+    /**
+     * Sends {@code writes} random writes (a put or a delete of one of 40 keys), up to 16 in flight,
+     * and records each by the revision it was given.
+     */
+    private static CompletableFuture<Void> writeAsync(ManagedChannel on, int writes, Random random,
+            Map<Long, WriteRequest> byRevision) {
+        MapcastGrpc.MapcastFutureStub writer = MapcastGrpc.newFutureStub(on);
+        return CompletableFuture.runAsync(() -> {
+            Semaphore inFlight = new Semaphore(16);
+            List<ListenableFuture<WriteResponse>> acks = new ArrayList<>();
+            for (int i = 0; i < writes; i++) {
+                WriteRequest.Builder request = WriteRequest.newBuilder().setMap("m");
+                String key = "k" + random.nextInt(40);
+                if (random.nextInt(4) == 0) {
+                    request.addDeletes(key);
+                } else {
+                    request.putPuts(key, ByteString.copyFromUtf8("v" + random.nextInt(1_000_000)));
+                }
+                WriteRequest sent = request.build();
+                inFlight.acquireUninterruptibly();
+                ListenableFuture<WriteResponse> ack = writer.write(sent);
+                ack.addListener(inFlight::release, Runnable::run);
+                acks.add(ack);
+                ack.addListener(() -> {
+                    try {
+                        byRevision.put(Futures.getDone(ack).getRevision(), sent);
+                    } catch (ExecutionException e) {
+                        // reported by the join below
+                    }
+                }, Runnable::run);
+            }
+            Futures.getUnchecked(Futures.allAsList(acks));
+        });
+    }
+
+    /** The content after the writes up to {@code revision}, replayed in revision order. */
+    private static Map<String, String> contentAt(ConcurrentSkipListMap<Long, WriteRequest> byRevision, long revision) {
+        Map<String, String> content = new HashMap<>();
+        for (WriteRequest w : byRevision.headMap(revision, true).values()) {
+            w.getPutsMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+            w.getDeletesList().forEach(content::remove);
+        }
+        return content;
+    }
+
+    /**
+     * A watch stream replayed as a client applies it: the content and revision it reaches, how many
+     * snapshots it began, and each gap, repeat or revision out of place.
+     */
+    private static final class Replay {
+        final Map<String, String> content;
+        final List<String> errors = new ArrayList<>();
+        /** Where the client is: -1 until a snapshot when it watches from 0. */
+        long revision;
+        int snapshots;
+        private boolean inSnapshot;
+
+        private Replay(long after, Map<String, String> contentThere) {
+            this.revision = after == 0 ? -1 : after;
+            this.content = new HashMap<>(contentThere);
+        }
+
+        /** The stream of a watch from {@code after}, which the client held {@code contentThere} at. */
+        static Replay of(long after, Map<String, String> contentThere, List<WatchResponse> events) {
+            Replay r = new Replay(after, contentThere);
+            for (WatchResponse e : events) {
+                r.apply(e);
+            }
+            return r;
+        }
+
+        private void apply(WatchResponse e) {
+            if (!e.hasSnapshot()) {
+                inSnapshot = false;
+            }
+            switch (e.getEventCase()) {
+                case SNAPSHOT -> {
+                    SnapshotChunk c = e.getSnapshot();
+                    if (!inSnapshot) {
+                        snapshots++;
+                        content.clear();
+                        revision = c.getRevision();
+                    }
+                    c.getEntriesMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+                    inSnapshot = !c.getLast();
+                }
+                case DELTA -> {
+                    Delta d = e.getDelta();
+                    if (d.getPrevRevision() != revision || d.getRevision() != revision + 1) {
+                        errors.add("delta " + d.getPrevRevision() + " -> " + d.getRevision() + " at revision "
+                                + revision);
+                    }
+                    d.getPutsMap().forEach((k, v) -> content.put(k, v.toStringUtf8()));
+                    d.getDeletesList().forEach(content::remove);
+                    revision = d.getRevision();
+                }
+                case PROGRESS -> {
+                    if (e.getProgress().getRevision() != revision) {
+                        errors.add("progress " + e.getProgress().getRevision() + " at revision " + revision);
+                    }
+                    revision = e.getProgress().getRevision();
+                }
+                case BATCH -> e.getBatch().getEventsList().forEach(this::apply);
+                default -> errors.add("unexpected " + e.getEventCase());
+            }
+        }
+    }
+
+    private ManagedChannel newChannel() {
+        return NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+    }
+
+    private void awaitWatcherCount(int expected) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (server.watcherCount() != expected) {
+            assertTrue(System.nanoTime() < deadline, "watchers left: " + server.watcherCount() + " (expected: "
+                    + expected + ")");
+            Thread.sleep(5);
+        }
+    }
+
+    /** The seed of a randomised test (it fixes the choices, not the threads' timing), printed. */
+    private static long seed(String test) {
+        long seed = Long.getLong("mapcast.seed", System.nanoTime());
+        System.out.println("[mapcast] " + test + ": seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        return seed;
+    }
+
+    private static void spinMicros(long micros) {
+        long until = System.nanoTime() + micros * 1000;
+        while (System.nanoTime() < until) {
+            Thread.onSpinWait();
+        }
+    }
+
+    @Test
     void shutdownEndsWatchStreamsWithUnavailable() throws Exception {
         start(MapcastServer.builder());
         put("k", "v");
-        Watch watch = watch(0, false);
+        WatchStream watch = watch(0, false);
         watch.await(r -> r.hasSnapshot());
         server.close();
         Status status = Status.fromThrowable(watch.closed.get(10, TimeUnit.SECONDS));
@@ -210,58 +455,21 @@ class WatchSemanticsTest {
         }
     }
 
-    private void put(String key, String value) {
-        stub.write(WriteRequest.newBuilder().setMap("m").putPuts(key, ByteString.copyFromUtf8(value)).build());
+    private long put(String key, String value) {
+        return stub.write(WriteRequest.newBuilder().setMap("m").putPuts(key, ByteString.copyFromUtf8(value)).build())
+                .getRevision();
     }
 
-    private Watch watch(long after, boolean progress) {
+    private WatchStream watch(long after, boolean progress) {
         return watch(after, progress, false);
     }
 
-    private Watch watch(long after, boolean progress, boolean batches) {
-        Watch w = new Watch();
-        MapcastGrpc.newStub(channel).watch(WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
-                .setProgressNotify(progress).setBatchEvents(batches).build(), w);
-        return w;
+    private WatchStream watch(long after, boolean progress, boolean batches) {
+        return watch(channel, after, progress, batches);
     }
 
-    /** A watch stream's events as protobuf-java parses them. */
-    private static final class Watch implements StreamObserver<WatchResponse> {
-        final List<WatchResponse> events = new CopyOnWriteArrayList<>();
-        final CompletableFuture<Throwable> closed = new CompletableFuture<>();
-
-        @Override
-        public void onNext(WatchResponse value) {
-            events.add(value);
-        }
-
-        @Override
-        public void onError(Throwable t) {
-            closed.complete(t);
-        }
-
-        @Override
-        public void onCompleted() {
-            closed.complete(null);
-        }
-
-        void await(Predicate<WatchResponse> seen) throws InterruptedException {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (events.stream().noneMatch(seen)) {
-                assertTrue(System.nanoTime() < deadline, "timed out; saw " + kinds());
-                Thread.sleep(5);
-            }
-        }
-
-        List<String> kinds() {
-            return events.stream().map(r -> switch (r.getEventCase()) {
-                case SNAPSHOT -> "snapshot " + r.getSnapshot().getRevision();
-                case DELTA -> "delta " + r.getDelta().getRevision();
-                case COMPACTION -> "compaction " + r.getCompaction().getCompactRevision();
-                case PROGRESS -> "progress " + r.getProgress().getRevision();
-                case BATCH -> "batch of " + r.getBatch().getEventsCount();
-                default -> "?";
-            }).collect(Collectors.toList());
-        }
+    private static WatchStream watch(ManagedChannel on, long after, boolean progress, boolean batches) {
+        return WatchStream.start(on, WatchRequest.newBuilder().setMap("m").setAfterRevision(after)
+                .setProgressNotify(progress).setBatchEvents(batches).build());
     }
 }

@@ -1,0 +1,74 @@
+package dev.mapcast.server;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.proto.v1.WatchResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+
+/** A watch stream's events as protobuf-java parses them; the client can cancel it. */
+final class WatchStream implements ClientResponseObserver<WatchRequest, WatchResponse> {
+
+    final List<WatchResponse> events = new CopyOnWriteArrayList<>();
+    final CompletableFuture<Throwable> closed = new CompletableFuture<>();
+    private volatile ClientCallStreamObserver<WatchRequest> call;
+
+    /** Starts a watch on {@code channel}, with generated stubs (as any gRPC client would). */
+    static WatchStream start(ManagedChannel channel, WatchRequest request) {
+        WatchStream w = new WatchStream();
+        MapcastGrpc.newStub(channel).watch(request, w);
+        return w;
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
+        call = requestStream;
+    }
+
+    void cancel() {
+        call.cancel("the test is done with it", null);
+    }
+
+    @Override
+    public void onNext(WatchResponse value) {
+        events.add(value);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+        closed.complete(t);
+    }
+
+    @Override
+    public void onCompleted() {
+        closed.complete(null);
+    }
+
+    void await(Predicate<WatchResponse> seen) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (events.stream().noneMatch(seen)) {
+            assertTrue(System.nanoTime() < deadline, "timed out; saw " + kinds());
+            Thread.sleep(5);
+        }
+    }
+
+    List<String> kinds() {
+        return events.stream().map(r -> switch (r.getEventCase()) {
+            case SNAPSHOT -> "snapshot " + r.getSnapshot().getRevision();
+            case DELTA -> "delta " + r.getDelta().getRevision();
+            case COMPACTION -> "compaction " + r.getCompaction().getCompactRevision();
+            case PROGRESS -> "progress " + r.getProgress().getRevision();
+            case BATCH -> "batch of " + r.getBatch().getEventsCount();
+            default -> "?";
+        }).collect(Collectors.toList());
+    }
+}
