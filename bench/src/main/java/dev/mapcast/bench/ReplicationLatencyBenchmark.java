@@ -17,8 +17,11 @@ import io.etcd.jetcd.api.WatchRequest;
 import io.etcd.jetcd.api.WatchResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.StreamObserver;
+import java.io.IOException;
 import java.lang.management.ManagementFactory;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -177,8 +180,10 @@ public class ReplicationLatencyBenchmark {
         }
         subject.awaitCaughtUp(warm);
         long cpuBefore = cpuNanos();
+        MachineCpu machineBefore = MachineCpu.read();
         Phase measured = load(writesPerSecond, seconds);
         measured.cpuNanos = cpuNanos() - cpuBefore;
+        measured.machine = MachineCpu.read().since(machineBefore);
         boolean converged = subject.awaitConverged(measured.last);
         phase = null;
         report(measured, converged);
@@ -200,6 +205,8 @@ public class ReplicationLatencyBenchmark {
         long last;
         /** CPU time used while it ran, by this JVM and the peer's server process. */
         long cpuNanos;
+        /** The whole machine's CPU while it ran (all processes, and time the hypervisor took). */
+        MachineCpu machine;
 
         Phase(long baseRevision, int writes, int replicas) {
             this.baseRevision = baseRevision;
@@ -313,6 +320,11 @@ public class ReplicationLatencyBenchmark {
                 impl.equals("etcd") ? " and etcd" : "", p.cpuNanos / 1e3 / writes,
                 100.0 * p.cpuNanos / TimeUnit.SECONDS.toNanos(seconds) / Runtime.getRuntime().availableProcessors(),
                 Runtime.getRuntime().availableProcessors());
+        if (p.machine != null && p.machine.total() > 0) {
+            // A shared VM: time stolen by the hypervisor is time the loop could not run.
+            System.out.printf(Locale.ROOT, "machine while writing: %.1f%% busy, %.1f%% stolen by the hypervisor%n",
+                    100.0 * p.machine.busy() / p.machine.total(), 100.0 * p.machine.steal() / p.machine.total());
+        }
         long[] acks = p.ackLatencies(0, writes);
         System.out.printf(Locale.ROOT, "write acknowledged to the writer: p50 %.3f ms, p99 %.3f ms, max %.3f ms%n",
                 ms(acks, 0.50), ms(acks, 0.99), ms(acks, 1));
@@ -693,6 +705,34 @@ public class ReplicationLatencyBenchmark {
                 }
                 shutDown(channel);
             }
+        }
+    }
+
+    /**
+     * The machine's CPU time from /proc/stat, in clock ticks: busy (user, nice, system, irq,
+     * softirq), stolen by the hypervisor, and the total including idle. Zeros where there is no
+     * /proc/stat.
+     */
+    record MachineCpu(long busy, long steal, long total) {
+
+        static MachineCpu read() {
+            try {
+                String[] f = Files.readAllLines(Path.of("/proc/stat")).get(0).trim()
+                        .split("\\s+");
+                // cpu user nice system idle iowait irq softirq steal ...
+                long[] t = new long[8];
+                for (int i = 0; i < t.length; i++) {
+                    t[i] = Long.parseLong(f[i + 1]);
+                }
+                long busy = t[0] + t[1] + t[2] + t[5] + t[6];
+                return new MachineCpu(busy, t[7], busy + t[3] + t[4] + t[7]);
+            } catch (IOException | RuntimeException e) {
+                return new MachineCpu(0, 0, 0);
+            }
+        }
+
+        MachineCpu since(MachineCpu before) {
+            return new MachineCpu(busy - before.busy, steal - before.steal, total - before.total);
         }
     }
 }
