@@ -90,8 +90,10 @@ import org.openjdk.jmh.annotations.Warmup;
  * writes ({@code etcdserver: too many requests}) while its apply is more than 5,000 entries behind
  * its commit, which an overloaded machine reaches at this rate.
  *
- * <p>The figures (p50, p99, p99.9, max, writes never seen, convergence) are printed by the
- * benchmark itself; JMH's own score is only the length of the run.
+ * <p>The figures (p50, p99, p99.9, max, writes never seen, convergence; the CPU used per write;
+ * the whole machine's busy and hypervisor-stolen CPU over the measured phase, from /proc/stat; the
+ * writer's acknowledgement latency) are printed by the benchmark itself; JMH's own score is only
+ * the length of the run.
  *
  * <p>Run (about 40 s per {@code impl}; etcd needs {@code apt-get install -y etcd-server}):
  * <pre>{@code
