@@ -23,8 +23,7 @@ class DeltaEncoderTest {
 
     @Test
     void deltasAndTheirWatchResponsesAreExactlyProtobufJavas() {
-        long seed = System.nanoTime();
-        System.out.println("[mapcast] deltasAreExactlyProtobufJavas: seed=" + seed);
+        long seed = TestSeeds.seed("deltasAreExactlyProtobufJavas");
         Random rnd = new Random(seed);
         try (OffHeapMap map = OffHeapMap.builder().trackDigest(true).build()) {
             for (long revision = 1; revision <= 300; revision++) {

@@ -34,8 +34,7 @@ class MessageDecoderTest {
 
     @Test
     void agreesWithProtobufJavaOnValidTruncatedAndMutatedMessages() {
-        long seed = Long.getLong("mapcast.seed", System.nanoTime());
-        System.out.println("[mapcast] agreesWithProtobufJava: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        long seed = TestSeeds.seed("agreesWithProtobufJava");
         Random rnd = new Random(seed);
         int accepted = 0;
         int refused = 0;

@@ -29,8 +29,7 @@ class SnapshotEncoderTest {
     @ParameterizedTest
     @EnumSource(IterationOrder.class)
     void chunksAreExactlyWhatProtobufJavaWritesForTheSameMessages(IterationOrder order) throws Exception {
-        long seed = System.nanoTime();
-        System.out.println("[mapcast] chunksAreExactlyWhatProtobufJavaWrites " + order + ": seed=" + seed);
+        long seed = TestSeeds.seed("chunksAreExactlyWhatProtobufJavaWrites " + order);
         Random rnd = new Random(seed);
         try (OffHeapMap map = OffHeapMap.builder().order(order).segmentSize(4096).trackDigest(true).build()) {
             for (int i = 0; i < 5_000; i++) {

@@ -34,8 +34,7 @@ class SnapshotFileWriterTest {
     @ParameterizedTest
     @EnumSource(IterationOrder.class)
     void aFileWrittenFromChunksReadsBackToTheSameMap(IterationOrder order) throws IOException {
-        long seed = System.nanoTime();
-        System.out.println("[mapcast] aFileWrittenFromChunksReadsBack " + order + ": seed=" + seed);
+        long seed = TestSeeds.seed("aFileWrittenFromChunksReadsBack " + order);
         Path file = dir.resolve("saved.snapshot");
         try (OffHeapMap map = SnapshotFilesTest.randomMap(order, new Random(seed), 20_000); PinnedView view = map.pin()) {
             // Small chunks: many of them, entries cut at many places.

@@ -33,8 +33,7 @@ class SnapshotFilesTest {
     @ParameterizedTest
     @EnumSource(IterationOrder.class)
     void aWrittenFileReadsBackToTheSameMap(IterationOrder order) throws IOException {
-        long seed = System.nanoTime();
-        System.out.println("[mapcast] aWrittenFileReadsBack " + order + ": seed=" + seed);
+        long seed = TestSeeds.seed("aWrittenFileReadsBack " + order);
         try (OffHeapMap map = randomMap(order, new Random(seed), 20_000)) {
             Path file = dir.resolve("snap.bin");
             try (PinnedView view = map.pin()) {
@@ -55,8 +54,7 @@ class SnapshotFilesTest {
 
     @Test
     void equalInsertionHistoriesGiveByteIdenticalFiles() throws IOException {
-        long seed = System.nanoTime();
-        System.out.println("[mapcast] equalInsertionHistoriesGiveByteIdenticalFiles: seed=" + seed);
+        long seed = TestSeeds.seed("equalInsertionHistoriesGiveByteIdenticalFiles");
         Path a = dir.resolve("a.bin");
         Path b = dir.resolve("b.bin");
         try (OffHeapMap first = randomMap(IterationOrder.INSERTION, new Random(seed), 30_000);

@@ -1,0 +1,15 @@
+package dev.mapcast.codec;
+
+/** Seeds of randomised tests: printed, and fixed with {@code -Dmapcast.seed=N} to rerun one. */
+final class TestSeeds {
+
+    private TestSeeds() {
+    }
+
+    static long seed(String test) {
+        String fixed = System.getProperty("mapcast.seed");
+        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
+        System.out.println("[mapcast] " + test + ": seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        return seed;
+    }
+}
