@@ -136,9 +136,14 @@ class SlowWatcherTest {
         }
     }
 
-    /** A Watch of "config" that takes the snapshot's one chunk and then asks for nothing more. */
+    /**
+     * A Watch of "config" that takes the snapshot's one chunk and then asks for nothing more;
+     * returns once it has the snapshot, so that the writes after it queue as deltas (a write
+     * before the watch registered would be in the snapshot instead, one message already handed to
+     * gRPC: nothing left waiting for the slow-watcher check to see).
+     */
     private static ClientCall<WatchRequest, Encoded> stalledWatch(ManagedChannel channel, AtomicLong received,
-            CompletableFuture<Status> closed) {
+            CompletableFuture<Status> closed) throws InterruptedException {
         ClientCall<WatchRequest, Encoded> call = channel.newCall(EncodedMethods.watch(), CallOptions.DEFAULT);
         call.start(new ClientCall.Listener<>() {
             @Override
@@ -155,6 +160,11 @@ class SlowWatcherTest {
         call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
         call.halfClose();
         call.request(1);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (received.get() == 0) {
+            assertTrue(System.nanoTime() < deadline, "no snapshot within 10 s; closed: " + closed.getNow(null));
+            Thread.sleep(5);
+        }
         return call;
     }
 }
