@@ -229,12 +229,12 @@ public final class MapcastServer implements AutoCloseable {
         return sum;
     }
 
-    /** Watch streams open, across every map. */
     /** The hosted map (tests reach into it, as a long write or restore would hold its lock). */
     HostedMap hosted(String map) {
         return maps.existing(map);
     }
 
+    /** Watch streams open, across every map. */
     public int watcherCount() {
         int sum = 0;
         for (HostedMap map : maps.all()) {
