@@ -174,6 +174,7 @@ class CrashRecoveryTest {
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             if (Runtime.version().feature() >= 23) {
                 cmd.add("--sun-misc-unsafe-memory-access=allow");
+                cmd.add("--enable-native-access=ALL-UNNAMED");
             }
             cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve",
                     "--listen", listen, "--data-dir", data.toString(), "--snapshot-log-bytes", "64KiB"));

@@ -141,7 +141,8 @@ public final class MapcastServer implements AutoCloseable {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
-        log.info("mapcast serving on {}; {}", addressText(), storage == null ? "maps in memory only"
+        log.info("mapcast serving on {} ({}); {}", addressText(), ServerEventLoops.transport(),
+                storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
         return this;
     }
