@@ -665,7 +665,7 @@ final class HostedMap implements AutoCloseable {
 
     private void checkOpen() {
         if (closed) {
-            throw Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException();
+            throw MapcastServer.SHUTTING_DOWN.asRuntimeException();
         }
     }
 }

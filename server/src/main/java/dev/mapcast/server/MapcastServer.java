@@ -49,6 +49,9 @@ import org.slf4j.LoggerFactory;
  */
 public final class MapcastServer implements AutoCloseable {
 
+    /** What a call gets once the server is stopping: the client may retry elsewhere or later. */
+    static final Status SHUTTING_DOWN = Status.UNAVAILABLE.withDescription("the server is shutting down");
+
     private static final Logger log = LoggerFactory.getLogger(MapcastServer.class);
 
     /** How often {@link FsyncMode#PERIODIC} forces the logs. */
@@ -160,7 +163,7 @@ public final class MapcastServer implements AutoCloseable {
         health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
         server.shutdown();
         for (HostedMap map : maps.all()) {
-            map.endWatchers(Status.UNAVAILABLE.withDescription("the server is shutting down"));
+            map.endWatchers(SHUTTING_DOWN);
         }
         try {
             if (!server.awaitTermination(shutdownGrace.toNanos(), TimeUnit.NANOSECONDS)) {

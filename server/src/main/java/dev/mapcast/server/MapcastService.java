@@ -121,7 +121,7 @@ final class MapcastService {
                 }
             });
         } catch (RejectedExecutionException closing) {
-            response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+            response.onError(MapcastServer.SHUTTING_DOWN.asRuntimeException());
         }
     }
 

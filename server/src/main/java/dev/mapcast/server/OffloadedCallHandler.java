@@ -4,7 +4,6 @@ import com.google.common.util.concurrent.MoreExecutors;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
-import io.grpc.Status;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 
@@ -30,7 +29,7 @@ final class OffloadedCallHandler<Q, R> implements ServerCallHandler<Q, R> {
         try {
             listener.serial.execute(() -> listener.delegate = handler.startCall(call, headers));
         } catch (RejectedExecutionException closing) {
-            call.close(Status.UNAVAILABLE.withDescription("the server is shutting down"), new Metadata());
+            call.close(MapcastServer.SHUTTING_DOWN, new Metadata());
             return new ServerCall.Listener<>() { };
         }
         return listener;

@@ -28,7 +28,7 @@ final class ServerEventLoops implements AutoCloseable {
      * Measured with the replication benchmark: about 6% less CPU a write than NIO, and a lower p99
      * in each of four paired runs. {@code -Dio.netty.transport.noNative=true} turns it off.
      */
-    static final boolean EPOLL = Epoll.isAvailable();
+    private static final boolean EPOLL = Epoll.isAvailable();
 
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
