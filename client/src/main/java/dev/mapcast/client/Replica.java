@@ -10,9 +10,9 @@ import dev.mapcast.codec.EncodedMethods;
 import dev.mapcast.codec.MalformedMessageException;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.MessageDecoder.ChunkFields;
-import dev.mapcast.codec.MessageDecoder.DeltaFields;
 import dev.mapcast.codec.MessageDecoder.WatchEvent;
 import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.codec.WatchStreamReader;
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.core.PinnedView;
@@ -81,6 +81,8 @@ public final class Replica<K, V> implements AutoCloseable {
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final Object progress = new Object();
     private final Object stream = new Object();
+    /** Reads the stream's messages in place; used under {@code stream}, like everything the stream changes. */
+    private final WatchStreamReader reader = new WatchStreamReader();
 
     // Guarded by lock.
     private OffHeapMap state;
@@ -464,25 +466,31 @@ public final class Replica<K, V> implements AutoCloseable {
 
     private void handle(ByteBuffer message) {
         try {
-            handleEvent(message, true);
+            handleEvent(message, message.position(), message.limit(), true);
         } catch (MalformedMessageException | InvalidProtocolBufferException e) {
             log.warn("replica of map \"{}\": malformed message from the server, resynchronising", map, e);
             resync(ResyncReason.MALFORMED);
         }
     }
 
-    /** One WatchResponse; a batch's events one by one, until one of them restarts the stream. */
-    private void handleEvent(ByteBuffer message, boolean batchAllowed) throws InvalidProtocolBufferException {
-        WatchEvent event = MessageDecoder.watchEvent(message);
-        switch (event.field()) {
-            case WatchEvent.SNAPSHOT -> onChunk(event.body());
-            case WatchEvent.DELTA -> onDelta(event.body());
+    /**
+     * The WatchResponse at {@code message[from, to)}; a batch's events one by one, until one of them
+     * restarts the stream. Deltas are applied where they lie (no slice, no object per delta).
+     */
+    private void handleEvent(ByteBuffer message, int from, int to, boolean batchAllowed)
+            throws InvalidProtocolBufferException {
+        int field = reader.event(message, from, to);
+        int bodyFrom = reader.bodyFrom();
+        int bodyTo = reader.bodyTo();
+        switch (field) {
+            case WatchEvent.SNAPSHOT -> onChunk(message.slice(bodyFrom, bodyTo - bodyFrom));
+            case WatchEvent.DELTA -> onDelta(message, bodyFrom, bodyTo);
             case WatchEvent.COMPACTION -> {
-                Compaction c = Compaction.parseFrom(event.body());
+                Compaction c = Compaction.parseFrom(message.slice(bodyFrom, bodyTo - bodyFrom));
                 compactRevision = Math.max(compactRevision, c.getCompactRevision());
                 serverRevision = Math.max(serverRevision, c.getRevision());
             }
-            case WatchEvent.PROGRESS -> onProgress(Progress.parseFrom(event.body()));
+            case WatchEvent.PROGRESS -> onProgress(Progress.parseFrom(message.slice(bodyFrom, bodyTo - bodyFrom)));
             case WatchEvent.BATCH -> {
                 if (!batchAllowed) {
                     log.warn("replica of map \"{}\": a batch inside a batch, resynchronising", map);
@@ -490,11 +498,12 @@ public final class Replica<K, V> implements AutoCloseable {
                     return;
                 }
                 long gen = generation;
-                for (ByteBuffer inner : MessageDecoder.batchedEvents(event.body())) {
+                reader.startBatch(message, bodyFrom, bodyTo);
+                while (reader.nextBatched()) {
                     if (gen != generation) {
                         return;  // an event restarted the stream: the rest belongs to the old one
                     }
-                    handleEvent(inner, false);
+                    handleEvent(message, reader.batchedFrom(), reader.batchedTo(), false);
                 }
             }
             default -> {
@@ -579,42 +588,42 @@ public final class Replica<K, V> implements AutoCloseable {
         });
     }
 
-    private void onDelta(ByteBuffer delta) throws InvalidProtocolBufferException {
+    private void onDelta(ByteBuffer message, int from, int to) throws InvalidProtocolBufferException {
         if (state == null || staging != null) {
             log.warn("replica of map \"{}\": a delta before the snapshot was complete, resynchronising", map);
             gaps.incrementAndGet();
             resync(ResyncReason.GAP);
             return;
         }
-        Delta decoded = listeners.isEmpty() ? null : Delta.parseFrom(delta.duplicate());
-        DeltaFields fields;
+        Delta decoded = listeners.isEmpty() ? null : Delta.parseFrom(message.slice(from, to - from));
+        boolean applied;
         boolean digestOk;
         lock.writeLock().lock();
         try {
             long before = revision;
-            fields = MessageDecoder.applyDeltaAfter(delta, state, before);
-            if (fields != null) {
-                revision = fields.revision();
-                serverRevision = Math.max(serverRevision, fields.revision());
+            applied = reader.applyDelta(message, from, to, state, before);
+            if (applied) {
+                revision = reader.revision();
+                serverRevision = Math.max(serverRevision, reader.revision());
             }
-            digestOk = fields != null && fields.revision() == before + 1 && state.digest() == fields.digest();
+            digestOk = applied && reader.revision() == before + 1 && state.digest() == reader.digest();
         } finally {
             lock.writeLock().unlock();
         }
-        if (fields == null || fields.revision() != fields.prevRevision() + 1) {
+        if (!applied || reader.revision() != reader.prevRevision() + 1) {
             log.warn("replica of map \"{}\": gap after revision {}, resynchronising", map, revision);
             gaps.incrementAndGet();
             resync(ResyncReason.GAP);
             return;
         }
         if (!digestOk) {
-            log.warn("replica of map \"{}\": digest mismatch at revision {}, resynchronising", map, fields.revision());
+            log.warn("replica of map \"{}\": digest mismatch at revision {}, resynchronising", map, reader.revision());
             digestMismatches.incrementAndGet();
             resync(ResyncReason.DIGEST_MISMATCH);
             return;
         }
         deltas.incrementAndGet();
-        long at = fields.revision();
+        long at = reader.revision();
         if (decoded == null) {
             announce(at, null);  // no listener: nothing to decode for it
             return;

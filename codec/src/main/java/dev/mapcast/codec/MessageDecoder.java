@@ -43,7 +43,7 @@ public final class MessageDecoder {
         Objects.requireNonNull(map, "map");
         WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "SnapshotChunk");
         ChunkFields fields = scanChunk(in, message, map);  // pass 1: check everything
-        applyEntries(in, message, map, fields.entries());
+        applyEntries(in, message, map, new int[Math.min(fields.entries(), WatchStreamReader.PUT_BATCH) * 4]);
         return fields;
     }
 
@@ -168,25 +168,10 @@ public final class MessageDecoder {
      * response with no known event gives {@link WatchEvent#NONE} and an empty body.
      */
     public static WatchEvent watchEvent(ByteBuffer message) {
-        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "WatchResponse");
-        int field = WatchEvent.NONE;
-        int from = 0;
-        int length = 0;
-        for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            if ((tag & 7) == ProtoWire.LENGTH_DELIMITED && (tag >>> 3) >= WatchEvent.SNAPSHOT
-                    && (tag >>> 3) <= WatchEvent.BATCH) {
-                in.length(in.next, in.end);
-                field = tag >>> 3;
-                from = in.next;
-                length = (int) in.value;
-                in.next += length;
-            } else {
-                skipUnknown(in, tag, in.next, p);
-            }
-        }
-        return new WatchEvent(field, message.slice(from, field == WatchEvent.NONE ? 0 : length));
+        Objects.requireNonNull(message, "message");
+        WatchStreamReader reader = new WatchStreamReader();
+        int field = reader.event(message, message.position(), message.limit());
+        return new WatchEvent(field, message.slice(reader.bodyFrom(), reader.bodyTo() - reader.bodyFrom()));
     }
 
     /**
@@ -195,18 +180,11 @@ public final class MessageDecoder {
      * The batch's structure is checked whole before any event is returned.
      */
     public static List<ByteBuffer> batchedEvents(ByteBuffer batch) {
-        WireReader in = new WireReader(Objects.requireNonNull(batch, "batch"), "EventBatch");
-        List<ByteBuffer> events = new ArrayList<>();
-        for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            if (tag == 0x0A) {
-                in.length(in.next, in.end);
-                events.add(batch.slice(in.next, (int) in.value));
-                in.next += (int) in.value;
-            } else {
-                skipUnknown(in, tag, in.next, p);
-            }
+        Objects.requireNonNull(batch, "batch");
+        WatchStreamReader reader = new WatchStreamReader();
+        List<ByteBuffer> events = new ArrayList<>(reader.startBatch(batch, batch.position(), batch.limit()));
+        while (reader.nextBatched()) {
+            events.add(batch.slice(reader.batchedFrom(), reader.batchedTo() - reader.batchedFrom()));
         }
         return events;
     }
@@ -228,69 +206,24 @@ public final class MessageDecoder {
     }
 
     private static DeltaFields applyDelta(ByteBuffer message, OffHeapMap map, long expectedPrevRevision) {
-        Objects.requireNonNull(map, "map");
-        WireReader in = new WireReader(Objects.requireNonNull(message, "message"), "Delta");
-        long revision = 0;
-        long prevRevision = 0;
-        long digest = 0;
-        int puts = 0;
-        int deletes = 0;
-        for (int p = in.start; p < in.end; ) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            int at = in.next;
-            switch (tag) {
-                case 0x0A -> {
-                    checkEntry(in, at, map.maxKeyLength(), map.maxValueLength());
-                    puts++;
-                }
-                case 0x12 -> {
-                    in.utf8Field(at, in.end, "deleted key", map.maxKeyLength());
-                    deletes++;
-                }
-                case 0x18 -> {
-                    in.varint(at, in.end);
-                    revision = in.value;
-                }
-                case 0x20 -> {
-                    in.varint(at, in.end);
-                    prevRevision = in.value;
-                }
-                case 0x29 -> {
-                    in.fixed64(at, in.end);
-                    digest = in.value;
-                }
-                default -> skipUnknown(in, tag, at, p);
-            }
-            p = in.next;
-        }
-        if (expectedPrevRevision >= 0 && prevRevision != expectedPrevRevision) {
+        Objects.requireNonNull(message, "message");
+        WatchStreamReader reader = new WatchStreamReader();
+        if (!reader.applyDelta(message, message.position(), message.limit(), map, expectedPrevRevision)) {
             return null;
         }
-        applyEntries(in, message, map, puts);
-        for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
-            if (tag == 0x12) {
-                in.length(in.next, in.end);
-                map.remove(message, in.next, (int) in.value);
-                in.next += (int) in.value;
-            } else {
-                in.skip(tag, in.next, in.end, 0);
-            }
-        }
-        return new DeltaFields(revision, prevRevision, digest, puts, deletes);
+        return new DeltaFields(reader.revision(), reader.prevRevision(), reader.digest(), reader.puts(),
+                reader.deletes());
     }
 
     /** An unknown field (or a known one with another wire type, which protobuf also skips). */
-    private static void skipUnknown(WireReader in, int tag, int at, int tagAt) {
+    static void skipUnknown(WireReader in, int tag, int at, int tagAt) {
         if (!in.skip(tag, at, in.end, 0)) {
             throw in.malformed(tagAt, "end-group tag outside any group");
         }
     }
 
     /** Checks one entry (length prefix at {@code at}): its fields, its key's UTF-8, the limits. */
-    private static void checkEntry(WireReader in, int at, int maxKeyLength, int maxValueLength) {
+    static void checkEntry(WireReader in, int at, int maxKeyLength, int maxValueLength) {
         in.length(at, in.end);
         int end = in.next + (int) in.value;
         int keyLength = 0;
@@ -322,22 +255,19 @@ public final class MessageDecoder {
         }
     }
 
-    /** Entries handed to {@link OffHeapMap#putAll} at a time. */
-    private static final int PUT_BATCH = 64;
-
     /**
-     * Pass 2, once the whole message checked out: puts every entry of field 1 ({@code entries} of
-     * them), in order, in batches (the map overlaps a batch's index reads).
+     * Pass 2, once the whole message checked out: puts every entry of field 1, in order, in batches
+     * of up to {@code spans.length / 4} (the map overlaps a batch's index reads).
      */
-    private static void applyEntries(WireReader in, ByteBuffer message, OffHeapMap map, int entries) {
-        int[] spans = new int[Math.min(entries, PUT_BATCH) * 4];
+    static void applyEntries(WireReader in, ByteBuffer message, OffHeapMap map, int[] spans) {
+        int batchSize = spans.length / 4;
         int batched = 0;
         for (int p = in.start; p < in.end; p = in.next) {
             in.tag(p, in.end);
             int tag = (int) in.value;
             if (tag == 0x0A) {
                 readEntry(in, in.next, spans, batched << 2);
-                if (++batched == PUT_BATCH) {
+                if (++batched == batchSize) {
                     map.putAll(message, spans, batched);
                     batched = 0;
                 }

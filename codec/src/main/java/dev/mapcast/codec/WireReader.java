@@ -8,30 +8,43 @@ import java.nio.ByteBuffer;
  * message's first byte) and the reason, with the rules of protobuf-java, so that both accept and
  * refuse the same bytes.
  *
- * <p>One reader per message, not per field: the results of a read are left in {@link #value} and
- * {@link #next}, so nothing is allocated per entry.
+ * <p>One reader per message, not per field (or one per stream, {@link #reset} for each message):
+ * the results of a read are left in {@link #value} and {@link #next}, so nothing is allocated per
+ * entry.
  */
 final class WireReader {
 
     /** protobuf-java's default recursion limit, which bounds group nesting too. */
     private static final int MAX_DEPTH = 100;
 
-    private final ByteBuffer buffer;
-    private final String messageType;
+    private ByteBuffer buffer;
+    private String messageType;
     /** Absolute index of the message's first byte; offsets in exceptions count from it. */
-    final int start;
-    final int end;
+    int start;
+    int end;
 
     /** The value of the last read. */
     long value;
     /** The index right after the last read. */
     int next;
 
+    /** A reader of the message from {@code buffer}'s position to its limit. */
     WireReader(ByteBuffer buffer, String messageType) {
+        reset(buffer, buffer.position(), buffer.limit(), messageType);
+    }
+
+    /** A reader to {@link #reset} before use: a stream's decoder reuses one for every message. */
+    WireReader() {
+    }
+
+    /** Reads the message at {@code buffer[from, to)} (absolute indices) from now on. */
+    WireReader reset(ByteBuffer buffer, int from, int to, String messageType) {
         this.buffer = buffer;
         this.messageType = messageType;
-        this.start = buffer.position();
-        this.end = buffer.limit();
+        this.start = from;
+        this.end = to;
+        this.next = from;
+        return this;
     }
 
     MalformedMessageException malformed(int at, String reason) {
