@@ -5,6 +5,7 @@ import io.grpc.Drainable;
 import io.grpc.HasByteBuffer;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -34,14 +35,28 @@ public final class EncodedMessages {
         return Marshaller.INSTANCE;
     }
 
-    /** A message to send: encoded bytes, heap buffer from position to limit (not copied; do not change it). */
+    /**
+     * A message to send: encoded bytes, heap buffer from position to limit (not copied; do not
+     * change it), or a message written straight to gRPC's buffers when sent ({@link #writtenBy}).
+     */
     public static final class Encoded {
-        private final ByteBuffer bytes;
+        /** The bytes; null for a message written when sent, until {@link #bytes()} asks for them. */
+        private ByteBuffer bytes;
         private final Received received;
+        private final int size;
+        private final Writer writer;
 
         private Encoded(ByteBuffer bytes, Received received) {
             this.bytes = bytes;
             this.received = received;
+            this.size = bytes.remaining();
+            this.writer = null;
+        }
+
+        private Encoded(int size, Writer writer) {
+            this.received = null;
+            this.size = size;
+            this.writer = writer;
         }
 
         public static Encoded of(ByteBuffer bytes) {
@@ -52,14 +67,27 @@ public final class EncodedMessages {
             return new Encoded(bytes.slice(), null);
         }
 
-        /** The message's bytes (a read-only view). */
+        /**
+         * A message of exactly {@code size} bytes that {@code writer} writes when it is sent, straight
+         * into gRPC's buffers: a message assembled from parts (a batch of events encoded once for
+         * every watcher) costs no buffer and no copy of its own. The writer may run once per send,
+         * and must write the same {@code size} bytes each time.
+         */
+        public static Encoded writtenBy(int size, Writer writer) {
+            if (size < 0) {
+                throw new IllegalArgumentException("size: " + size + " (expected: >= 0)");
+            }
+            return new Encoded(size, Objects.requireNonNull(writer, "writer"));
+        }
+
+        /** The message's bytes (a read-only view); a written message is written to a buffer first. */
         public ByteBuffer bytes() {
-            return bytes.asReadOnlyBuffer();
+            return heapBytes().asReadOnlyBuffer();
         }
 
         /** The message's length in bytes. */
         public int size() {
-            return bytes.remaining();
+            return size;
         }
 
         /** For a received message: its buffers; release them with {@link Received#close()}. */
@@ -68,6 +96,64 @@ public final class EncodedMessages {
                 throw new IllegalStateException("not a received message");
             }
             return received;
+        }
+
+        private ByteBuffer heapBytes() {
+            ByteBuffer b = bytes;
+            if (b == null) {
+                ByteArrayOutputStream out = new ByteArrayOutputStream(size);
+                try {
+                    writeTo(out);
+                } catch (IOException e) {
+                    throw new UncheckedIOException("writing a message to memory", e);
+                }
+                b = ByteBuffer.wrap(out.toByteArray());
+                bytes = b;
+            }
+            return b;
+        }
+
+        /** Writes the message to {@code target}; returns its length. */
+        int writeTo(OutputStream target) throws IOException {
+            if (writer == null) {
+                target.write(bytes.array(), bytes.arrayOffset() + bytes.position(), size);
+                return size;
+            }
+            CountingStream counted = new CountingStream(target);
+            writer.writeTo(counted);
+            if (counted.count != size) {
+                throw new IllegalStateException("a message announced as " + size + " bytes was written as "
+                        + counted.count);
+            }
+            return size;
+        }
+    }
+
+    /** Writes a message's bytes when it is sent ({@link Encoded#writtenBy}). */
+    @FunctionalInterface
+    public interface Writer {
+        void writeTo(OutputStream out) throws IOException;
+    }
+
+    /** Counts what a {@link Writer} writes, to hold it to the size it announced (gRPC trusts it). */
+    private static final class CountingStream extends OutputStream {
+        private final OutputStream target;
+        private long count;
+
+        CountingStream(OutputStream target) {
+            this.target = target;
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            target.write(b);
+            count++;
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            target.write(b, off, len);
+            count += len;
         }
     }
 
@@ -110,7 +196,7 @@ public final class EncodedMessages {
 
         @Override
         public InputStream stream(Encoded value) {
-            return new OutgoingStream(value.bytes);
+            return new OutgoingStream(value);
         }
 
         @Override
@@ -134,40 +220,55 @@ public final class EncodedMessages {
         }
     }
 
-    /** The bytes of one outgoing message, drained to gRPC in one write. */
+    /**
+     * One outgoing message, drained to gRPC: its bytes in one write, or its writer's writes. Read as
+     * a plain stream (gRPC drains it), a written message is written to a buffer first.
+     */
     private static final class OutgoingStream extends InputStream implements Drainable, KnownLength {
-        private final ByteBuffer bytes;
+        private final Encoded message;
+        private ByteBuffer unread;
+        private boolean drained;
 
-        OutgoingStream(ByteBuffer bytes) {
-            this.bytes = bytes.duplicate();
+        OutgoingStream(Encoded message) {
+            this.message = message;
         }
 
         @Override
         public int drainTo(OutputStream target) throws IOException {
-            int length = bytes.remaining();
-            target.write(bytes.array(), bytes.arrayOffset() + bytes.position(), length);
-            bytes.position(bytes.limit());
-            return length;
+            if (drained || unread != null) {
+                throw new IllegalStateException("message already read");
+            }
+            drained = true;
+            return message.writeTo(target);
         }
 
         @Override
         public int available() {
-            return bytes.remaining();
+            return drained ? 0 : unread == null ? message.size() : unread.remaining();
         }
 
         @Override
         public int read() {
-            return bytes.hasRemaining() ? bytes.get() & 0xFF : -1;
+            ByteBuffer b = unread();
+            return b.hasRemaining() ? b.get() & 0xFF : -1;
         }
 
         @Override
         public int read(byte[] b, int off, int len) {
-            if (!bytes.hasRemaining()) {
+            ByteBuffer u = unread();
+            if (!u.hasRemaining()) {
                 return len == 0 ? 0 : -1;
             }
-            int n = Math.min(len, bytes.remaining());
-            bytes.get(b, off, n);
+            int n = Math.min(len, u.remaining());
+            u.get(b, off, n);
             return n;
+        }
+
+        private ByteBuffer unread() {
+            if (unread == null) {
+                unread = drained ? ByteBuffer.allocate(0) : message.heapBytes().duplicate();
+            }
+            return unread;
         }
     }
 }

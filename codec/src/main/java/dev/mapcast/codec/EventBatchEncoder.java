@@ -1,13 +1,15 @@
 package dev.mapcast.codec;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
+import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.util.List;
 
 /**
  * Frames consecutive encoded {@code WatchResponse}s as one {@code WatchResponse{batch: EventBatch}}
  * (a mapcast addition to the contract, sent only to clients that ask for it). Each event's bytes are
- * copied as they are, so events encoded once for every watcher stay byte for byte the same.
+ * written as they are, so events encoded once for every watcher stay byte for byte the same.
  */
 public final class EventBatchEncoder {
 
@@ -24,19 +26,29 @@ public final class EventBatchEncoder {
         return ProtoWire.bytesFieldSize(WATCH_RESPONSE_BATCH, contentSize(events));
     }
 
-    /** One WatchResponse holding every event, in order. */
+    /**
+     * One WatchResponse holding every event, in order. Nothing is copied here: the batch is written
+     * straight into gRPC's buffers when sent, each event's bytes as they are.
+     */
     public static Encoded encode(List<Encoded> events) {
+        Encoded[] parts = events.toArray(new Encoded[0]);
         int content = contentSize(events);
-        ByteBuffer out = ByteBuffer.allocate(ProtoWire.bytesFieldSize(WATCH_RESPONSE_BATCH, content));
-        ProtoWire.putVarint(out, ProtoWire.tag(WATCH_RESPONSE_BATCH, ProtoWire.LENGTH_DELIMITED));
-        ProtoWire.putVarint(out, content);
-        for (Encoded event : events) {
-            ByteBuffer bytes = event.bytes();
-            ProtoWire.putVarint(out, ProtoWire.tag(EVENTS, ProtoWire.LENGTH_DELIMITED));
-            ProtoWire.putVarint(out, bytes.remaining());
-            out.put(bytes);
-        }
-        return Encoded.of(out.flip());
+        return Encoded.writtenBy(ProtoWire.bytesFieldSize(WATCH_RESPONSE_BATCH, content), out -> {
+            // Tag and length prefixes are at most 5 + 5 bytes each.
+            ByteBuffer prefix = ByteBuffer.allocate(10);
+            putPrefix(out, prefix, WATCH_RESPONSE_BATCH, content);
+            for (Encoded event : parts) {
+                putPrefix(out, prefix, EVENTS, event.size());
+                event.writeTo(out);
+            }
+        });
+    }
+
+    private static void putPrefix(OutputStream out, ByteBuffer prefix, int field, int length) throws IOException {
+        prefix.clear();
+        ProtoWire.putVarint(prefix, ProtoWire.tag(field, ProtoWire.LENGTH_DELIMITED));
+        ProtoWire.putVarint(prefix, length);
+        out.write(prefix.array(), 0, prefix.position());
     }
 
     private static int contentSize(List<Encoded> events) {

@@ -8,7 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.proto.v1.Delta;
+import dev.mapcast.proto.v1.EventBatch;
 import dev.mapcast.proto.v1.SnapshotChunk;
+import dev.mapcast.proto.v1.WatchResponse;
 import io.grpc.Detachable;
 import io.grpc.Drainable;
 import io.grpc.HasByteBuffer;
@@ -18,6 +21,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 class EncodedMessagesTest {
@@ -41,6 +45,38 @@ class EncodedMessagesTest {
         assertEquals(-1, stream.read());
         InputStream again = EncodedMessages.marshaller().stream(EncodedMessages.Encoded.of(framed));
         assertArrayEquals(MESSAGE, again.readAllBytes());
+    }
+
+    @Test
+    void aBatchIsWrittenStraightIntoTheSendersBuffersAsProtobufEncodesIt() throws Exception {
+        WatchResponse first = WatchResponse.newBuilder().setDelta(Delta.newBuilder().setRevision(1)
+                .putPuts("k", ByteString.copyFromUtf8("v"))).build();
+        WatchResponse second = WatchResponse.newBuilder().setDelta(Delta.newBuilder().setRevision(2).setPrevRevision(1)
+                .putPuts("k", ByteString.copyFrom(new byte[300]))).build();  // a two-byte length prefix
+        byte[] expected = WatchResponse.newBuilder().setBatch(EventBatch.newBuilder().addEvents(first)
+                .addEvents(second)).build().toByteArray();
+        EncodedMessages.Encoded batch = EventBatchEncoder.encode(List.of(
+                EncodedMessages.Encoded.of(ByteBuffer.wrap(first.toByteArray())),
+                EncodedMessages.Encoded.of(ByteBuffer.wrap(second.toByteArray()))));
+        assertEquals(expected.length, batch.size());
+        InputStream stream = EncodedMessages.marshaller().stream(batch);
+        assertEquals(expected.length, stream.available());
+        CountingOutput out = new CountingOutput();
+        assertEquals(expected.length, ((Drainable) stream).drainTo(out));
+        assertArrayEquals(expected, out.toByteArray());
+        assertEquals(-1, stream.read());
+        assertArrayEquals(expected, EncodedMessages.marshaller().stream(batch).readAllBytes(), "read as a plain stream");
+        assertEquals(ByteBuffer.wrap(expected), batch.bytes());
+    }
+
+    @Test
+    void aWriterThatWritesOtherThanItsAnnouncedSizeIsCaughtBeforeGrpcTrustsIt() {
+        EncodedMessages.Encoded lying = EncodedMessages.Encoded.writtenBy(4, target -> target.write(new byte[3]));
+        InputStream stream = EncodedMessages.marshaller().stream(lying);
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> ((Drainable) stream).drainTo(new ByteArrayOutputStream()));
+        assertTrue(e.getMessage().contains("announced as 4 bytes was written as 3"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> EncodedMessages.Encoded.writtenBy(-1, target -> { }));
     }
 
     @Test
