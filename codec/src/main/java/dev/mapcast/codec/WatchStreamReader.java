@@ -25,7 +25,8 @@ public final class WatchStreamReader {
     private final WireReader response = new WireReader();
     private final WireReader batch = new WireReader();
     private final WireReader delta = new WireReader();
-    private final int[] spans = new int[PUT_BATCH * 4];
+    /** Key and value spans of the entries handed to the map at a time; made by the first delta applied. */
+    private int[] spans;
 
     private int bodyFrom;
     private int bodyTo;
@@ -185,6 +186,9 @@ public final class WatchStreamReader {
         deletes = deleteCount;
         if (afterRevision >= 0 && prev != afterRevision) {
             return false;
+        }
+        if (spans == null) {
+            spans = new int[PUT_BATCH * 4];
         }
         MessageDecoder.applyEntries(in, message, map, spans);
         if (deleteCount > 0) {
