@@ -39,7 +39,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Limits have sane defaults and are builder settings; a request over one is refused whole, with
  * a status naming the value and the limit. {@link #close()} shuts down gracefully: new calls are
- * refused, watch streams end with UNAVAILABLE (clients resume elsewhere or on restart), calls in
+ * refused, watch streams end with UNAVAILABLE (clients resume elsewhere or on restart), write
+ * streams end with UNAVAILABLE once the writes they have read are answered, calls in
  * flight get the grace period, and then the maps' memory is freed. {@link #stop()} and
  * {@link #start()} restart serving in the same process with the maps kept.
  *
@@ -165,6 +166,7 @@ public final class MapcastServer implements AutoCloseable {
         for (HostedMap map : maps.all()) {
             map.endWatchers(SHUTTING_DOWN);
         }
+        service.endWriteStreams(SHUTTING_DOWN);
         try {
             if (!server.awaitTermination(shutdownGrace.toNanos(), TimeUnit.NANOSECONDS)) {
                 server.shutdownNow();

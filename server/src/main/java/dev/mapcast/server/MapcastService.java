@@ -16,6 +16,7 @@ import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
+import dev.mapcast.proto.v1.WriteResult;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerServiceDefinition;
@@ -25,6 +26,8 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
@@ -53,6 +56,7 @@ final class MapcastService {
     private final Executor pool;
     /** One restore at a time: see {@link RestoreReceiver}. */
     private final Semaphore restoreSlot = new Semaphore(1);
+    private final Set<WriteStreamCall> writeStreams = ConcurrentHashMap.newKeySet();
 
     MapcastService(MapRegistry maps, Limits limits, ServerEventLoops loops, Executor pool) {
         this.maps = maps;
@@ -69,10 +73,11 @@ final class MapcastService {
         var snapshot = parsed(EncodedMethods.snapshot(), SnapshotRequest.parser());
         var watch = parsed(EncodedMethods.watch(), WatchRequest.parser());
         var restore = parsed(MapcastGrpc.getRestoreMethod(), RestoreRequest.parser());
+        var writeStream = WriteStreamCall.method();
         ServiceDescriptor service = ServiceDescriptor.newBuilder(MapcastGrpc.SERVICE_NAME)
                 .setSchemaDescriptor(MapcastGrpc.getServiceDescriptor().getSchemaDescriptor())
                 .addMethod(get).addMethod(write).addMethod(snapshot).addMethod(watch).addMethod(compact)
-                .addMethod(listMaps).addMethod(restore)
+                .addMethod(listMaps).addMethod(restore).addMethod(writeStream)
                 .build();
         return ServerServiceDefinition.builder(service)
                 .addMethod(get, offloaded(unary("GetRequest", this::get)))
@@ -83,7 +88,16 @@ final class MapcastService {
                 .addMethod(watch, streaming("WatchRequest", this::watch))
                 .addMethod(restore, offloaded(ServerCalls.asyncClientStreamingCall(
                         response -> new RestoreReceiver(maps, limits, response, restoreSlot))))
+                .addMethod(writeStream, ServerCalls.asyncBidiStreamingCall(response -> WriteStreamCall.start(
+                        this::commit, (ServerCallStreamObserver<WriteResult>) response, writeStreams)))
                 .build();
+    }
+
+    /** Ends every open WriteStream with {@code status} once the writes it has read are answered. */
+    void endWriteStreams(Status status) {
+        for (WriteStreamCall stream : writeStreams) {
+            stream.end(status);
+        }
     }
 
     private <Q, R> ServerCallHandler<Q, R> offloaded(ServerCallHandler<Q, R> handler) {
@@ -97,31 +111,52 @@ final class MapcastService {
         return map.get(key);
     }
 
-    /** Commits on the event loop when that cannot wait (see {@link MapRegistry#tryWrite}), else on the pool. */
     private void write(ParsedRequest<WriteRequest> request, StreamObserver<WriteResponse> response) {
+        commit(request, (revision, failure) -> {
+            if (failure == null) {
+                respond(response, WriteResponse.newBuilder().setRevision(revision).build());
+            } else {
+                response.onError(failure.asRuntimeException());
+            }
+        });
+    }
+
+    /** Where a write's outcome goes: its revision, or why it failed (then revision is 0). */
+    interface WriteOutcome {
+        void done(long revision, Status failure);
+    }
+
+    /**
+     * Commits a write (of a Write call or a WriteStream) on the event loop when that cannot wait
+     * (see {@link MapRegistry#tryWrite}), else on the pool.
+     */
+    void commit(ParsedRequest<WriteRequest> request, WriteOutcome outcome) {
         NormalisedWrite write;
         long revision;
         try {
             write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
             revision = maps.tryWrite(write);
         } catch (RuntimeException | Error e) {
-            response.onError(toStatus(e, "WriteRequest"));
+            outcome.done(0, toStatus(e, "WriteRequest").getStatus());
             return;
         }
         if (revision != MapRegistry.WOULD_WAIT) {
-            respond(response, WriteResponse.newBuilder().setRevision(revision).build());
+            outcome.done(revision, null);
             return;
         }
         try {
             pool.execute(() -> {
+                long committed;
                 try {
-                    respond(response, WriteResponse.newBuilder().setRevision(maps.write(write)).build());
+                    committed = maps.write(write);
                 } catch (RuntimeException | Error e) {
-                    response.onError(toStatus(e, "WriteRequest"));
+                    outcome.done(0, toStatus(e, "WriteRequest").getStatus());
+                    return;
                 }
+                outcome.done(committed, null);
             });
         } catch (RejectedExecutionException closing) {
-            response.onError(MapcastServer.SHUTTING_DOWN.asRuntimeException());
+            outcome.done(0, MapcastServer.SHUTTING_DOWN);
         }
     }
 

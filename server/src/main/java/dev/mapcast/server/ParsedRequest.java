@@ -9,13 +9,14 @@ import io.grpc.Status;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.util.function.Function;
 
 /**
  * A request as received: the parsed message, or why it could not be parsed. gRPC turns an
  * exception thrown while parsing into UNKNOWN; parsing into this instead lets the service answer
  * a malformed request (bad UTF-8 in a key, a truncated field) with INVALID_ARGUMENT.
  */
-record ParsedRequest<T extends MessageLite>(T message, String error) {
+record ParsedRequest<T>(T message, String error) {
 
     /** The message, or INVALID_ARGUMENT naming the request type and the parse error. */
     T orInvalid(String type) {
@@ -25,22 +26,32 @@ record ParsedRequest<T extends MessageLite>(T message, String error) {
         return message;
     }
 
+    /** Reads a request from its bytes; an InvalidProtocolBufferException means it is malformed. */
+    interface Decoder<T> {
+        T decode(byte[] bytes) throws IOException;
+    }
+
     static <T extends MessageLite> MethodDescriptor.Marshaller<ParsedRequest<T>> marshaller(Parser<T> parser) {
+        return marshaller(parser::parseFrom, value -> value.toByteString().newInput());
+    }
+
+    /** Parses with {@code decoder}; {@code encoder} is for clients (tests). */
+    static <T> MethodDescriptor.Marshaller<ParsedRequest<T>> marshaller(Decoder<T> decoder,
+            Function<T, InputStream> encoder) {
         return new MethodDescriptor.Marshaller<>() {
             @Override
             public InputStream stream(ParsedRequest<T> value) {
-                return value.message().toByteString().newInput();
+                return encoder.apply(value.message());
             }
 
             @Override
             public ParsedRequest<T> parse(InputStream stream) {
                 try {
-                    // A message of known length is read into an array of its size: parsing the
+                    // A message of known length is read into an array of its size: reading the
                     // stream itself would allocate a 4 KiB buffer per request.
-                    T message = stream instanceof KnownLength
-                            ? parser.parseFrom(stream.readNBytes(stream.available()))
-                            : parser.parseFrom(stream);
-                    return new ParsedRequest<>(message, null);
+                    byte[] bytes = stream instanceof KnownLength ? stream.readNBytes(stream.available())
+                            : stream.readAllBytes();
+                    return new ParsedRequest<>(decoder.decode(bytes), null);
                 } catch (InvalidProtocolBufferException e) {
                     return new ParsedRequest<>(null, e.getMessage());
                 } catch (IOException e) {

@@ -17,15 +17,10 @@ import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.CallOptions;
 import io.grpc.ManagedChannel;
-import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.ClientCalls;
-import java.io.ByteArrayInputStream;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -162,9 +157,8 @@ class BadInputTest {
     }
 
     private Object rawWrite(byte[] request) {
-        MethodDescriptor<byte[], WriteResponse> raw = MapcastGrpc.getWriteMethod().toBuilder(new RawBytes(),
-                MapcastGrpc.getWriteMethod().getResponseMarshaller()).build();
-        return ClientCalls.blockingUnaryCall(channel, raw, CallOptions.DEFAULT, request);
+        return ClientCalls.blockingUnaryCall(channel, RawBytes.requests(MapcastGrpc.getWriteMethod()), CallOptions.DEFAULT,
+                request);
     }
 
     /** Asserts the status and description, and that nothing changed. */
@@ -181,22 +175,6 @@ class BadInputTest {
 
     private static ByteString bytes(String s) {
         return ByteString.copyFromUtf8(s);
-    }
-
-    private static final class RawBytes implements MethodDescriptor.Marshaller<byte[]> {
-        @Override
-        public InputStream stream(byte[] value) {
-            return new ByteArrayInputStream(value);
-        }
-
-        @Override
-        public byte[] parse(InputStream stream) {
-            try {
-                return stream.readAllBytes();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }
     }
 
 }
