@@ -39,10 +39,12 @@ import java.util.Objects;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -62,6 +64,12 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>Thread-safe; one client (one connection) is meant to be shared. Calls fail with a
  * {@link MapcastException} carrying the server's status; a replica reconnects by itself.
+ *
+ * <p>Writes, blocking or not, share one WriteStream (a mapcast addition to the contract), so a
+ * write costs a message each way rather than a call; each keeps the builder's deadline. Writes in
+ * flight together may apply in any order, as separate calls may: wait for a write's revision
+ * before sending one that must come after it. Against a server without WriteStream the client
+ * sends Write calls instead.
  */
 public final class MapcastClient implements AutoCloseable {
 
@@ -75,6 +83,7 @@ public final class MapcastClient implements AutoCloseable {
     private final Duration initialBackoff;
     private final Duration maxBackoff;
     private final ScheduledExecutorService timer;
+    private final WriteStream writes;
     private final ExecutorService listenerPool;
     private final double replicaCompactionThreshold;
 
@@ -90,7 +99,10 @@ public final class MapcastClient implements AutoCloseable {
         this.initialBackoff = b.initialBackoff;
         this.maxBackoff = b.maxBackoff;
         this.replicaCompactionThreshold = b.replicaCompactionThreshold;
-        this.timer = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-client-timer"));
+        ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1, daemonThreads("mapcast-client-timer"));
+        timer.setRemoveOnCancelPolicy(true);  // every write's deadline is a task, nearly always cancelled
+        this.timer = timer;
+        this.writes = new WriteStream(this, this::commitUnary);
         this.listenerPool = Executors.newCachedThreadPool(daemonThreads("mapcast-client-listener"));
     }
 
@@ -396,6 +408,7 @@ public final class MapcastClient implements AutoCloseable {
 
     @Override
     public void close() {
+        writes.close();
         timer.shutdownNow();
         listenerPool.shutdown();
         if (ownsChannel) {
@@ -408,15 +421,27 @@ public final class MapcastClient implements AutoCloseable {
         }
     }
 
+    /** Waits for {@link #commitAsync}; a failure is thrown from the calling thread, its cause the original. */
     long commit(WriteRequest request) {
         try {
-            return blocking().write(request).getRevision();
-        } catch (RuntimeException e) {
-            throw MapcastException.of(e);
+            return commitAsync(request).get();
+        } catch (ExecutionException e) {
+            MapcastException failure = (MapcastException) e.getCause();
+            throw MapcastException.of(failure.status(), failure);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new MapcastException(Status.CANCELLED.withDescription(
+                    "interrupted while waiting for the write to map \"" + request.getMap() + "\"; it may still apply"), e);
         }
     }
 
+    /** Sends a write on the client's write stream (see {@link WriteStream}). */
     CompletableFuture<Long> commitAsync(WriteRequest request) {
+        return writes.send(request);
+    }
+
+    /** A write as a Write call: for servers without WriteStream. */
+    private CompletableFuture<Long> commitUnary(WriteRequest request) {
         CompletableFuture<Long> out = new CompletableFuture<>();
         Futures.addCallback(
                 MapcastGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
@@ -442,6 +467,11 @@ public final class MapcastClient implements AutoCloseable {
 
     ScheduledExecutorService timer() {
         return timer;
+    }
+
+    /** How long a call may take (the builder's deadline). */
+    Duration deadline() {
+        return deadline;
     }
 
     /** Where replicas run their listeners (each replica in order, through its own sequential executor). */

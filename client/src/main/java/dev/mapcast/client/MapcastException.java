@@ -28,11 +28,18 @@ public class MapcastException extends RuntimeException {
         return status.getDescription();
     }
 
+    /** The exception for {@code status}: a {@link ConditionFailedException} for FAILED_PRECONDITION. */
+    static MapcastException of(Status status, Throwable cause) {
+        return status.getCode() == Status.Code.FAILED_PRECONDITION
+                ? new ConditionFailedException(status, cause)
+                : new MapcastException(status, cause);
+    }
+
+    Status status() {
+        return status;
+    }
+
     static MapcastException of(Throwable t) {
-        Status status = Status.fromThrowable(t);
-        if (status.getCode() == Status.Code.FAILED_PRECONDITION) {
-            return new ConditionFailedException(status, t);
-        }
-        return new MapcastException(status, t instanceof StatusRuntimeException ? t : t.getCause());
+        return of(Status.fromThrowable(t), t instanceof StatusRuntimeException || t.getCause() == null ? t : t.getCause());
     }
 }

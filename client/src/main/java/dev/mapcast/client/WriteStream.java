@@ -1,0 +1,184 @@
+package dev.mapcast.client;
+
+import com.google.common.util.concurrent.MoreExecutors;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.StreamedWrite;
+import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.proto.v1.WriteResult;
+import io.grpc.CallOptions;
+import io.grpc.ClientCall;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * A client's writes on one long-lived WriteStream (see the proto): a write costs a message each
+ * way instead of a call (its headers, stream, deadline timer and trailers on both sides). Opened by
+ * the first write and again by the first write after it ends.
+ *
+ * <p>Each write keeps the client's deadline here, as the stream has none. When the stream ends,
+ * its unanswered writes fail with its status: like a Write call cut off, such a write may or may
+ * not have applied. A server without WriteStream (UNIMPLEMENTED before any result) gets Write
+ * calls instead, its unanswered writes included, which it cannot have applied.
+ */
+final class WriteStream {
+
+    private final MapcastClient client;
+    /** Sends one write as a Write call: the fallback for servers without WriteStream. */
+    private final Function<WriteRequest, CompletableFuture<Long>> unaryWrite;
+    private final Object lock = new Object();
+    // Guarded by lock.
+    private Stream stream;
+    private boolean unary;
+    private boolean closed;
+    private long nextId;
+
+    WriteStream(MapcastClient client, Function<WriteRequest, CompletableFuture<Long>> unaryWrite) {
+        this.client = client;
+        this.unaryWrite = unaryWrite;
+    }
+
+    /** A write waiting for its result. */
+    private static final class Pending {
+        final WriteRequest request;
+        final CompletableFuture<Long> result = new CompletableFuture<>();
+        ScheduledFuture<?> deadline;
+
+        Pending(WriteRequest request) {
+            this.request = request;
+        }
+    }
+
+    /** Sends {@code request}; the future completes with its revision or a {@link MapcastException}. */
+    CompletableFuture<Long> send(WriteRequest request) {
+        Pending pending = new Pending(request);
+        synchronized (lock) {
+            if (closed) {
+                return CompletableFuture.failedFuture(
+                        new MapcastException(Status.UNAVAILABLE.withDescription("the client is closed"), null));
+            }
+            if (!unary) {
+                Stream s = stream != null ? stream : open();
+                long id = ++nextId;
+                s.pending.put(id, pending);
+                Duration timeout = client.deadline();
+                pending.deadline = client.timer().schedule(() -> expire(s, id, timeout), timeout.toNanos(),
+                        TimeUnit.NANOSECONDS);
+                s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(request).build());
+                if (s.endStatus != null && s.pending.remove(id) != null) {  // it ended at once (a closed channel)
+                    pending.deadline.cancel(false);
+                    pending.result.completeExceptionally(MapcastException.of(s.endStatus, null));
+                }
+                return pending.result;
+            }
+        }
+        return unaryWrite.apply(request);
+    }
+
+    /** Ends the stream; writes not yet answered fail. */
+    void close() {
+        Stream s;
+        synchronized (lock) {
+            closed = true;
+            s = stream;
+        }
+        if (s != null) {
+            s.call.cancel("the client is closed", null);
+        }
+    }
+
+    /** Opens a stream as the current one; with the lock held. */
+    private Stream open() {
+        Stream s = new Stream(client.channel().newCall(MapcastGrpc.getWriteStreamMethod(),
+                CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor())));
+        stream = s;
+        s.call.start(s, new Metadata());
+        s.call.request(Integer.MAX_VALUE);  // results are small and handled at once: no flow control per result
+        return s;
+    }
+
+    private void expire(Stream s, long id, Duration timeout) {
+        Pending p;
+        synchronized (lock) {
+            p = s.pending.remove(id);
+        }
+        if (p != null) {
+            p.result.completeExceptionally(new MapcastException(Status.DEADLINE_EXCEEDED.withDescription(
+                    "no result for the write to map \"" + p.request.getMap() + "\" within " + timeout.toMillis()
+                            + " ms; it may still apply"), null));
+        }
+    }
+
+    /** One WriteStream call and the writes sent on it, by id; results complete them on the network thread. */
+    private final class Stream extends ClientCall.Listener<WriteResult> {
+        final ClientCall<StreamedWrite, WriteResult> call;
+        final Map<Long, Pending> pending = new HashMap<>();  // guarded by lock
+        boolean answered;  // guarded by lock: a result came, so the server has WriteStream
+        Status endStatus;  // guarded by lock: set when the call has ended
+
+        Stream(ClientCall<StreamedWrite, WriteResult> call) {
+            this.call = call;
+        }
+
+        @Override
+        public void onMessage(WriteResult result) {
+            Pending p;
+            synchronized (lock) {
+                answered = true;
+                p = pending.remove(result.getId());
+            }
+            if (p == null) {
+                return;  // past its deadline
+            }
+            p.deadline.cancel(false);
+            if (result.getCode() == 0) {
+                p.result.complete(result.getRevision());
+            } else {
+                Status status = Status.fromCodeValue(result.getCode());
+                p.result.completeExceptionally(MapcastException.of(
+                        result.getMessage().isEmpty() ? status : status.withDescription(result.getMessage()), null));
+            }
+        }
+
+        @Override
+        public void onClose(Status status, Metadata trailers) {
+            List<Pending> unanswered;
+            boolean resend;
+            synchronized (lock) {
+                endStatus = status;
+                if (stream == this) {
+                    stream = null;
+                }
+                resend = status.getCode() == Status.Code.UNIMPLEMENTED && !answered && !closed;
+                unary |= resend;
+                unanswered = new ArrayList<>(pending.values());
+                pending.clear();
+            }
+            Status failure = status.isOk()
+                    ? Status.UNAVAILABLE.withDescription("the write stream ended before the write was answered")
+                    : status;
+            for (Pending p : unanswered) {
+                p.deadline.cancel(false);
+                if (resend) {
+                    unaryWrite.apply(p.request).whenComplete((revision, error) -> {
+                        if (error == null) {
+                            p.result.complete(revision);
+                        } else {
+                            p.result.completeExceptionally(error);
+                        }
+                    });
+                } else {
+                    p.result.completeExceptionally(MapcastException.of(failure, null));
+                }
+            }
+        }
+    }
+}
