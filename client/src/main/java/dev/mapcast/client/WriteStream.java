@@ -75,7 +75,7 @@ final class WriteStream {
                 s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(request).build());
                 if (s.endStatus != null && s.pending.remove(id) != null) {  // it ended at once (a closed channel)
                     pending.deadline.cancel(false);
-                    pending.result.completeExceptionally(MapcastException.of(s.endStatus, null));
+                    pending.result.completeExceptionally(MapcastException.of(s.endStatus, s.endStatus.getCause()));
                 }
                 return pending.result;
             }
@@ -176,7 +176,7 @@ final class WriteStream {
                         }
                     });
                 } else {
-                    p.result.completeExceptionally(MapcastException.of(failure, null));
+                    p.result.completeExceptionally(MapcastException.of(failure, failure.getCause()));  // e.g. connection refused
                 }
             }
         }

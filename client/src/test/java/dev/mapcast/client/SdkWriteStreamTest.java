@@ -136,6 +136,11 @@ class SdkWriteStreamTest {
         server.stop();
         MapcastException down = assertThrows(MapcastException.class, () -> client.put("m", "k", "3"));
         assertEquals(Status.Code.UNAVAILABLE, down.code(), down.getMessage());
+        Throwable root = down;
+        while (root.getCause() != null) {
+            root = root.getCause();
+        }
+        assertTrue(String.valueOf(root.getMessage()).contains("Connection refused"), "the reason is kept: " + root);
     }
 
     @Test
