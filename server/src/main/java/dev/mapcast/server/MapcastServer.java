@@ -152,7 +152,8 @@ public final class MapcastServer implements AutoCloseable {
     }
 
     /**
-     * Stops serving (watch streams end with UNAVAILABLE, calls in flight get the grace period) and
+     * Stops serving (watch streams end with UNAVAILABLE, write streams too once the writes they
+     * have read are answered, calls in flight get the grace period) and
      * keeps the maps, their revisions and history in memory, so that {@link #start()} serves them
      * again: clients reconnect and resume. Idempotent.
      */
