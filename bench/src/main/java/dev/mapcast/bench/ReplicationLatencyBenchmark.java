@@ -69,7 +69,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * <p>{@code impl}:
  * <ul>
  *   <li>{@code mapcast}: a {@link MapcastServer} (maps in memory only) and 50 {@link Replica}s, each
- *       with its own {@link MapcastClient}, all in this JVM. Visible: the replica has applied the
+ *       with its own {@link MapcastClient}, all in this JVM; with {@code -p serverProcess=true} the
+ *       server runs in a JVM of its own and its CPU is counted with this one's. Visible: the replica has applied the
  *       write to its map and its revision listener ran. Converged: every replica reached the last
  *       revision and its digest equals a fresh replica's.</li>
  *   <li>{@code etcd}: a single-member etcd 3.4 ({@code /usr/bin/etcd}, Debian's
@@ -139,6 +140,13 @@ public class ReplicationLatencyBenchmark {
     @Param("-1")
     int lingerMicros;
 
+    /**
+     * mapcast only: the server in a JVM of its own ({@link ServerProcess}), apart from the writer
+     * and the replicas, as a deployment has it and as etcd always runs; false: all in this JVM.
+     */
+    @Param("false")
+    boolean serverProcess;
+
     /** Prints the latency of each half second of the measured phase (p50, p99, max): shows stalls. */
     @Param("false")
     boolean timeline;
@@ -160,7 +168,7 @@ public class ReplicationLatencyBenchmark {
             values[i] = new byte[64];
             random.nextBytes(values[i]);
         }
-        subject = Subject.create(impl, lingerMicros);
+        subject = Subject.create(impl, lingerMicros, serverProcess);
         subject.start(keys, values, replicas, this::applied);
     }
 
@@ -319,7 +327,7 @@ public class ReplicationLatencyBenchmark {
                 + " max %.3f ms; converged: %s%n", ms(sorted, 0.50), ms(sorted, 0.99), ms(sorted, 0.999),
                 ms(sorted, 1), converged);
         System.out.printf(Locale.ROOT, "CPU while writing (this JVM%s): %.0f us a write, %.0f%% of %d cores%n",
-                impl.equals("etcd") ? " and etcd" : "", p.cpuNanos / 1e3 / writes,
+                impl.equals("etcd") ? " and etcd" : serverProcess ? " and the server's" : "", p.cpuNanos / 1e3 / writes,
                 100.0 * p.cpuNanos / TimeUnit.SECONDS.toNanos(seconds) / Runtime.getRuntime().availableProcessors(),
                 Runtime.getRuntime().availableProcessors());
         if (p.machine != null && p.machine.total() > 0) {
@@ -364,10 +372,10 @@ public class ReplicationLatencyBenchmark {
     /** One system under test: a server, a writer and {@code replicas} live copies, all on loopback. */
     abstract static class Subject implements AutoCloseable {
 
-        static Subject create(String impl, int lingerMicros) {
+        static Subject create(String impl, int lingerMicros, boolean serverProcess) {
             switch (impl) {
                 case "mapcast":
-                    return new Mapcast(lingerMicros);
+                    return new Mapcast(lingerMicros, serverProcess);
                 case "etcd":
                     return new Etcd();
                 default:
@@ -419,21 +427,31 @@ public class ReplicationLatencyBenchmark {
         private byte[][] keys;
         private byte[][] values;
         private final int lingerMicros;
+        private final boolean serverProcess;
+        private ServerProcess process;
 
-        Mapcast(int lingerMicros) {
+        Mapcast(int lingerMicros, boolean serverProcess) {
             this.lingerMicros = lingerMicros;
+            this.serverProcess = serverProcess;
         }
 
         @Override
         void start(byte[][] keys, byte[][] values, int replicas, LongConsumer applied) throws Exception {
             this.keys = keys;
             this.values = values;
-            MapcastServer.Builder builder = MapcastServer.builder().port(0);
-            if (lingerMicros >= 0) {
-                builder.watchLinger(Duration.ofNanos(lingerMicros * 1000L));
+            int port;
+            if (serverProcess) {
+                process = ServerProcess.start(lingerMicros);
+                port = process.port();
+            } else {
+                MapcastServer.Builder builder = MapcastServer.builder().port(0);
+                if (lingerMicros >= 0) {
+                    builder.watchLinger(Duration.ofNanos(lingerMicros * 1000L));
+                }
+                server = builder.build().start();
+                port = server.port();
             }
-            server = builder.build().start();
-            String target = "127.0.0.1:" + server.port();
+            String target = "127.0.0.1:" + port;
             writer = MapcastClient.builder().target(target).build();
             WriteBatch fill = writer.write(MAP);
             for (int i = 0; i < keys.length; i++) {
@@ -508,6 +526,14 @@ public class ReplicationLatencyBenchmark {
             if (server != null) {
                 server.close();
             }
+            if (process != null) {
+                process.close();
+            }
+        }
+
+        @Override
+        long peerCpuNanos() {
+            return process == null ? 0 : process.cpuTime().toNanos();
         }
     }
 
