@@ -125,6 +125,31 @@ class WriteStreamTest {
         assertEquals("4", get("config", "d").getValue().toStringUtf8());
     }
 
+    /** As protobuf reads it: unknown fields skipped, a message field sent twice merged. */
+    @Test
+    void aStreamedWriteIsReadAsProtobufWouldReadIt() throws Exception {
+        start(MapcastServer.builder());
+        Writes writes = Writes.open(control, true);
+        byte[] puts = WriteRequest.newBuilder().putPuts("k", ByteString.copyFromUtf8("v")).build().toByteArray();
+        byte[] map = WriteRequest.newBuilder().setMap("merged").build().toByteArray();
+        java.io.ByteArrayOutputStream message = new java.io.ByteArrayOutputStream();
+        message.writeBytes(new byte[] {0x08, 0x07});                       // id: 7
+        message.writeBytes(new byte[] {(byte) 0xC8, 0x01, 0x2A});          // field 25 (unknown): 42
+        message.write(0x12);                                                // write, part one: the puts
+        message.write(puts.length);
+        message.writeBytes(puts);
+        message.write(0x12);                                                // write, part two: the map
+        message.write(map.length);
+        message.writeBytes(map);
+        StreamedWrite read = StreamedWrite.parseFrom(message.toByteArray());
+        assertEquals(7, read.getId());
+        assertEquals(WriteRequest.newBuilder().setMap("merged").putPuts("k", ByteString.copyFromUtf8("v")).build(),
+                read.getWrite(), "what protobuf-java reads");
+        writes.sendRaw(message.toByteArray());
+        assertEquals(1, writes.result(7).getRevision(), writes.result(7).toString());
+        assertEquals("v", get("merged", "k").getValue().toStringUtf8());
+    }
+
     @Test
     void aMessageThatIsNotAStreamedWriteEndsTheStream() throws Exception {
         start(MapcastServer.builder());
