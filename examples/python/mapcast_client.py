@@ -11,10 +11,12 @@ calls go through grpc's generic API):
         --server 127.0.0.1:50051 write config greeting=hello
 
 Commands (every output line is `word name=value ...`, values without spaces except a
-`rejected` line's details, which run to the end of the line; keys and values in `entry`
-lines are hex, since values are opaque bytes):
+`rejected` line's details and a `result` line's message, which run to the end of the
+line; keys and values in `entry` lines are hex, since values are opaque bytes):
 
     write MAP KEY=VALUE ... [--delete KEY ...]   one atomic Write, prints its revision
+    write-stream MAP KEY=VALUE ...               one write per pair on one WriteStream (a mapcast
+                                                 addition), prints each result: id, revision, code
     get MAP KEY                                  prints found, value, mod_revision, revision
     watch MAP [--until-revision N]               snapshot, then every change, each checked
     interop MAP --until-revision N               the interoperability scenario (see interop())
@@ -133,6 +135,10 @@ class Mapcast:
         self.list_maps = unary("ListMaps", pb.ListMapsRequest, pb.ListMapsResponse)
         self.snapshot = stream("Snapshot", pb.SnapshotRequest, pb.SnapshotChunk)
         self.watch = stream("Watch", pb.WatchRequest, pb.WatchResponse)
+        # A mapcast addition: many writes on one bidirectional stream, each answered by its id.
+        self.write_stream = channel.stream_stream(SERVICE + "WriteStream",
+                                                  request_serializer=pb.StreamedWrite.SerializeToString,
+                                                  response_deserializer=pb.WriteResult.FromString)
 
 
 class ReplicaError(Exception):
@@ -289,6 +295,22 @@ def interop(api, map_name, until_revision, timeout):
     print_entries(replica)
 
 
+STATUS_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
+def write_stream(api, map_name, puts, timeout):
+    """Sends each put as its own write on one stream; prints each result as it comes, by id."""
+    pb = api.pb
+    writes = (pb.StreamedWrite(id=i, write=pb.WriteRequest(map=map_name, puts={key: value}))
+              for i, (key, value) in enumerate(puts, start=1))
+    answered = 0
+    for result in api.write_stream(writes, timeout=timeout):
+        answered += 1
+        emit("result", id=result.id, revision=result.revision,
+             code=STATUS_NAMES.get(result.code, result.code), message=result.message or "-")
+    check(answered == len(puts), f"{answered} results for {len(puts)} writes")
+
+
 def key_value(text):
     key, sep, value = text.partition("=")
     if not sep:
@@ -311,6 +333,10 @@ def parse_args(argv):
     write.add_argument("map")
     write.add_argument("puts", nargs="*", type=key_value, metavar="KEY=VALUE")
     write.add_argument("--delete", action="append", default=[], metavar="KEY")
+
+    stream = commands.add_parser("write-stream", help="one write per KEY=VALUE, all on one WriteStream")
+    stream.add_argument("map")
+    stream.add_argument("puts", nargs="+", type=key_value, metavar="KEY=VALUE")
 
     get = commands.add_parser("get", help="read one key")
     get.add_argument("map")
@@ -345,6 +371,8 @@ def main(argv):
                 response = api.write(pb.WriteRequest(map=args.map, puts=puts, deletes=args.delete),
                                      timeout=args.timeout)
                 emit("wrote", revision=response.revision, puts=len(puts), deletes=len(args.delete))
+            elif args.command == "write-stream":
+                write_stream(api, args.map, args.puts, args.timeout)
             elif args.command == "get":
                 got = api.get(pb.GetRequest(map=args.map, key=args.key), timeout=args.timeout)
                 emit("get", key=args.key, found=str(got.found).lower(), value=got.value.hex(),

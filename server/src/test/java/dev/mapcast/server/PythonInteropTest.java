@@ -8,6 +8,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.MapcastGrpc.MapcastBlockingStub;
 import dev.mapcast.proto.v1.SnapshotChunk;
@@ -23,6 +25,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.Set;
 import java.util.HexFormat;
 import java.util.Iterator;
 import java.util.List;
@@ -136,6 +139,52 @@ class PythonInteropTest {
                 assertEquals(Map.of("revision", Long.toString(finalRevision),
                                 "entries", Integer.toString(end.entries().size()), "digest", hex(end.digest())),
                         fields(single(out, "final ")), "Python's final line");
+            } finally {
+                channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+            }
+        }
+    }
+
+    /**
+     * WriteStream from Python's grpc: one write per pair on one bidirectional stream, each answered
+     * by its id, the bad one (an empty key) refused in place while the others apply.
+     */
+    @Test
+    void pythonClientWritesOnOneWriteStream() throws Exception {
+        Path root = repositoryRoot();
+        requirePythonModules();
+        Path generated = generatePythonMessages(root);
+        try (MapcastServer server = MapcastServer.builder().port(0).build().start()) {
+            ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+            MapcastGrpc.newBlockingStub(channel).write(write().setMap("streamed").putPuts("created", utf8("yes")).build());
+            try (PythonClient python = PythonClient.start(root, work, List.of(
+                    "--server", "127.0.0.1:" + server.port(), "--generated", generated.toString(), "--timeout", "15",
+                    "write-stream", "streamed", "a=1", "b=2", "=bad", "c=3"))) {
+                int exit = python.awaitExit();
+                assertEquals(0, exit, () -> "the Python client failed (exit " + exit + ")" + python.transcript());
+                Map<String, Map<String, String>> byId = new HashMap<>();
+                for (String line : linesStartingWith(python.lines(), "result ")) {
+                    String message = line.substring(line.indexOf(" message=") + " message=".length());
+                    Map<String, String> f = fields(line.substring(0, line.indexOf(" message=")));
+                    f.put("message", message);
+                    byId.put(f.get("id"), f);
+                }
+                assertEquals(Set.of("1", "2", "3", "4"), byId.keySet(), python.lines()::toString);
+                assertEquals(List.of("OK", "OK", "INVALID_ARGUMENT", "OK"), List.of("1", "2", "3", "4").stream()
+                        .map(id -> byId.get(id).get("code")).toList());
+                assertEquals("0", byId.get("3").get("revision"));
+                assertTrue(byId.get("3").get("message").contains("empty key"), byId.get("3")::toString);
+                // One revision per write that applied (1 was the map's creation), each key as its write left it.
+                assertEquals(Set.of("2", "3", "4"), Set.of(byId.get("1").get("revision"), byId.get("2").get("revision"),
+                        byId.get("4").get("revision")));
+                MapcastBlockingStub stub = MapcastGrpc.newBlockingStub(channel);
+                Map<String, String> idOfKey = Map.of("a", "1", "b", "2", "c", "4");
+                Map<String, String> valueOfKey = Map.of("a", "1", "b", "2", "c", "3");
+                for (String key : idOfKey.keySet()) {
+                    GetResponse got = stub.get(GetRequest.newBuilder().setMap("streamed").setKey(key).build());
+                    assertEquals(List.of(4L, Long.parseLong(byId.get(idOfKey.get(key)).get("revision")), valueOfKey.get(key)),
+                            List.of(got.getRevision(), got.getModRevision(), got.getValue().toStringUtf8()), key);
+                }
             } finally {
                 channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
             }
