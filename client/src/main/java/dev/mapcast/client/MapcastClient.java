@@ -520,7 +520,7 @@ public final class MapcastClient implements AutoCloseable {
             return this;
         }
 
-        /** Deadline of each unary call (default 10 s). */
+        /** Deadline of each unary call and of each write (default 10 s). */
         public Builder deadline(Duration deadline) {
             this.deadline = positive("deadline", deadline);
             return this;

@@ -60,12 +60,15 @@ final class WriteStream {
     /** Sends {@code request}; the future completes with its revision or a {@link MapcastException}. */
     CompletableFuture<Long> send(WriteRequest request) {
         Pending pending = new Pending(request);
+        Status endedAtOnce;
         synchronized (lock) {
             if (closed) {
                 return CompletableFuture.failedFuture(
                         new MapcastException(Status.UNAVAILABLE.withDescription("the client is closed"), null));
             }
-            if (!unary) {
+            if (unary) {
+                endedAtOnce = null;
+            } else {
                 Stream s = stream != null ? stream : open();
                 long id = ++nextId;
                 s.pending.put(id, pending);
@@ -73,14 +76,19 @@ final class WriteStream {
                 pending.deadline = client.timer().schedule(() -> expire(s, id, timeout), timeout.toNanos(),
                         TimeUnit.NANOSECONDS);
                 s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(request).build());
-                if (s.endStatus != null && s.pending.remove(id) != null) {  // it ended at once (a closed channel)
-                    pending.deadline.cancel(false);
-                    pending.result.completeExceptionally(MapcastException.of(s.endStatus, s.endStatus.getCause()));
+                // On a shut-down channel the call ended within start(): nothing else will answer this write.
+                endedAtOnce = s.endStatus != null && s.pending.remove(id) != null ? s.endStatus : null;
+                if (endedAtOnce == null) {
+                    return pending.result;
                 }
-                return pending.result;
             }
         }
-        return unaryWrite.apply(request);
+        if (endedAtOnce == null) {
+            return unaryWrite.apply(request);
+        }
+        pending.deadline.cancel(false);  // completed outside the lock: callers' stages run on this thread
+        pending.result.completeExceptionally(MapcastException.of(endedAtOnce, endedAtOnce.getCause()));
+        return pending.result;
     }
 
     /** Ends the stream; writes not yet answered fail. */

@@ -10,8 +10,10 @@ import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
 import dev.mapcast.server.MapcastServer;
+import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.Status;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.IOException;
@@ -152,6 +154,20 @@ class SdkWriteStreamTest {
         MapcastException e = assertThrows(MapcastException.class, () -> client.put("m", "k", "2"));
         assertEquals(Status.Code.UNAVAILABLE, e.code());
         assertTrue(e.description().contains("the client is closed"), e.description());
+    }
+
+    /** A channel of the caller's that is shut down: the write fails at once, not at its deadline. */
+    @Test
+    void aWriteOnAShutDownChannelFailsAtOnce() throws Exception {
+        MapcastServer server = closing(MapcastServer.builder().port(0).build().start());
+        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        channel.shutdownNow();
+        MapcastClient client = closing(MapcastClient.builder().channel(channel).deadline(Duration.ofSeconds(30)).build());
+        long start = System.nanoTime();
+        MapcastException e = assertThrows(MapcastException.class, () -> client.put("m", "k", "v"));
+        assertEquals(Status.Code.UNAVAILABLE, e.code(), e.getMessage());
+        long tookMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+        assertTrue(tookMillis < 5_000, "failed after " + tookMillis + " ms");
     }
 
     // ---- helpers ----
