@@ -444,11 +444,7 @@ public class ReplicationLatencyBenchmark {
                 process = ServerProcess.start(lingerMicros);
                 port = process.port();
             } else {
-                MapcastServer.Builder builder = MapcastServer.builder().port(0);
-                if (lingerMicros >= 0) {
-                    builder.watchLinger(Duration.ofNanos(lingerMicros * 1000L));
-                }
-                server = builder.build().start();
+                server = ServerProcess.builder(lingerMicros).build().start();
                 port = server.port();
             }
             String target = "127.0.0.1:" + port;
