@@ -1,12 +1,14 @@
 package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.client.MapcastException;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.SnapshotFileException;
 import dev.mapcast.codec.SnapshotFileInfo;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.codec.SnapshotStreamException;
 import dev.mapcast.core.IterationOrder;
+import io.grpc.Status;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -142,6 +144,13 @@ final class SnapshotCommand implements Callable<Integer> {
                         + "; nothing restored");
             } catch (IOException e) {
                 throw new Failure(ExitCodes.USAGE, "FILE: " + file + ": cannot read: " + e.getMessage());
+            } catch (MapcastException e) {
+                if (e.code() == Status.Code.FAILED_PRECONDITION) {
+                    // A restore has no --if-... condition: this is the map refusing the file (its order).
+                    throw new Failure(ExitCodes.REFUSED, "refused by the server: " + e.description()
+                            + "; nothing restored");
+                }
+                throw e;
             }
             if (json) {
                 out.println(new JsonLine().string("map", map).string("file", file.toString())

@@ -458,8 +458,9 @@ class MapcastCommandTest {
 
         client.write("restore-ordered").order(dev.mapcast.core.IterationOrder.INSERTION).put("k", "v").commit();
         Result order = mapcast("snapshot", "restore", "--server", address, "restore-ordered", saved.toString());
-        assertFailed(1, "mapcast: condition failed: map \"restore-ordered\" keeps INSERTION order; the snapshot is"
-                + " in HASH order", order);
+        assertFailed(3, "mapcast: refused by the server: map \"restore-ordered\" keeps INSERTION order; the"
+                + " snapshot is in HASH order; nothing restored", order);
+        assertEquals("v", new String(client.get("restore-ordered", "k").value(), UTF_8), "the map did not change");
     }
 
     /**
