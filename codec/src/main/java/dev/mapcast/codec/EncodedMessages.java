@@ -40,8 +40,11 @@ public final class EncodedMessages {
      * change it), or a message written straight to gRPC's buffers when sent ({@link #writtenBy}).
      */
     public static final class Encoded {
-        /** The bytes; null for a message written when sent, until {@link #bytes()} asks for them. */
-        private ByteBuffer bytes;
+        /**
+         * The bytes; null for a message written when sent, until {@link #bytes()} asks for them.
+         * Volatile: the lazily made buffer may be read by another thread (a watcher's loop).
+         */
+        private volatile ByteBuffer bytes;
         private final Received received;
         private final int size;
         private final Writer writer;
