@@ -223,6 +223,9 @@ final class HostedMap implements AutoCloseable {
             publish(event);
             if (purged) {
                 compactRevision = history.floor();
+                log.debug("map \"{}\" at revision {}: history past its bound, kept after revision {} ({} deltas,"
+                        + " {} bytes); watchers told with a Compaction event", name, next, compactRevision,
+                        history.size(), history.bytes());
                 publish(WatchEvents.compaction(Compaction.newBuilder().setCompactRevision(compactRevision)
                         .setRevision(next).build()));
             }
