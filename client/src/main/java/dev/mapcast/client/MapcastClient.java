@@ -102,7 +102,7 @@ public final class MapcastClient implements AutoCloseable {
         ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1, daemonThreads("mapcast-client-timer"));
         timer.setRemoveOnCancelPolicy(true);  // every write's deadline is a task, nearly always cancelled
         this.timer = timer;
-        this.writes = new WriteStream(this, this::commitUnary);
+        this.writes = new WriteStream(this, this::commitUnary, b.writeStreamIdleTimeout);
         this.listenerPool = Executors.newCachedThreadPool(daemonThreads("mapcast-client-listener"));
     }
 
@@ -504,6 +504,7 @@ public final class MapcastClient implements AutoCloseable {
         private Duration maxBackoff = Duration.ofSeconds(5);
         private int maxInboundMessageBytes = 128 * 1024 * 1024;
         private double replicaCompactionThreshold = 0.8;
+        private Duration writeStreamIdleTimeout = Duration.ofSeconds(30);
 
         private Builder() {
         }
@@ -558,6 +559,16 @@ public final class MapcastClient implements AutoCloseable {
                         + " (expected: > 0 and <= 1)");
             }
             this.replicaCompactionThreshold = deadFraction;
+            return this;
+        }
+
+        /**
+         * How long the write stream stays open with no write in flight (default 30 s). Then it is
+         * closed, so that a client that wrote once does not hold its connection open for good (a
+         * channel with an open call never idles); the next write opens a new one.
+         */
+        public Builder writeStreamIdleTimeout(Duration idle) {
+            this.writeStreamIdleTimeout = positive("writeStreamIdleTimeout", idle);
             return this;
         }
 

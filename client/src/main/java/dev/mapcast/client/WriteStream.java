@@ -28,12 +28,17 @@ import java.util.function.Function;
  * its unanswered writes fail with its status: like a Write call cut off, such a write may or may
  * not have applied. A server without WriteStream (UNIMPLEMENTED before any result) gets Write
  * calls instead, its unanswered writes included, which it cannot have applied.
+ *
+ * <p>A stream with no write in flight for the idle timeout is half-closed (the server ends it with
+ * OK), so the channel can idle; it stops being the current stream first, so a write meanwhile
+ * opens a new one.
  */
 final class WriteStream {
 
     private final MapcastClient client;
     /** Sends one write as a Write call: the fallback for servers without WriteStream. */
     private final Function<WriteRequest, CompletableFuture<Long>> unaryWrite;
+    private final long idleNanos;
     private final Object lock = new Object();
     // Guarded by lock.
     private Stream stream;
@@ -41,9 +46,10 @@ final class WriteStream {
     private boolean closed;
     private long nextId;
 
-    WriteStream(MapcastClient client, Function<WriteRequest, CompletableFuture<Long>> unaryWrite) {
+    WriteStream(MapcastClient client, Function<WriteRequest, CompletableFuture<Long>> unaryWrite, Duration idle) {
         this.client = client;
         this.unaryWrite = unaryWrite;
+        this.idleNanos = idle.toNanos();
     }
 
     /** A write waiting for its result. */
@@ -75,6 +81,7 @@ final class WriteStream {
                 Duration timeout = client.deadline();
                 pending.deadline = client.timer().schedule(() -> expire(s, id, timeout), timeout.toNanos(),
                         TimeUnit.NANOSECONDS);
+                s.lastUsedNanos = System.nanoTime();
                 s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(request).build());
                 // On a shut-down channel the call ended within start(): nothing else will answer this write.
                 endedAtOnce = s.endStatus != null && s.pending.remove(id) != null ? s.endStatus : null;
@@ -108,9 +115,24 @@ final class WriteStream {
         Stream s = new Stream(client.channel().newCall(MapcastGrpc.getWriteStreamMethod(),
                 CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor())));
         stream = s;
+        // Before start(): a call on a shut-down channel ends within it, and its onClose cancels this.
+        long period = Math.max(idleNanos / 4, TimeUnit.MILLISECONDS.toNanos(10));
+        s.idleCheck = client.timer().scheduleWithFixedDelay(() -> closeIfIdle(s), period, period, TimeUnit.NANOSECONDS);
         s.call.start(s, new Metadata());
         s.call.request(Integer.MAX_VALUE);  // results are small and handled at once: no flow control per result
         return s;
+    }
+
+    /** Half-closes {@code s} if it is still current and nothing was in flight on it for the idle timeout. */
+    private void closeIfIdle(Stream s) {
+        synchronized (lock) {
+            if (stream != s || !s.pending.isEmpty() || System.nanoTime() - s.lastUsedNanos < idleNanos) {
+                return;
+            }
+            stream = null;  // from here writes open a new stream; close() no longer cancels this one
+            s.idleCheck.cancel(false);
+        }
+        s.call.halfClose();
     }
 
     private void expire(Stream s, long id, Duration timeout) {
@@ -131,6 +153,8 @@ final class WriteStream {
         final Map<Long, Pending> pending = new HashMap<>();  // guarded by lock
         boolean answered;  // guarded by lock: a result came, so the server has WriteStream
         Status endStatus;  // guarded by lock: set when the call has ended
+        long lastUsedNanos = System.nanoTime();  // guarded by lock: a write sent or answered
+        ScheduledFuture<?> idleCheck;  // set by open(), under lock, before the call starts
 
         Stream(ClientCall<StreamedWrite, WriteResult> call) {
             this.call = call;
@@ -141,6 +165,7 @@ final class WriteStream {
             Pending p;
             synchronized (lock) {
                 answered = true;
+                lastUsedNanos = System.nanoTime();
                 p = pending.remove(result.getId());
             }
             if (p == null) {
@@ -169,6 +194,7 @@ final class WriteStream {
                 unary |= resend;
                 unanswered = new ArrayList<>(pending.values());
                 pending.clear();
+                idleCheck.cancel(false);
             }
             Status failure = status.isOk()
                     ? Status.UNAVAILABLE.withDescription("the write stream ended before the write was answered")

@@ -10,6 +10,7 @@ import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
 import dev.mapcast.server.MapcastServer;
+import io.grpc.ConnectivityState;
 import io.grpc.ManagedChannel;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -170,7 +171,71 @@ class SdkWriteStreamTest {
         assertTrue(tookMillis < 5_000, "failed after " + tookMillis + " ms");
     }
 
+    /**
+     * A write stream with nothing in flight for its idle timeout is closed, so a channel that only
+     * wrote goes idle (gRPC's idle timer counts open calls); the next write opens a new stream.
+     */
+    @Test
+    void anIdleWriteStreamIsClosedSoTheChannelCanIdle() throws Exception {
+        MapcastServer server = closing(MapcastServer.builder().port(0).build().start());
+        ManagedChannel idling = closingChannel(server.port());
+        MapcastClient client = closing(MapcastClient.builder().channel(idling)
+                .writeStreamIdleTimeout(Duration.ofMillis(200)).build());
+        ManagedChannel held = closingChannel(server.port());
+        MapcastClient keeping = closing(MapcastClient.builder().channel(held)
+                .writeStreamIdleTimeout(Duration.ofHours(1)).build());
+        assertEquals(1, client.put("m", "k", "1"));
+        assertEquals(2, keeping.put("m", "k", "2"));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (idling.getState(false) != ConnectivityState.IDLE && System.nanoTime() - deadline < 0) {
+            Thread.sleep(50);
+        }
+        assertEquals(ConnectivityState.IDLE, idling.getState(false), "the channel idles once its write stream closed");
+        assertEquals(ConnectivityState.READY, held.getState(false), "an open write stream keeps its channel busy");
+        assertEquals(3, client.put("m", "k", "3"), "a write after the idle close opens a new stream");
+    }
+
+    /** The idle timeout counts from the last write answered: a slow write is not cut off by it. */
+    @Test
+    void aWriteInFlightLongerThanTheIdleTimeoutIsAnswered() throws Exception {
+        Server server = serve(new MapcastGrpc.MapcastImplBase() {
+            @Override
+            public StreamObserver<StreamedWrite> writeStream(StreamObserver<WriteResult> results) {
+                return new StreamObserver<>() {  // answers each write 500 ms after it came
+                    @Override
+                    public void onNext(StreamedWrite write) {
+                        CompletableFuture.delayedExecutor(500, TimeUnit.MILLISECONDS).execute(() -> {
+                            synchronized (results) {
+                                results.onNext(WriteResult.newBuilder().setId(write.getId()).setRevision(7).build());
+                            }
+                        });
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        results.onCompleted();
+                    }
+                };
+            }
+        });
+        MapcastClient client = closing(MapcastClient.builder().target("127.0.0.1:" + server.getPort())
+                .writeStreamIdleTimeout(Duration.ofMillis(50)).build());
+        assertEquals(7, client.put("m", "k", "v"));
+        assertEquals(7, client.put("m", "k", "v"), "and the next write too");
+    }
+
     // ---- helpers ----
+
+    private ManagedChannel closingChannel(int port) {
+        ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", port).usePlaintext()
+                .idleTimeout(1, TimeUnit.SECONDS).build();
+        toClose.add(() -> channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS));
+        return channel;
+    }
 
     private MapcastClient client(int port, Duration deadline) {
         return closing(MapcastClient.builder().target("127.0.0.1:" + port).deadline(deadline).build());
