@@ -64,7 +64,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * its schedule counts against the result: no coordinated omission) until the last of the 50
  * replicas has made it visible. Both systems give each write a revision, one more than the last:
  * latencies are indexed by revision, from the one after the server's current revision when the
- * measured phase starts.
+ * measured phase starts. The same latencies from when each write was actually sent are printed
+ * too, with how late the writer sent them: the difference is the writer thread's own wait for a
+ * CPU, which the first figures count and the second do not.
  *
  * <p>{@code impl}:
  * <ul>
@@ -207,6 +209,8 @@ public class ReplicationLatencyBenchmark {
     private static final class Phase {
         final long baseRevision;
         final long[] dueAt;
+        /** When the writer actually sent each write (at or after it was due). */
+        final long[] sentAt;
         /** When the writer got each write's acknowledgement. */
         final long[] ackedAt;
         final AtomicIntegerArray remaining;
@@ -221,6 +225,7 @@ public class ReplicationLatencyBenchmark {
         Phase(long baseRevision, int writes, int replicas) {
             this.baseRevision = baseRevision;
             dueAt = new long[writes];
+            sentAt = new long[writes];
             ackedAt = new long[writes];
             remaining = new AtomicIntegerArray(writes);
             for (int i = 0; i < writes; i++) {
@@ -229,10 +234,11 @@ public class ReplicationLatencyBenchmark {
             lastApplied = new AtomicLongArray(writes);
         }
 
-        void acked(long revision, long due) {
+        void acked(long revision, long due, long sent) {
             long index = revision - baseRevision;
             if (index >= 0 && index < dueAt.length) {
                 dueAt[(int) index] = due;
+                sentAt[(int) index] = sent;
                 ackedAt[(int) index] = System.nanoTime();
             }
         }
@@ -244,14 +250,31 @@ public class ReplicationLatencyBenchmark {
             }
         }
 
-        /** The latencies of the writes in [from, to) that every replica applied, sorted. */
+        /** The latencies of the writes in [from, to) that every replica applied, from when each was due, sorted. */
         long[] latencies(int from, int to) {
+            return latencies(from, to, dueAt);
+        }
+
+        /** The same from when each write was {@code start} (dueAt or sentAt). */
+        long[] latencies(int from, int to, long[] start) {
             long[] out = new long[to - from];
             int n = 0;
             for (int i = from; i < to; i++) {
                 long done = lastApplied.get(i);
                 if (done != 0 && dueAt[i] != 0) {
-                    out[n++] = done - dueAt[i];
+                    out[n++] = done - start[i];
+                }
+            }
+            return sorted(out, n);
+        }
+
+        /** How late the writer sent the writes in [from, to), sorted. */
+        long[] sendDelays(int from, int to) {
+            long[] out = new long[to - from];
+            int n = 0;
+            for (int i = from; i < to; i++) {
+                if (dueAt[i] != 0) {
+                    out[n++] = sentAt[i] - dueAt[i];
                 }
             }
             return sorted(out, n);
@@ -299,13 +322,14 @@ public class ReplicationLatencyBenchmark {
             for (long wait; (wait = due - System.nanoTime()) > 0; ) {
                 LockSupport.parkNanos(wait);
             }
+            long sent = System.nanoTime();
             s.send(i % KEYS, i % valueCount, (revision, error) -> {
                 if (error != null) {
                     failures.incrementAndGet();
                     firstFailure.compareAndSet(null, error);
                 } else {
                     lastRevision.accumulateAndGet(revision, Math::max);
-                    p.acked(revision, due);
+                    p.acked(revision, due, sent);
                 }
                 acked.countDown();
             });
@@ -335,6 +359,12 @@ public class ReplicationLatencyBenchmark {
             System.out.printf(Locale.ROOT, "machine while writing: %.1f%% busy, %.1f%% stolen by the hypervisor%n",
                     100.0 * p.machine.busy() / p.machine.total(), 100.0 * p.machine.steal() / p.machine.total());
         }
+        long[] fromSent = p.latencies(0, writes, p.sentAt);
+        long[] late = p.sendDelays(0, writes);
+        System.out.printf(Locale.ROOT, "the same from when each write was sent: p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms,"
+                + " max %.3f ms (the writer sent late by p50 %.3f ms, p99 %.3f ms, max %.3f ms)%n",
+                ms(fromSent, 0.50), ms(fromSent, 0.99), ms(fromSent, 0.999), ms(fromSent, 1),
+                ms(late, 0.50), ms(late, 0.99), ms(late, 1));
         long[] acks = p.ackLatencies(0, writes);
         System.out.printf(Locale.ROOT, "write acknowledged to the writer: p50 %.3f ms, p99 %.3f ms, max %.3f ms%n",
                 ms(acks, 0.50), ms(acks, 0.99), ms(acks, 1));
