@@ -120,30 +120,12 @@ public final class MessageDecoder {
                 }
                 case 0x12 -> name = string(message, in.utf8Field(at, in.end, "map name", Integer.MAX_VALUE),
                         (int) in.value);
-                case 0x18 -> {
-                    in.varint(at, in.end);
-                    revision = in.value;
-                }
-                case 0x20 -> {
-                    in.varint(at, in.end);
-                    last = in.value != 0;
-                }
-                case 0x28 -> {
-                    in.varint(at, in.end);
-                    total = in.value;
-                }
-                case 0x31 -> {
-                    in.fixed64(at, in.end);
-                    digest = in.value;
-                }
-                case 0x38 -> {
-                    in.varint(at, in.end);
-                    order = (int) in.value;
-                }
-                case 0x40 -> {
-                    in.varint(at, in.end);
-                    compactRevision = in.value;
-                }
+                case 0x18 -> revision = in.varintField(at);
+                case 0x20 -> last = in.varintField(at) != 0;
+                case 0x28 -> total = in.varintField(at);
+                case 0x31 -> digest = in.fixed64Field(at);
+                case 0x38 -> order = (int) in.varintField(at);
+                case 0x40 -> compactRevision = in.varintField(at);
                 default -> skipUnknown(in, tag, at, p);
             }
             p = in.next;

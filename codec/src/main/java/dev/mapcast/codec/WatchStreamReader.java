@@ -163,18 +163,9 @@ public final class WatchStreamReader {
                     in.utf8Field(at, in.end, "deleted key", maxKey);
                     deleteCount++;
                 }
-                case 0x18 -> {
-                    in.varint(at, in.end);
-                    rev = in.value;
-                }
-                case 0x20 -> {
-                    in.varint(at, in.end);
-                    prev = in.value;
-                }
-                case 0x29 -> {
-                    in.fixed64(at, in.end);
-                    sum = in.value;
-                }
+                case 0x18 -> rev = in.varintField(at);
+                case 0x20 -> prev = in.varintField(at);
+                case 0x29 -> sum = in.fixed64Field(at);
                 default -> MessageDecoder.skipUnknown(in, tag, at, p);
             }
             p = in.next;

@@ -72,6 +72,18 @@ final class WireReader {
         throw malformed(at, "varint longer than 10 bytes");
     }
 
+    /** Reads a varint field's value at {@code at}, within the message; {@link #next} is after it. */
+    long varintField(int at) {
+        varint(at, end);
+        return value;
+    }
+
+    /** Reads a fixed64 field's value at {@code at}, within the message; {@link #next} is after it. */
+    long fixed64Field(int at) {
+        fixed64(at, end);
+        return value;
+    }
+
     /** Reads a tag; {@link #value} is the tag, checked to name a field and a valid wire type. */
     void tag(int at, int limit) {
         varint(at, limit);
