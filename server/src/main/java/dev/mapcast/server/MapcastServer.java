@@ -145,7 +145,7 @@ public final class MapcastServer implements AutoCloseable {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
-        log.info("mapcast serving on {} ({}); {}", addressText(), ServerEventLoops.transport(),
+        log.info("mapcast serving on {} ({}); {}", addressText(), transport(),
                 storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
         return this;
@@ -184,6 +184,14 @@ public final class MapcastServer implements AutoCloseable {
     /** The port bound (useful with port 0). */
     public synchronized int port() {
         return server == null ? port : ((InetSocketAddress) server.getListenSockets().get(0)).getPort();
+    }
+
+    /**
+     * The Netty transport it serves on: "epoll" (native, where Netty's library loads: Linux on
+     * x86-64) or "nio" (elsewhere, or with {@code -Dio.netty.transport.noNative=true}).
+     */
+    public String transport() {
+        return ServerEventLoops.transport();
     }
 
     /** Waits until the server is closed. */
