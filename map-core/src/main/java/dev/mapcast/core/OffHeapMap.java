@@ -376,6 +376,34 @@ public final class OffHeapMap implements AutoCloseable, Iterable<Map.Entry<byte[
         }
     }
 
+    /**
+     * One entry's term of {@link #digest()}: XXH64 (seed 0) of its canonical record body. The digest
+     * is the sum of these over the live entries, so the digest a write will give can be known
+     * before it is applied: add the terms of its puts, take away those of the entries it replaces
+     * or removes ({@link #entryDigest(byte[])}).
+     */
+    public static long entryDigest(byte[] key, byte[] value) {
+        Objects.requireNonNull(key, "key");
+        Objects.requireNonNull(value, "value");
+        byte[] body = RecordLayout.body(key, value);
+        return Xxh64.hash(body, 0, body.length, 0);
+    }
+
+    /**
+     * The {@link #entryDigest(byte[], byte[])} term of the key's stored entry, hashed where it lies
+     * (the value is not copied), or 0 when the key is absent. Needs no digest tracking.
+     */
+    public long entryDigest(byte[] key) {
+        checkKey(key);
+        long stamp = readLock();
+        try {
+            long record = engine.find(key, NativeMemory.BYTE_ARRAY_OFFSET, key.length);
+            return record == 0 ? 0 : MapEngine.digestOf(record);
+        } finally {
+            unlockRead(stamp);
+        }
+    }
+
     void checkTracksDigest() {
         if (!engine.tracksDigest()) {
             throw new IllegalStateException("digest: not tracked (build the map with trackDigest(true))");

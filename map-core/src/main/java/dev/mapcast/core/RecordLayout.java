@@ -64,6 +64,20 @@ final class RecordLayout {
         return (int) (p - address);
     }
 
+    /** The canonical entry body of {@code key} and {@code value} in an array of its own: what the digest hashes. */
+    static byte[] body(byte[] key, byte[] value) {
+        byte[] out = new byte[bodyLength(key.length, value.length)];
+        int p = 0;
+        out[p++] = KEY_TAG;
+        p = writeVarint(out, p, key.length);
+        System.arraycopy(key, 0, out, p, key.length);
+        p += key.length;
+        out[p++] = VALUE_TAG;
+        p = writeVarint(out, p, value.length);
+        System.arraycopy(value, 0, out, p, value.length);
+        return out;
+    }
+
     /** Total length of the record at {@code address}. */
     static int length(long address) {
         long body = readVarint(address + 1);
@@ -130,6 +144,15 @@ final class RecordLayout {
             shift += 7;
         } while (b < 0);
         return span(size, value);
+    }
+
+    private static int writeVarint(byte[] out, int p, int value) {
+        while ((value & ~0x7F) != 0) {
+            out[p++] = (byte) ((value & 0x7F) | 0x80);
+            value >>>= 7;
+        }
+        out[p++] = (byte) value;
+        return p;
     }
 
     private static long writeVarint(long p, int value) {

@@ -132,6 +132,36 @@ class DigestTest extends AbstractOffHeapTest {
         }
     }
 
+    /** A write's digest can be known before it applies: the map's digest is the sum of its entries' terms. */
+    @Test
+    void entryDigestsAreTheTermsTheDigestSums() {
+        long seed = testSeed("entryDigestsAreTheTermsTheDigestSums");
+        Random rnd = new Random(seed);
+        OffHeapMap map = build(OffHeapMap.builder().trackDigest(true));
+        OffHeapMap untracked = build(OffHeapMap.builder());
+        Map<String, byte[]> model = new HashMap<>();
+        for (int i = 0; i < 500; i++) {
+            String key = "k" + rnd.nextInt(200) + (i % 50 == 0 ? "/long".repeat(40) : "");
+            // Empty values, and lengths past one varint byte (the record's lengths take two).
+            byte[] value = Keys.randomBytes(rnd, i % 7 == 0 ? 0 : i % 11 == 0 ? 300 : rnd.nextInt(30));
+            long expected = map.digest() - map.entryDigest(Keys.bytes(key)) + OffHeapMap.entryDigest(Keys.bytes(key), value);
+            map.put(Keys.bytes(key), value);
+            untracked.put(Keys.bytes(key), value);
+            model.put(key, value);
+            assertEquals(expected, map.digest(), "seed " + seed + ", put " + i);
+            assertEquals(OffHeapMap.entryDigest(Keys.bytes(key), value), untracked.entryDigest(Keys.bytes(key)),
+                    "seed " + seed + ": the stored record's term, no tracking needed");
+        }
+        assertEquals(recount(model), map.digest(), "seed " + seed);
+        assertEquals(0, map.entryDigest(Keys.bytes("absent")));
+        String gone = model.keySet().iterator().next();
+        long expected = map.digest() - map.entryDigest(Keys.bytes(gone));
+        map.remove(Keys.bytes(gone));
+        assertEquals(expected, map.digest(), "seed " + seed + ": a removal takes its term away");
+        NullPointerException e = assertThrows(NullPointerException.class, () -> OffHeapMap.entryDigest(null, new byte[0]));
+        assertTrue(e.getMessage().contains("key"), e.getMessage());
+    }
+
     @Test
     void digestOfAMapThatDoesNotTrackItIsAnError() {
         OffHeapMap map = build(OffHeapMap.builder());
