@@ -190,23 +190,22 @@ final class HostedMap implements AutoCloseable {
                         + (entries.size() + growth) + " entries (expected: at most " + limits.maxEntriesPerMap() + ")")
                         .asRuntimeException();
             }
-            // Checked: from here on the write applies whole (or, if the log cannot take it, not at all).
-            Undo undo = store == null ? null : new Undo(w);
+            // Checked. The delta (with the digest the write will give) is encoded and logged before
+            // anything changes: a write the log cannot take leaves the map exactly as it was.
             next = current + 1;
-            byte[] nextBytes = MapStore.revisionBytes(next);
+            long digest = entries.digest();
             for (int i = 0; i < w.putKeys.size(); i++) {
-                entries.put(w.putKeys.get(i), w.putValues.get(i));
-                modRevisions.put(w.putKeys.get(i), nextBytes);
+                byte[] key = w.putKeys.get(i);
+                digest += OffHeapMap.entryDigest(key, w.putValues.get(i)) - entries.entryDigest(key);
             }
             List<byte[]> removed = new ArrayList<>(w.deleteKeys.size());
             for (byte[] key : w.deleteKeys) {
-                if (entries.remove(key)) {
-                    modRevisions.remove(key);
+                if (entries.containsKey(key)) {
+                    digest -= entries.entryDigest(key);
                     removed.add(key);
                 }
             }
-            long digest = entries.digest();
-            DeltaEncoder delta = new DeltaEncoder(entries, w.putKeys, removed, next, digest);
+            DeltaEncoder delta = new DeltaEncoder(w.putKeys, w.putValues, removed, next, digest);
             ByteBuffer bytes = ByteBuffer.allocate(delta.size(true));
             delta.writeTo(bytes, true);
             Encoded event = Encoded.of(bytes.flip());
@@ -214,11 +213,21 @@ final class HostedMap implements AutoCloseable {
                 try {
                     logEnd = store.append(event.bytes());
                 } catch (IOException e) {
-                    undo.run();
                     throw Status.UNAVAILABLE.withDescription("cannot log the write to map \"" + name + "\" ("
                             + e.getMessage() + "); nothing was applied").withCause(e).asRuntimeException();
                 }
             }
+            byte[] nextBytes = MapStore.revisionBytes(next);
+            for (int i = 0; i < w.putKeys.size(); i++) {
+                entries.put(w.putKeys.get(i), w.putValues.get(i));
+                modRevisions.put(w.putKeys.get(i), nextBytes);
+            }
+            for (byte[] key : removed) {
+                entries.remove(key);
+                modRevisions.remove(key);
+            }
+            assert entries.digest() == digest : "map \"" + name + "\": digest " + entries.digest()
+                    + " after the write, " + digest + " in its delta";
             boolean purged = history.add(next, event);
             publish(event);
             if (purged) {
@@ -256,41 +265,6 @@ final class HostedMap implements AutoCloseable {
                 background.execute(this::snapshotToStore);
             } catch (RejectedExecutionException closing) {
                 snapshotting.set(false);
-            }
-        }
-    }
-
-    /** The values a write replaces, to put back if its log record cannot be written. */
-    private final class Undo {
-        private final List<byte[]> keys = new ArrayList<>();
-        private final List<byte[]> values = new ArrayList<>();
-        private final List<byte[]> mods = new ArrayList<>();
-
-        Undo(NormalisedWrite w) {
-            for (byte[] key : w.putKeys) {
-                remember(key);
-            }
-            for (byte[] key : w.deleteKeys) {
-                remember(key);
-            }
-        }
-
-        private void remember(byte[] key) {
-            keys.add(key);
-            values.add(entries.get(key));
-            mods.add(modRevisions.get(key));
-        }
-
-        /** Puts every key back (an INSERTION-order key that was deleted comes back at the end). */
-        void run() {
-            for (int i = 0; i < keys.size(); i++) {
-                if (values.get(i) == null) {
-                    entries.remove(keys.get(i));
-                    modRevisions.remove(keys.get(i));
-                } else {
-                    entries.put(keys.get(i), values.get(i));
-                    modRevisions.put(keys.get(i), mods.get(i));
-                }
             }
         }
     }
