@@ -76,8 +76,7 @@ public final class MessageDecoder {
         ChunkFields fields = scanChunk(in, message, true, Integer.MAX_VALUE, Integer.MAX_VALUE);
         int[] spans = new int[4];
         for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             if (tag == 0x0A) {
                 readEntry(in, in.next, spans, 0);
                 visitor.entry(message, spans[0], spans[1], spans[2], spans[3]);
@@ -105,8 +104,7 @@ public final class MessageDecoder {
         long compactRevision = 0;
         int entries = 0;
         for (int p = in.start; p < in.end; ) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             int at = in.next;
             switch (tag) {
                 case 0x0A -> {
@@ -211,8 +209,7 @@ public final class MessageDecoder {
         int keyLength = 0;
         int valueLength = 0;
         for (int p = in.next; p < end; ) {
-            in.tag(p, end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, end);
             int fieldAt = in.next;
             if (tag == ENTRY_KEY_TAG) {
                 in.utf8Field(fieldAt, end, "key", Integer.MAX_VALUE);
@@ -245,8 +242,7 @@ public final class MessageDecoder {
         int batchSize = spans.length / 4;
         int batched = 0;
         for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             if (tag == 0x0A) {
                 readEntry(in, in.next, spans, batched << 2);
                 if (++batched == batchSize) {
@@ -272,8 +268,7 @@ public final class MessageDecoder {
         int valueFrom = 0;
         int valueLength = 0;
         for (int p = in.next; p < end; ) {
-            in.tag(p, end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, end);
             if (tag == ENTRY_KEY_TAG || tag == ENTRY_VALUE_TAG) {
                 in.length(in.next, end);
                 if (tag == ENTRY_KEY_TAG) {

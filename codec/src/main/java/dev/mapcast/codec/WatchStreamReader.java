@@ -50,8 +50,7 @@ public final class WatchStreamReader {
         int start = from;
         int length = 0;
         for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             if ((tag & 7) == ProtoWire.LENGTH_DELIMITED && (tag >>> 3) >= WatchEvent.SNAPSHOT
                     && (tag >>> 3) <= WatchEvent.BATCH) {
                 in.length(in.next, in.end);
@@ -87,8 +86,7 @@ public final class WatchStreamReader {
         WireReader in = batch.reset(checkRange(message, from, to), from, to, "EventBatch");
         int events = 0;
         for (int p = in.start; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             if (tag == 0x0A) {
                 in.length(in.next, in.end);
                 in.next += (int) in.value;
@@ -109,8 +107,7 @@ public final class WatchStreamReader {
     public boolean nextBatched() {
         WireReader in = batch;
         for (int p = in.next; p < in.end; p = in.next) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             if (tag == 0x0A) {
                 in.length(in.next, in.end);
                 batchedFrom = in.next;
@@ -151,8 +148,7 @@ public final class WatchStreamReader {
         int deleteCount = 0;
         int maxKey = map.maxKeyLength();
         for (int p = in.start; p < in.end; ) {
-            in.tag(p, in.end);
-            int tag = (int) in.value;
+            int tag = in.tag(p, in.end);
             int at = in.next;
             switch (tag) {
                 case 0x0A -> {
@@ -184,8 +180,7 @@ public final class WatchStreamReader {
         MessageDecoder.applyEntries(in, message, map, spans);
         if (deleteCount > 0) {
             for (int p = in.start; p < in.end; p = in.next) {
-                in.tag(p, in.end);
-                int tag = (int) in.value;
+                int tag = in.tag(p, in.end);
                 if (tag == 0x12) {
                     in.length(in.next, in.end);
                     map.remove(message, in.next, (int) in.value);

@@ -84,8 +84,8 @@ final class WireReader {
         return value;
     }
 
-    /** Reads a tag; {@link #value} is the tag, checked to name a field and a valid wire type. */
-    void tag(int at, int limit) {
+    /** Reads a tag and returns it (also in {@link #value}), checked to name a field and a valid wire type. */
+    int tag(int at, int limit) {
         varint(at, limit);
         int tag = (int) value;  // protobuf-java keeps the low 32 bits of a tag
         if ((tag >>> 3) == 0) {
@@ -96,6 +96,7 @@ final class WireReader {
             throw malformed(at, "invalid wire type " + wireType);
         }
         value = tag;
+        return tag;
     }
 
     /**
@@ -155,8 +156,7 @@ final class WireReader {
                     if (p >= limit) {
                         throw malformed(p, "truncated group");
                     }
-                    tag(p, limit);
-                    int inner = (int) value;
+                    int inner = tag(p, limit);
                     if (!skip(inner, next, limit, depth + 1)) {
                         if (inner >>> 3 != tag >>> 3) {
                             throw malformed(p, "end-group tag of field " + (inner >>> 3) + " closes a group of field " + (tag >>> 3));
