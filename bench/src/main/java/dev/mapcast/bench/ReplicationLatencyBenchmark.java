@@ -270,23 +270,21 @@ public class ReplicationLatencyBenchmark {
 
         /** How late the writer sent the writes in [from, to), sorted. */
         long[] sendDelays(int from, int to) {
-            long[] out = new long[to - from];
-            int n = 0;
-            for (int i = from; i < to; i++) {
-                if (dueAt[i] != 0) {
-                    out[n++] = sentAt[i] - dueAt[i];
-                }
-            }
-            return sorted(out, n);
+            return sinceDue(from, to, sentAt);
         }
 
         /** How long the writes in [from, to) took to be acknowledged, sorted. */
         long[] ackLatencies(int from, int to) {
+            return sinceDue(from, to, ackedAt);
+        }
+
+        /** {@code at[i] - dueAt[i]} for the acknowledged writes in [from, to), sorted. */
+        private long[] sinceDue(int from, int to, long[] at) {
             long[] out = new long[to - from];
             int n = 0;
             for (int i = from; i < to; i++) {
                 if (dueAt[i] != 0) {
-                    out[n++] = ackedAt[i] - dueAt[i];
+                    out[n++] = at[i] - dueAt[i];
                 }
             }
             return sorted(out, n);
