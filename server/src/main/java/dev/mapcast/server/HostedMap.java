@@ -178,33 +178,34 @@ final class HostedMap implements AutoCloseable {
                             + " (expected_mod_revisions: " + w.expectedModRevisions[i] + ")").asRuntimeException();
                 }
             }
+            // The entries the write adds and the digest it will give, in one pass over its keys.
             long growth = 0;
-            for (byte[] key : w.putKeys) {
-                growth += entries.containsKey(key) ? 0 : 1;
+            long digest = entries.digest();
+            for (int i = 0; i < w.putKeys.size(); i++) {
+                byte[] key = w.putKeys.get(i);
+                if (entries.containsKey(key)) {
+                    digest -= entries.entryDigest(key);
+                } else {
+                    growth++;
+                }
+                digest += OffHeapMap.entryDigest(key, w.putValues.get(i));
             }
+            List<byte[]> removed = new ArrayList<>(w.deleteKeys.size());
             for (byte[] key : w.deleteKeys) {
-                growth -= entries.containsKey(key) ? 1 : 0;
+                if (entries.containsKey(key)) {
+                    growth--;
+                    digest -= entries.entryDigest(key);
+                    removed.add(key);
+                }
             }
             if (entries.size() + growth > limits.maxEntriesPerMap()) {
                 throw Status.RESOURCE_EXHAUSTED.withDescription("map \"" + name + "\" would hold "
                         + (entries.size() + growth) + " entries (expected: at most " + limits.maxEntriesPerMap() + ")")
                         .asRuntimeException();
             }
-            // Checked. The delta (with the digest the write will give) is encoded and logged before
-            // anything changes: a write the log cannot take leaves the map exactly as it was.
+            // Checked. The delta (with that digest) is encoded and logged before anything changes:
+            // a write the log cannot take leaves the map exactly as it was.
             next = current + 1;
-            long digest = entries.digest();
-            for (int i = 0; i < w.putKeys.size(); i++) {
-                byte[] key = w.putKeys.get(i);
-                digest += OffHeapMap.entryDigest(key, w.putValues.get(i)) - entries.entryDigest(key);
-            }
-            List<byte[]> removed = new ArrayList<>(w.deleteKeys.size());
-            for (byte[] key : w.deleteKeys) {
-                if (entries.containsKey(key)) {
-                    digest -= entries.entryDigest(key);
-                    removed.add(key);
-                }
-            }
             DeltaEncoder delta = new DeltaEncoder(w.putKeys, w.putValues, removed, next, digest);
             ByteBuffer bytes = ByteBuffer.allocate(delta.size(true));
             delta.writeTo(bytes, true);
