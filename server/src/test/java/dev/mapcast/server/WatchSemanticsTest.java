@@ -34,7 +34,6 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentSkipListMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -301,14 +300,12 @@ class WatchSemanticsTest {
                 inFlight.acquireUninterruptibly();
                 ListenableFuture<WriteResponse> ack = writer.write(sent);
                 ack.addListener(inFlight::release, Runnable::run);
-                acks.add(ack);
-                ack.addListener(() -> {
-                    try {
-                        byRevision.put(Futures.getDone(ack).getRevision(), sent);
-                    } catch (ExecutionException e) {
-                        // reported by the join below
-                    }
-                }, Runnable::run);
+                // Recorded in the chain the join waits for: allAsList counts an input done as soon as
+                // it is, which can be before a listener added to it has run.
+                acks.add(Futures.transform(ack, r -> {
+                    byRevision.put(r.getRevision(), sent);
+                    return r;
+                }, Runnable::run));
             }
             Futures.getUnchecked(Futures.allAsList(acks));
         });
