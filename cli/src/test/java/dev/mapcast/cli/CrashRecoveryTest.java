@@ -8,7 +8,6 @@ import dev.mapcast.client.GetResult;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.proto.v1.MapInfo;
 import java.io.IOException;
-import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -154,7 +153,7 @@ class CrashRecoveryTest {
         return "w" + writer + "-" + k;
     }
 
-    /** {@code mapcast serve} in its own JVM, on a free port, logging to a file. */
+    /** {@code mapcast serve} in its own JVM, on a port of its choosing (port 0), logging to a file. */
     private static final class ServeProcess {
         final Process process;
         final String address;
@@ -165,11 +164,6 @@ class CrashRecoveryTest {
         }
 
         static ServeProcess start(Path data, Path err) throws IOException, InterruptedException {
-            int port;
-            try (ServerSocket s = new ServerSocket(0)) {
-                port = s.getLocalPort();
-            }
-            String listen = "127.0.0.1:" + port;
             List<String> cmd = new ArrayList<>();
             cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
             if (Runtime.version().feature() >= 23) {
@@ -177,11 +171,12 @@ class CrashRecoveryTest {
                 cmd.add("--enable-native-access=ALL-UNNAMED");
             }
             cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(), "serve",
-                    "--listen", listen, "--data-dir", data.toString(), "--snapshot-log-bytes", "64KiB"));
+                    "--listen", "127.0.0.1:0", "--data-dir", data.toString(), "--snapshot-log-bytes", "64KiB"));
             Process p = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                     .redirectError(err.toFile()).start();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (!(Files.exists(err) && Files.readString(err).contains("mapcast serving on " + listen))) {
+            ServingLine serving;
+            while ((serving = ServingLine.in(Files.exists(err) ? Files.readString(err) : "")) == null) {
                 if (!p.isAlive() || System.nanoTime() > deadline) {
                     p.destroyForcibly();
                     fail("mapcast serve did not start (exit " + (p.isAlive() ? "-" : p.exitValue()) + "): "
@@ -189,7 +184,7 @@ class CrashRecoveryTest {
                 }
                 Thread.sleep(20);
             }
-            return new ServeProcess(p, listen);
+            return new ServeProcess(p, serving.address());
         }
 
         void kill() throws InterruptedException {

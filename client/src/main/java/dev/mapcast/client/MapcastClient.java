@@ -440,6 +440,11 @@ public final class MapcastClient implements AutoCloseable {
         return writes.send(request);
     }
 
+    /** Whether the write stream is open: tests wait for the end of one a server stopping ended. */
+    boolean writeStreamOpen() {
+        return writes.isOpen();
+    }
+
     /** A write as a Write call: for servers without WriteStream. */
     private CompletableFuture<Long> commitUnary(WriteRequest request) {
         CompletableFuture<Long> out = new CompletableFuture<>();

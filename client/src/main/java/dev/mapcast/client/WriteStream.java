@@ -110,6 +110,13 @@ final class WriteStream {
         }
     }
 
+    /** Whether a stream is open for the next write (tests wait for one the server ended to be seen). */
+    boolean isOpen() {
+        synchronized (lock) {
+            return stream != null;
+        }
+    }
+
     /** Opens a stream as the current one; with the lock held. */
     private Stream open() {
         Stream s = new Stream(client.channel().newCall(MapcastGrpc.getWriteStreamMethod(),

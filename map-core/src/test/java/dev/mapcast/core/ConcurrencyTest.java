@@ -342,8 +342,10 @@ class ConcurrencyTest extends AbstractOffHeapTest {
 
         ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
         AtomicLong rounds = new AtomicLong();
+        CountDownLatch written = new CountDownLatch(1);  // the reads overlap writes however threads are scheduled
         Thread reader = new Thread(() -> {
             try {
+                written.await();
                 for (int round = 0; round < 30; round++) {
                     assertEquals(snapshot.size(), view.size());
                     for (int key = 0; key < KEYS; key++) {
@@ -381,6 +383,7 @@ class ConcurrencyTest extends AbstractOffHeapTest {
                 current.put(key, version);
                 map.put(keyOf(key), encode(key, version));
             }
+            written.countDown();
             if (++writes % 1_000 == 0) {
                 map.compact();
             }

@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -21,6 +22,7 @@ import io.grpc.Status;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -73,7 +75,8 @@ class RestoreTest {
         Watch watch = new Watch();
         MapcastGrpc.newStub(channel).watch(WatchRequest.newBuilder().setMap("target").setAfterRevision(5).build(),
                 watch);
-        Thread.sleep(200);
+        // Registered (the Progress that ends a resume) before the restore, so it is a live watcher moved.
+        await().atMost(10, TimeUnit.SECONDS).until(() -> watch.events.stream().anyMatch(WatchResponse::hasProgress));
 
         RestoreResponse restored = restore("target", source, UnaryOperator.identity()).join();
         assertEquals(6, restored.getRevision());
@@ -169,26 +172,16 @@ class RestoreTest {
         cancelledOut.onNext(RestoreRequest.newBuilder().setMap("c").setSnapshotChunk(chunks.get(0).toByteString())
                 .build());
         cancelledOut.onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
-        assertEquals(30, restoreWhenTheFirstHasArrived("d", chunks).join().getEntries());
+        assertEquals(30, restoreWhenTheFirstHasArrived("d", chunks).getEntries());
         assertEquals(List.of("a", "d", "source"), stub.listMaps(ListMapsRequest.getDefaultInstance())
                 .getMapsList().stream().map(MapInfo::getName).toList());
     }
 
     /** A restore, retried while the server still holds the slot for a stream whose end it has not seen yet. */
-    private CompletableFuture<RestoreResponse> restoreWhenTheFirstHasArrived(String map, List<SnapshotChunk> chunks) {
-        for (int attempt = 0; ; attempt++) {
-            CompletableFuture<RestoreResponse> r = restore(map, chunks, UnaryOperator.identity());
-            Throwable t = r.handle((ok, e) -> e).join();
-            if (t == null || Status.fromThrowable(t).getCode() != Status.Code.RESOURCE_EXHAUSTED || attempt == 50) {
-                return r;
-            }
-            try {
-                Thread.sleep(20);  // the cancelled call's end reaches the server asynchronously
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                return r;
-            }
-        }
+    private RestoreResponse restoreWhenTheFirstHasArrived(String map, List<SnapshotChunk> chunks) {
+        return await().atMost(10, TimeUnit.SECONDS).pollInSameThread().pollInterval(Duration.ofMillis(20))
+                .ignoreExceptionsMatching(t -> Status.fromThrowable(t).getCode() == Status.Code.RESOURCE_EXHAUSTED)
+                .until(() -> restore(map, chunks, UnaryOperator.identity()).join(), r -> true);
     }
 
     @Test
