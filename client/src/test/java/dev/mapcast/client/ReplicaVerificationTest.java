@@ -1,5 +1,6 @@
 package dev.mapcast.client;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -172,11 +173,8 @@ class ReplicaVerificationTest {
     }
 
     private static void awaitReasons(List<ResyncReason> reasons, int n) throws InterruptedException {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (reasons.size() < n && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-        }
-        assertEquals(n, reasons.size(), "resyncs: " + reasons);
+        await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
+                .untilAsserted(() -> assertEquals(n, reasons.size(), () -> "resyncs: " + reasons));
     }
 
     private static WatchResponse snapshot(long revision, Map<String, String> content) {

@@ -1,5 +1,6 @@
 package dev.mapcast.client;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -439,12 +440,9 @@ class ReplicationTest {
         Replica<String, String> replica = closing(client(server.port()).replica("config", Codec.utf8(), Codec.utf8()));
         assertTrue(replica.awaitRevision(5, WAIT));
         assertEquals(0, replica.compactRevision());
-        long compacted = writer.compact("config", 4).getCompactRevision();
-        long deadline = System.nanoTime() + WAIT.toNanos();
-        while (replica.compactRevision() != compacted && System.nanoTime() < deadline) {
-            Thread.sleep(5);
-        }
-        assertEquals(4, replica.compactRevision(), "the Compaction event reached the live replica");
+        writer.compact("config", 4);
+        await().atMost(WAIT).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5)).untilAsserted(
+                () -> assertEquals(4, replica.compactRevision(), "the Compaction event reached the live replica"));
     }
 
     @Test

@@ -194,11 +194,9 @@ class SdkWriteStreamTest {
                 .writeStreamIdleTimeout(Duration.ofHours(1)).build());
         assertEquals(1, client.put("m", "k", "1"));
         assertEquals(2, keeping.put("m", "k", "2"));
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (idling.getState(false) != ConnectivityState.IDLE && System.nanoTime() - deadline < 0) {
-            Thread.sleep(50);
-        }
-        assertEquals(ConnectivityState.IDLE, idling.getState(false), "the channel idles once its write stream closed");
+        await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(50))
+                .untilAsserted(() -> assertEquals(ConnectivityState.IDLE, idling.getState(false),
+                        "the channel idles once its write stream closed"));
         assertEquals(ConnectivityState.READY, held.getState(false), "an open write stream keeps its channel busy");
         assertEquals(3, client.put("m", "k", "3"), "a write after the idle close opens a new stream");
     }

@@ -1,5 +1,6 @@
 package dev.mapcast.client;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -79,11 +80,9 @@ class SlowWatcherTest {
                 for (int i = 0; i < 16; i++) {
                     writer.put("config", "key-" + i, value);
                 }
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-                while (server.watcherCount() > 0 && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
-                assertEquals(0, server.watcherCount(), "ended by the periodic check, with no write to trigger it");
+                await().atMost(15, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(100))
+                        .untilAsserted(() -> assertEquals(0, server.watcherCount(),
+                                "ended by the periodic check, with no write to trigger it"));
                 call.request(Integer.MAX_VALUE);
                 Status status = closed.get(10, TimeUnit.SECONDS);
                 assertEquals(Status.Code.RESOURCE_EXHAUSTED, status.getCode(), status.toString());
@@ -160,11 +159,9 @@ class SlowWatcherTest {
         call.sendMessage(WatchRequest.newBuilder().setMap("config").build());
         call.halfClose();
         call.request(1);
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (received.get() == 0) {
-            assertTrue(System.nanoTime() < deadline, "no snapshot within 10 s; closed: " + closed.getNow(null));
-            Thread.sleep(5);
-        }
+        await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
+                .untilAsserted(() -> assertTrue(received.get() != 0,
+                        () -> "no snapshot within 10 s; closed: " + closed.getNow(null)));
         return call;
     }
 }

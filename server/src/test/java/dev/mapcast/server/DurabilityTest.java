@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -30,6 +31,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -498,10 +500,9 @@ class DurabilityTest {
 
     /** Snapshots are written in the background: waits until the last one has cleaned up. */
     private static void awaitFewFiles(Path dir) throws Exception {
-        long deadline = System.nanoTime() + 10_000_000_000L;
-        while (files(dir).stream().filter(f -> f.startsWith("wal-")).count() > 2 && System.nanoTime() < deadline) {
-            Thread.sleep(10);
-        }
+        await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
+                .alias("older logs deleted")
+                .until(() -> files(dir), files -> files.stream().filter(f -> f.startsWith("wal-")).count() <= 2);
     }
 
     /** Where a log's records end: its first zero length (or the end of the file). */

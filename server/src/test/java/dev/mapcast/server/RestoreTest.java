@@ -329,11 +329,10 @@ class RestoreTest {
         }
 
         List<WatchResponse> awaitSnapshot() throws InterruptedException {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (events.stream().noneMatch(e -> e.hasSnapshot() && e.getSnapshot().getLast())) {
-                assertTrue(System.nanoTime() < deadline, "no snapshot; saw " + events);
-                Thread.sleep(10);
-            }
+            await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
+                    .untilAsserted(() -> assertTrue(
+                            events.stream().anyMatch(e -> e.hasSnapshot() && e.getSnapshot().getLast()),
+                            () -> "no snapshot; saw " + events));
             // Up to the first chunk of the snapshot: Compaction is just before it.
             int first = 0;
             while (!events.get(first).hasSnapshot()) {

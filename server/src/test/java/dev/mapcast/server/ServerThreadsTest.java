@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -17,6 +18,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -170,11 +172,10 @@ class ServerThreadsTest {
 
     /** Threads end shortly after their executor says it terminated: polled, not expected at once. */
     private static void awaitNoNewThreads(Set<Thread> before) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-        Set<Thread> left;
-        while (!(left = newThreads(before)).isEmpty()) {
-            assertTrue(System.nanoTime() < deadline, "still running after close: " + names(left));
-            Thread.sleep(10);
-        }
+        await().atMost(5, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
+                .untilAsserted(() -> {
+                    Set<Thread> left = newThreads(before);
+                    assertTrue(left.isEmpty(), () -> "still running after close: " + names(left));
+                });
     }
 }

@@ -33,6 +33,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.Semaphore;
@@ -262,12 +263,11 @@ class WatchSemanticsTest {
                 WatchStream w = watchers.get(i);
                 long after = afters.get(i);
                 String which = "watcher " + i + " (after " + after + ")";
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                Replay replay;
-                while ((replay = Replay.of(after, contentAt(byRevision, after), w.events)).revision < last
-                        && System.nanoTime() < deadline) {
-                    Thread.sleep(5);
-                }
+                Callable<Replay> replayed = () -> Replay.of(after, contentAt(byRevision, after), w.events);
+                await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
+                        .untilAsserted(() -> assertEquals(last, replayed.call().revision,
+                                () -> which + ": " + w.kinds()));
+                Replay replay = replayed.call();
                 assertEquals(List.of(), replay.errors, which);
                 assertEquals(last, replay.revision, which + ": " + w.kinds());
                 assertEquals(contentAt(byRevision, last), replay.content, which);
@@ -393,12 +393,8 @@ class WatchSemanticsTest {
     }
 
     private void awaitWatcherCount(int expected) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (server.watcherCount() != expected) {
-            assertTrue(System.nanoTime() < deadline, "watchers left: " + server.watcherCount() + " (expected: "
-                    + expected + ")");
-            Thread.sleep(5);
-        }
+        await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
+                .untilAsserted(() -> assertEquals(expected, server.watcherCount(), "watchers left"));
     }
 
     /** The seed of a randomised test (it fixes the choices, not the threads' timing), printed. */

@@ -8,12 +8,14 @@ import dev.mapcast.proto.v1.WatchResponse;
 import io.grpc.ManagedChannel;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Collectors;
+import org.awaitility.Awaitility;
 
 /** A watch stream's events as protobuf-java parses them; the client can cancel it. */
 final class WatchStream implements ClientResponseObserver<WatchRequest, WatchResponse> {
@@ -54,11 +56,9 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
     }
 
     void await(Predicate<WatchResponse> seen) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (events.stream().noneMatch(seen)) {
-            assertTrue(System.nanoTime() < deadline, "timed out; saw " + kinds());
-            Thread.sleep(5);
-        }
+        // Qualified: this method's own name hides the static import.
+        Awaitility.await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
+                .untilAsserted(() -> assertTrue(events.stream().anyMatch(seen), () -> "timed out; saw " + kinds()));
     }
 
     List<String> kinds() {

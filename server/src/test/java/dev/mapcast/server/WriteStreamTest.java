@@ -1,8 +1,8 @@
 package dev.mapcast.server;
 
+import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
@@ -25,6 +25,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
@@ -292,13 +293,8 @@ class WriteStreamTest {
 
         /** The result of write {@code id}, waiting up to 10 s for it. */
         WriteResult result(long id) throws InterruptedException {
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            WriteResult r;
-            while ((r = results.get(id)) == null && System.nanoTime() < deadline) {
-                Thread.sleep(1);
-            }
-            assertNotNull(r, "no result for write " + id);
-            return r;
+            return await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(1))
+                    .alias("a result for write " + id).until(() -> results.get(id), Objects::nonNull);
         }
 
         @Override
