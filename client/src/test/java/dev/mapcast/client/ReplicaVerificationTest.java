@@ -172,7 +172,7 @@ class ReplicaVerificationTest {
         };
     }
 
-    private static void awaitReasons(List<ResyncReason> reasons, int n) throws InterruptedException {
+    private static void awaitReasons(List<ResyncReason> reasons, int n) {
         await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
                 .untilAsserted(() -> assertEquals(n, reasons.size(), () -> "resyncs: " + reasons));
     }

@@ -499,7 +499,7 @@ class DurabilityTest {
     }
 
     /** Snapshots are written in the background: waits until the last one has cleaned up. */
-    private static void awaitFewFiles(Path dir) throws Exception {
+    private static void awaitFewFiles(Path dir) {
         await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
                 .alias("older logs deleted")
                 .until(() -> files(dir), files -> files.stream().filter(f -> f.startsWith("wal-")).count() <= 2);

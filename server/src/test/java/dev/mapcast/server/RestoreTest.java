@@ -328,7 +328,7 @@ class RestoreTest {
         public void onCompleted() {
         }
 
-        List<WatchResponse> awaitSnapshot() throws InterruptedException {
+        List<WatchResponse> awaitSnapshot() {
             await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
                     .untilAsserted(() -> assertTrue(
                             events.stream().anyMatch(e -> e.hasSnapshot() && e.getSnapshot().getLast()),

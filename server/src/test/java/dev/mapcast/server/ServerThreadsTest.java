@@ -171,7 +171,7 @@ class ServerThreadsTest {
     }
 
     /** Threads end shortly after their executor says it terminated: polled, not expected at once. */
-    private static void awaitNoNewThreads(Set<Thread> before) throws InterruptedException {
+    private static void awaitNoNewThreads(Set<Thread> before) {
         await().atMost(5, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
                 .untilAsserted(() -> {
                     Set<Thread> left = newThreads(before);

@@ -392,7 +392,7 @@ class WatchSemanticsTest {
         return NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
     }
 
-    private void awaitWatcherCount(int expected) throws InterruptedException {
+    private void awaitWatcherCount(int expected) {
         await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
                 .untilAsserted(() -> assertEquals(expected, server.watcherCount(), "watchers left"));
     }

@@ -55,7 +55,7 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
         closed.complete(null);
     }
 
-    void await(Predicate<WatchResponse> seen) throws InterruptedException {
+    void await(Predicate<WatchResponse> seen) {
         // Qualified: this method's own name hides the static import.
         Awaitility.await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
                 .untilAsserted(() -> assertTrue(events.stream().anyMatch(seen), () -> "timed out; saw " + kinds()));

@@ -286,13 +286,13 @@ class WriteStreamTest {
             call.sendMessage(message);
         }
 
-        WriteResult sendAndAwait(long id, WriteRequest write) throws InterruptedException {
+        WriteResult sendAndAwait(long id, WriteRequest write) {
             send(id, write);
             return result(id);
         }
 
         /** The result of write {@code id}, waiting up to 10 s for it. */
-        WriteResult result(long id) throws InterruptedException {
+        WriteResult result(long id) {
             return await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(1))
                     .alias("a result for write " + id).until(() -> results.get(id), Objects::nonNull);
         }
