@@ -21,7 +21,8 @@ import dev.mapcast.server.MapcastServer;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.ServerSocket;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -212,20 +213,25 @@ class MapcastCommandTest {
     @Test
     void serverComesFromTheOptionElseTheEnvironment() throws IOException {
         client.put("env", "k", "from-server");
-        String closed = "127.0.0.1:" + closedPort();
-        // MAPCAST_SERVER alone: used.
-        assertOk("from-server", mapcast(Map.of("MAPCAST_SERVER", address), null, "get", "env", "k"));
-        // --server wins over it.
-        assertOk("from-server", mapcast(Map.of("MAPCAST_SERVER", closed), null, "get", "--server", address, "env", "k"));
+        try (Socket refusing = refusingPort()) {
+            String closed = "127.0.0.1:" + refusing.getLocalPort();
+            // MAPCAST_SERVER alone: used.
+            assertOk("from-server", mapcast(Map.of("MAPCAST_SERVER", address), null, "get", "env", "k"));
+            // --server wins over it.
+            assertOk("from-server",
+                    mapcast(Map.of("MAPCAST_SERVER", closed), null, "get", "--server", address, "env", "k"));
+        }
     }
 
     @Test
     void unreachableServerExits4() throws IOException {
-        String closed = "127.0.0.1:" + closedPort();
-        Result r = mapcast("put", "--server", closed, "m", "k", "v");
-        assertFailed(4, "mapcast: cannot reach the server at " + closed + ": ", r);
-        assertTrue(r.stderr.contains("Connection refused"), r::toString);
-        assertEquals(1, r.stderr.lines().count(), r::toString);
+        try (Socket refusing = refusingPort()) {
+            String closed = "127.0.0.1:" + refusing.getLocalPort();
+            Result r = mapcast("put", "--server", closed, "m", "k", "v");
+            assertFailed(4, "mapcast: cannot reach the server at " + closed + ": ", r);
+            assertTrue(r.stderr.contains("Connection refused"), r::toString);
+            assertEquals(1, r.stderr.lines().count(), r::toString);
+        }
     }
 
     // ---- ls, watch, compact ----
@@ -755,10 +761,13 @@ class MapcastCommandTest {
         return serving.address();
     }
 
-    /** A port nothing listens on (free a moment ago). */
-    private static int closedPort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        }
+    /**
+     * A socket bound to a loopback port but not listening: connecting to it is refused, and while
+     * it is open nothing else can take the port and answer (a port merely found free could be).
+     */
+    private static Socket refusingPort() throws IOException {
+        Socket s = new Socket();
+        s.bind(new InetSocketAddress("127.0.0.1", 0));
+        return s;
     }
 }
