@@ -4,15 +4,16 @@ import com.google.protobuf.ByteString;
 import dev.mapcast.codec.DeltaEncoder;
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.core.CompactionResult;
+import dev.mapcast.core.EntryCursor;
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.MemoryStats;
 import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.core.PinnedView;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.MapInfo;
 import io.grpc.Status;
-import dev.mapcast.core.EntryCursor;
-import dev.mapcast.core.PinnedView;
+import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -70,6 +71,11 @@ final class HostedMap implements AutoCloseable {
     private volatile Head head = new Head(0, 0);
     private volatile long compactRevision;
     private boolean closed;
+    /**
+     * Set when a logged write could not be applied in memory: the map may hold part of it, so it
+     * serves nothing more (but its line in ListMaps) until a restart recovers it from its log.
+     */
+    private volatile Status outOfService;
     /** Where changes are logged and snapshots written; null for a map kept in memory only. */
     private final MapStore store;
     /** Runs snapshots to the store. */
@@ -163,7 +169,7 @@ final class HostedMap implements AutoCloseable {
         long next;
         long logEnd = 0;
         try {
-            checkOpen();
+            checkServing();
             long current = revision;
             if (w.expectedRevision != 0 && w.expectedRevision != current) {
                 throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" is at revision " + current
@@ -219,13 +225,17 @@ final class HostedMap implements AutoCloseable {
                 }
             }
             byte[] nextBytes = MapStore.revisionBytes(next);
-            for (int i = 0; i < w.putKeys.size(); i++) {
-                entries.put(w.putKeys.get(i), w.putValues.get(i));
-                modRevisions.put(w.putKeys.get(i), nextBytes);
-            }
-            for (byte[] key : removed) {
-                entries.remove(key);
-                modRevisions.remove(key);
+            try {
+                for (int i = 0; i < w.putKeys.size(); i++) {
+                    entries.put(w.putKeys.get(i), w.putValues.get(i));
+                    modRevisions.put(w.putKeys.get(i), nextBytes);
+                }
+                for (byte[] key : removed) {
+                    entries.remove(key);
+                    modRevisions.remove(key);
+                }
+            } catch (RuntimeException | Error e) {
+                throw takeOutOfService(next, e);
             }
             assert entries.digest() == digest : "map \"" + name + "\": digest " + entries.digest()
                     + " after the write, " + digest + " in its delta";
@@ -286,6 +296,9 @@ final class HostedMap implements AutoCloseable {
             long compactedAt;
             lock.writeLock().lock();
             try {
+                if (outOfService != null) {
+                    return;  // its memory may hold part of a write: only the log is to be trusted
+                }
                 at = revision;
                 compactedAt = compactRevision;
                 store.rotate(at);
@@ -308,7 +321,7 @@ final class HostedMap implements AutoCloseable {
     GetResponse get(byte[] key) {
         lock.readLock().lock();
         try {
-            checkOpen();
+            checkServing();
             byte[] value = entries.get(key);
             GetResponse.Builder out = GetResponse.newBuilder().setRevision(revision);
             if (value != null) {
@@ -337,7 +350,7 @@ final class HostedMap implements AutoCloseable {
         // locks, so writes interleave. The lifecycle lock only keeps close() out.
         lifecycle.readLock().lock();
         try {
-            checkOpen();
+            checkServing();
             a = entries.compact();
             b = modRevisions.compact();
         } finally {
@@ -347,7 +360,7 @@ final class HostedMap implements AutoCloseable {
         Compaction result;
         lock.writeLock().lock();
         try {
-            checkOpen();
+            checkServing();
             history.purgeThrough(target);
             compactRevision = Math.max(compactRevision, target);
             Compaction event = Compaction.newBuilder()
@@ -389,7 +402,7 @@ final class HostedMap implements AutoCloseable {
         lifecycle.writeLock().lock();  // no compaction or snapshot write runs on the maps being replaced
         lock.writeLock().lock();
         try {
-            checkOpen();
+            checkServing();
             if (staged.order() != order) {
                 throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" keeps " + order
                         + " order; the snapshot is in " + staged.order() + " order").asRuntimeException();
@@ -488,7 +501,7 @@ final class HostedMap implements AutoCloseable {
     void register(Watcher watcher, long after) {
         lock.readLock().lock();
         try {
-            checkOpen();
+            checkServing();
             List<Encoded> deltas = after == 0 || after > revision ? null : history.after(after);
             if (after == 0) {
                 watcher.begin(null, snapshot(true), null);
@@ -513,7 +526,7 @@ final class HostedMap implements AutoCloseable {
     SnapshotSender snapshot(boolean asWatchResponses) {
         lock.readLock().lock();
         try {
-            checkOpen();
+            checkServing();
             return new SnapshotSender(entries.pin(), name, revision, compactRevision, chunkBytes, asWatchResponses);
         } finally {
             lock.readLock().unlock();
@@ -527,7 +540,7 @@ final class HostedMap implements AutoCloseable {
     void restartFromSnapshot(Watcher watcher, boolean compactionFirst) {
         lock.readLock().lock();
         try {
-            checkOpen();
+            checkServing();
             Encoded preface = compactionFirst ? WatchEvents.compaction(Compaction.newBuilder()
                     .setCompactRevision(compactRevision).setRevision(revision).build()) : null;
             watcher.restart(preface, snapshot(true));
@@ -645,5 +658,36 @@ final class HostedMap implements AutoCloseable {
         if (closed) {
             throw MapcastServer.SHUTTING_DOWN.asRuntimeException();
         }
+    }
+
+    /** {@link #checkOpen}, and the map is not out of service. */
+    private void checkServing() {
+        checkOpen();
+        Status status = outOfService;
+        if (status != null) {
+            throw status.asRuntimeException();
+        }
+    }
+
+    /**
+     * The write at {@code next} is logged but only part of it may be in memory ({@code cause}, say
+     * no memory left for a segment): the map stops serving, so that nothing reads or builds on that
+     * state (a later write would log a second record for {@code next}), and its watchers end, to
+     * resume once a restart has recovered the map from its log. Under the write lock.
+     */
+    private StatusRuntimeException takeOutOfService(long next, Throwable cause) {
+        String why = cause.getClass().getSimpleName() + (cause.getMessage() == null ? "" : ": " + cause.getMessage());
+        String recovery = store == null
+                ? "restart the server (the map is kept in memory only: it starts empty)"
+                : "restart the server to recover it from its log";
+        outOfService = Status.UNAVAILABLE.withDescription("map \"" + name + "\" is out of service: its write at revision "
+                + next + " could not be applied in memory (" + why + "); " + recovery);
+        log.error("map \"{}\": the write at revision {} is logged but could not be applied in memory; the map serves"
+                + " nothing more until the server restarts", name, next, cause);
+        endWatchers(outOfService);
+        return Status.UNAVAILABLE.withDescription("the write to map \"" + name + "\" at revision " + next
+                + " could not be applied in memory (" + why + ")" + (store == null ? "" : "; it is logged and may apply"
+                + " when the server restarts") + ", and the map serves nothing until then").withCause(cause)
+                .asRuntimeException();
     }
 }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
+import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GetResponse;
@@ -24,6 +25,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.reflect.Field;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -43,6 +45,7 @@ import java.util.stream.Stream;
 import java.util.zip.CRC32C;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -382,7 +385,7 @@ class DurabilityTest {
         // entries' file is there, the mod revisions' file is not (written in either order, one of
         // the two can be alone). The log still holds every change since the last whole snapshot.
         Files.createFile(lastLog().resolveSibling(MapStore.logName(6)));
-        try (dev.mapcast.core.OffHeapMap entries = dev.mapcast.core.OffHeapMap.builder()
+        try (OffHeapMap entries = OffHeapMap.builder()
                 .order(dev.mapcast.core.IterationOrder.HASH).trackDigest(true).build()) {
             for (int i = 1; i <= 5; i++) {
                 entries.put(("k" + i).getBytes(StandardCharsets.UTF_8), ("v" + i).getBytes(StandardCharsets.UTF_8));
@@ -429,7 +432,85 @@ class DurabilityTest {
         assertEquals(3, info("m").getRevision());
     }
 
+    /**
+     * A write logged but not applied whole in memory (here the mod-revision map is swapped for one
+     * that refuses the key after its value went in; in life, no memory left for a segment) takes
+     * its map out of service: the write fails saying so, nothing reads or builds on that state (a
+     * later write would log a second record for the same revision, and the server would not start
+     * again), its watchers end; ListMaps and the other maps go on; a restart recovers the map from
+     * its log, that write included.
+     */
+    @Test
+    void aLoggedWriteThatCannotApplyInMemoryTakesItsMapOutOfServiceUntilARestartRecoversIt() throws Exception {
+        IterationOrder hash = IterationOrder.ITERATION_ORDER_HASH;
+        start(MapcastServer.builder());
+        write("m", hash, Map.of("a", "1"), List.of());
+        write("other", hash, Map.of("x", "1"), List.of());
+        Iterator<WatchResponse> watcher = MapcastGrpc.newBlockingStub(channel)
+                .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
+                .watch(WatchRequest.newBuilder().setMap("m").build());
+        assertTrue(watcher.next().hasSnapshot(), "registered: its snapshot came");
+        HostedMap hosted = server.hosted("m");
+        hosted.writeLock().lock();
+        try (OffHeapMap real = swapModRevisions(hosted,
+                OffHeapMap.builder().maxKeyLength(1).build())) {
+            assertEquals(1, real.size());
+        } finally {
+            hosted.writeLock().unlock();
+        }
+
+        StatusRuntimeException failed = assertThrows(StatusRuntimeException.class,
+                () -> write("m", hash, Map.of("bb", "2"), List.of()));
+        assertEquals(io.grpc.Status.Code.UNAVAILABLE, failed.getStatus().getCode(), failed.toString());
+        String description = failed.getStatus().getDescription();
+        String cause = "IllegalArgumentException: ";
+        assertTrue(description.startsWith("the write to map \"m\" at revision 2 could not be applied in memory ("
+                + cause) && description.endsWith("); it is logged and may apply when the server restarts, and the map"
+                + " serves nothing until then"), description);
+        String why = description.substring(description.indexOf(cause), description.indexOf("); it is logged"));
+        String outOfService = "map \"m\" is out of service: its write at revision 2 could not be applied in memory ("
+                + why + "); restart the server to recover it from its log";
+        List<Executable> calls = List.of(
+                () -> get("m", "a"),
+                () -> write("m", hash, Map.of("c", "3"), List.of()),
+                () -> content("m"),
+                () -> stub.compact(CompactRequest.newBuilder().setMap("m").setRevision(1).build()),
+                () -> watchKinds("m", 1, 1));
+        for (Executable call : calls) {
+            StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, call);
+            assertEquals(io.grpc.Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+            assertEquals(outOfService, refused.getStatus().getDescription());
+        }
+        StatusRuntimeException ended = assertThrows(StatusRuntimeException.class, () -> {
+            while (true) {
+                watcher.next();
+            }
+        });
+        assertEquals(io.grpc.Status.Code.UNAVAILABLE, ended.getStatus().getCode(), ended.toString());
+        assertEquals(outOfService, ended.getStatus().getDescription());
+        assertEquals(1, info("m").getRevision(), "listed, at its last revision applied whole");
+        assertEquals(2, write("other", hash, Map.of("y", "2"), List.of()), "other maps go on");
+
+        restart(MapcastServer.builder());
+        Content recovered = content("m");
+        assertEquals(2, recovered.revision);
+        assertEquals(List.of("a=1", "bb=2"), recovered.entries.stream().sorted().collect(Collectors.toList()));
+        assertEquals(2, get("m", "bb").getModRevision());
+        assertEquals(List.of("delta 2"), watchKinds("m", 1, 1), "the logged write is history again");
+        assertEquals(3, write("m", hash, Map.of("c", "3"), List.of()), "the map takes writes again");
+    }
+
     // ---- helpers ----
+
+    /** Puts {@code replacement} in place of the map's mod revisions; returns the map's own. */
+    private static OffHeapMap swapModRevisions(HostedMap map,
+            OffHeapMap replacement) throws ReflectiveOperationException {
+        Field field = HostedMap.class.getDeclaredField("modRevisions");
+        field.setAccessible(true);
+        OffHeapMap own = (OffHeapMap) field.get(map);
+        field.set(map, replacement);
+        return own;
+    }
 
     private record Content(long revision, long digest, List<String> entries) {
     }
