@@ -209,7 +209,8 @@ public final class MapcastServer implements AutoCloseable {
         closed = true;
         health.enterTerminalState();
         ticker.shutdownNow();
-        loops.close();
+        // The pool before the loops: a write still committing there (say, waiting for its fsync
+        // after its client gave up) answers through its connection's loop, which must still run.
         try {
             pool.shutdown();
             if (!pool.awaitTermination(5, TimeUnit.SECONDS)) {
@@ -219,6 +220,7 @@ public final class MapcastServer implements AutoCloseable {
             pool.shutdownNow();
             Thread.currentThread().interrupt();
         }
+        loops.close();
         storageTasks.shutdown();
         try {
             if (!storageTasks.awaitTermination(60, TimeUnit.SECONDS)) {
