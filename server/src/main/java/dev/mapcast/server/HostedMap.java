@@ -682,8 +682,8 @@ final class HostedMap implements AutoCloseable {
                 : "restart the server to recover it from its log";
         outOfService = Status.UNAVAILABLE.withDescription("map \"" + name + "\" is out of service: its write at revision "
                 + next + " could not be applied in memory (" + why + "); " + recovery);
-        log.error("map \"{}\": the write at revision {} is logged but could not be applied in memory; the map serves"
-                + " nothing more until the server restarts", name, next, cause);
+        log.error("map \"{}\": the write at revision {} could not be applied in memory; the map serves nothing more"
+                + " until the server restarts", name, next, cause);
         endWatchers(outOfService);
         return Status.UNAVAILABLE.withDescription("the write to map \"" + name + "\" at revision " + next
                 + " could not be applied in memory (" + why + ")" + (store == null ? "" : "; it is logged and may apply"
