@@ -153,8 +153,6 @@ class ServerThreadsTest {
         watch.cancel();
     }
 
-    // ---- helpers ----
-
     /**
      * A write still waiting on the worker pool when the server closes (its client gave up on it)
      * is answered while its connection's loop still runs: closing logs no error. Before, the loops
@@ -194,6 +192,8 @@ class ServerThreadsTest {
         assertTrue(log.contains("mapcast closed"), "captured the close's log:\n" + log);
         assertTrue(!log.contains("ERROR") && !log.contains("Exception"), "closing logged an error:\n" + log);
     }
+
+    // ---- helpers ----
 
     private static WriteRequest put(String map, String key, String value) {
         return WriteRequest.newBuilder().setMap(map).putPuts(key, ByteString.copyFromUtf8(value)).build();
