@@ -149,7 +149,11 @@ public class ReplicationLatencyBenchmark {
     @Param("false")
     boolean serverProcess;
 
-    /** Prints the latency of each half second of the measured phase (p50, p99, max): shows stalls. */
+    /**
+     * Prints the latency of each half second of the measured phase (p50, p99, max) with the CPU the
+     * hypervisor took in it, and the latencies of the writes during whose flight it took none
+     * apart from the others: shows where stalls come from.
+     */
     @Param("false")
     boolean timeline;
 
@@ -186,6 +190,10 @@ public class ReplicationLatencyBenchmark {
         // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica
         // catch up. Its phases are tracked as the measured one is, so that the measured phase
         // runs code the JIT has already compiled for it.
+        // The harness's own first-time paths (/proc/stat reading, the sampler) run before measuring:
+        // class loading in the measured phase grows the metaspace, which can set off a collection.
+        StealSampler steal = timeline ? StealSampler.start() : null;
+        MachineCpu.read();
         long warm = 0;
         for (int step = 1; step <= 4; step++) {
             warm = load(writesPerSecond * step / 4, warmupSeconds / 4).last;
@@ -193,9 +201,15 @@ public class ReplicationLatencyBenchmark {
         subject.awaitCaughtUp(warm);
         long cpuBefore = cpuNanos();
         MachineCpu machineBefore = MachineCpu.read();
+        // To line the results up with a GC log (-Xlog:gc stamps the JVM's uptime).
+        System.out.printf(Locale.ROOT, "%nmeasured phase starts at JVM uptime %.3f s%n",
+                ManagementFactory.getRuntimeMXBean().getUptime() / 1e3);
         Phase measured = load(writesPerSecond, seconds);
         measured.cpuNanos = cpuNanos() - cpuBefore;
         measured.machine = MachineCpu.read().since(machineBefore);
+        if (steal != null) {
+            measured.steal = steal.stop();
+        }
         boolean converged = subject.awaitConverged(measured.last);
         phase = null;
         report(measured, converged);
@@ -221,6 +235,8 @@ public class ReplicationLatencyBenchmark {
         long cpuNanos;
         /** The whole machine's CPU while it ran (all processes, and time the hypervisor took). */
         MachineCpu machine;
+        /** With {@code timeline}: the hypervisor's take of each CPU, sampled through the phase. */
+        StealSampler steal;
 
         Phase(long baseRevision, int writes, int replicas) {
             this.baseRevision = baseRevision;
@@ -366,14 +382,41 @@ public class ReplicationLatencyBenchmark {
         long[] acks = p.ackLatencies(0, writes);
         System.out.printf(Locale.ROOT, "write acknowledged to the writer: p50 %.3f ms, p99 %.3f ms, max %.3f ms%n",
                 ms(acks, 0.50), ms(acks, 0.99), ms(acks, 1));
-        if (timeline) {
+        if (timeline && p.steal != null) {
+            StealSampler steal = p.steal;
             int perWindow = Math.max(1, writesPerSecond / 2);  // writes are due evenly: half a second's worth
             for (int from = 0; from < writes; from += perWindow) {
-                long[] window = p.latencies(from, Math.min(writes, from + perWindow));
-                System.out.printf(Locale.ROOT, "  t=%5.1f s: %5d writes, p50 %8.3f ms, p99 %8.3f ms, max %8.3f ms%n",
-                        (double) from / writesPerSecond, window.length, ms(window, 0.5), ms(window, 0.99),
-                        ms(window, 1));
+                int to = Math.min(writes, from + perWindow);
+                long[] window = p.latencies(from, to);
+                long windowEnd = p.dueAt[to - 1] != 0 ? p.dueAt[to - 1] : p.dueAt[from];
+                System.out.printf(Locale.ROOT, "  t=%5.1f s: %5d writes, p50 %8.3f ms, p99 %8.3f ms, max %8.3f ms;"
+                        + " stolen %s%n", (double) from / writesPerSecond, window.length, ms(window, 0.5),
+                        ms(window, 0.99), ms(window, 1), steal.describe(p.dueAt[from], windowEnd));
             }
+            // A write is "in a stolen stretch" when a sample interval overlapping its flight (due to
+            // visible everywhere) saw the hypervisor take 10 ms or more of some CPU.
+            long[] quiet = new long[writes];
+            long[] stolen = new long[writes];
+            int q = 0;
+            int s = 0;
+            for (int i = 0; i < writes; i++) {
+                long done = p.lastApplied.get(i);
+                if (done == 0 || p.dueAt[i] == 0) {
+                    continue;
+                }
+                if (steal.tookAny(p.dueAt[i], done)) {
+                    stolen[s++] = done - p.dueAt[i];
+                } else {
+                    quiet[q++] = done - p.dueAt[i];
+                }
+            }
+            long[] quietSorted = Phase.sorted(quiet, q);
+            long[] stolenSorted = Phase.sorted(stolen, s);
+            System.out.printf(Locale.ROOT, "writes in flight while the hypervisor took no CPU (at /proc/stat's 10 ms"
+                    + " resolution, %d ms samples): %d, p50 %.3f ms, p99 %.3f ms, max %.3f ms; while it took some: %d,"
+                    + " p50 %.3f ms, p99 %.3f ms, max %.3f ms%n", StealSampler.INTERVAL_MILLIS, q,
+                    ms(quietSorted, 0.5), ms(quietSorted, 0.99), ms(quietSorted, 1), s, ms(stolenSorted, 0.5),
+                    ms(stolenSorted, 0.99), ms(stolenSorted, 1));
         }
     }
 
@@ -757,6 +800,111 @@ public class ReplicationLatencyBenchmark {
                 }
                 shutDown(channel);
             }
+        }
+    }
+
+    /**
+     * Samples each CPU's stolen time (/proc/stat, in 10 ms clock ticks) every
+     * {@value #INTERVAL_MILLIS} ms on a daemon thread, so that latencies can be set against when the
+     * hypervisor took a CPU. Reading /proc/stat costs tens of microseconds: well under 0.1% of a CPU.
+     */
+    static final class StealSampler {
+        static final int INTERVAL_MILLIS = 20;
+        private static final long TICK_NANOS = 10_000_000L;
+
+        private final List<long[]> samples = new ArrayList<>();  // {nanoTime, steal of cpu0, cpu1, ...}
+        private final Thread thread;
+        private volatile boolean running = true;
+
+        private StealSampler() {
+            thread = new Thread(() -> {
+                while (running) {
+                    long[] sample = read();
+                    if (sample == null) {
+                        return;
+                    }
+                    synchronized (samples) {
+                        samples.add(sample);
+                    }
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(INTERVAL_MILLIS));
+                }
+            }, "steal-sampler");
+            thread.setDaemon(true);
+        }
+
+        static StealSampler start() {
+            StealSampler sampler = new StealSampler();
+            sampler.thread.start();
+            return sampler;
+        }
+
+        StealSampler stop() throws InterruptedException {
+            running = false;
+            thread.join();
+            return this;
+        }
+
+        private static long[] read() {
+            try {
+                List<String> lines = Files.readAllLines(Path.of("/proc/stat"));
+                List<Long> steal = new ArrayList<>();
+                for (String line : lines) {
+                    if (line.startsWith("cpu") && Character.isDigit(line.charAt(3))) {
+                        steal.add(Long.parseLong(line.trim().split("\\s+")[8]));
+                    }
+                }
+                long[] sample = new long[steal.size() + 1];
+                sample[0] = System.nanoTime();
+                for (int i = 0; i < steal.size(); i++) {
+                    sample[i + 1] = steal.get(i);
+                }
+                return sample;
+            } catch (IOException | RuntimeException e) {
+                return null;
+            }
+        }
+
+        /** Whether a sample interval overlapping [from, to] saw some CPU stolen for a tick or more. */
+        boolean tookAny(long from, long to) {
+            synchronized (samples) {
+                for (int k = 1; k < samples.size(); k++) {
+                    long[] a = samples.get(k - 1);
+                    long[] b = samples.get(k);
+                    if (b[0] >= from && a[0] <= to) {
+                        for (int c = 1; c < a.length; c++) {
+                            if (b[c] > a[c]) {
+                                return true;
+                            }
+                        }
+                    }
+                }
+            }
+            return false;
+        }
+
+        /** The stolen time of each CPU over the sample intervals overlapping [from, to], in ms. */
+        String describe(long from, long to) {
+            StringBuilder out = new StringBuilder();
+            synchronized (samples) {
+                if (samples.isEmpty()) {
+                    return "unknown";
+                }
+                long[] sum = new long[samples.get(0).length];
+                for (int k = 1; k < samples.size(); k++) {
+                    long[] a = samples.get(k - 1);
+                    long[] b = samples.get(k);
+                    if (b[0] >= from && a[0] <= to) {
+                        for (int c = 1; c < a.length; c++) {
+                            sum[c] += b[c] - a[c];
+                        }
+                    }
+                }
+                for (int c = 1; c < sum.length; c++) {
+                    out.append(c > 1 ? ", " : "").append("cpu").append(c - 1).append(' ')
+                            .append(sum[c] * TICK_NANOS / 1_000_000).append(" ms");
+                }
+            }
+            return out.toString();
         }
     }
 
