@@ -105,13 +105,18 @@ import org.openjdk.jmh.annotations.Warmup;
  * }</pre>
  * One implementation: {@code -p impl=etcd}; a shorter measured phase: {@code -p seconds=3}. On
  * JDK 23+ add {@code -jvmArgsAppend --sun-misc-unsafe-memory-access=allow}.
+ *
+ * <p>The fork's {@code -XX:MetaspaceSize=64m} is what {@code ./mapcast} gives the server: this JVM's
+ * class metadata levels off at about 21 MB, the default threshold of the JVM's first
+ * metadata-triggered collection, so without it that collection (a G1 concurrent cycle, 50 to
+ * 770 ms on these two cores) fell at a random point, often inside the measured phase.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.SingleShotTime)
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 0)
 @Measurement(iterations = 1)
-@Fork(value = 1, jvmArgs = {"-Xms2g", "-Xmx2g"})
+@Fork(value = 1, jvmArgs = {"-Xms2g", "-Xmx2g", "-XX:MetaspaceSize=64m"})
 public class ReplicationLatencyBenchmark {
 
     private static final int KEYS = 10_000;

@@ -32,7 +32,7 @@ final class ServerProcess implements AutoCloseable {
     /** Starts a server on a free loopback port; {@code lingerMicros} as the builder's watchLinger, -1 for its default. */
     static ServerProcess start(int lingerMicros) throws IOException {
         String java = ProcessHandle.current().info().command().orElse("java");
-        List<String> command = new ArrayList<>(List.of(java, "-Xms1g", "-Xmx1g"));
+        List<String> command = new ArrayList<>(List.of(java, "-Xms1g", "-Xmx1g", "-XX:MetaspaceSize=64m"));
         if (Runtime.version().feature() >= 22) {
             command.add("--enable-native-access=ALL-UNNAMED");
         }
