@@ -195,10 +195,12 @@ public class ReplicationLatencyBenchmark {
         // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica
         // catch up. Its phases are tracked as the measured one is, so that the measured phase
         // runs code the JIT has already compiled for it.
-        // The harness's own first-time paths (/proc/stat reading, the sampler) run before measuring:
-        // class loading in the measured phase grows the metaspace, which can set off a collection.
+        // The harness's own first-time paths (/proc/stat, the JVM's management beans, the sampler)
+        // run before measuring: their class loading and compiling would land in the measured phase.
         StealSampler steal = timeline ? StealSampler.start() : null;
         MachineCpu.read();
+        cpuNanos();
+        ManagementFactory.getRuntimeMXBean().getUptime();
         long warm = 0;
         for (int step = 1; step <= 4; step++) {
             warm = load(writesPerSecond * step / 4, warmupSeconds / 4).last;
