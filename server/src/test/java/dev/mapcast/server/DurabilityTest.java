@@ -3,6 +3,7 @@ package dev.mapcast.server;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -450,19 +451,7 @@ class DurabilityTest {
                 .withDeadlineAfter(10, java.util.concurrent.TimeUnit.SECONDS)
                 .watch(WatchRequest.newBuilder().setMap("m").build());
         assertTrue(watcher.next().hasSnapshot(), "registered: its snapshot came");
-        HostedMap hosted = server.hosted("m");
-        hosted.writeLock().lock();
-        try (OffHeapMap real = swapModRevisions(hosted,
-                OffHeapMap.builder().maxKeyLength(1).build())) {
-            assertEquals(1, real.size());
-        } finally {
-            hosted.writeLock().unlock();
-        }
-
-        StatusRuntimeException failed = assertThrows(StatusRuntimeException.class,
-                () -> write("m", hash, Map.of("bb", "2"), List.of()));
-        assertEquals(io.grpc.Status.Code.UNAVAILABLE, failed.getStatus().getCode(), failed.toString());
-        String description = failed.getStatus().getDescription();
+        String description = writeFailingHalfway("m", "bb", "2");
         String cause = "IllegalArgumentException: ";
         assertTrue(description.startsWith("the write to map \"m\" at revision 2 could not be applied in memory ("
                 + cause) && description.endsWith("); it is logged and may apply when the server restarts, and the map"
@@ -476,11 +465,7 @@ class DurabilityTest {
                 () -> content("m"),
                 () -> stub.compact(CompactRequest.newBuilder().setMap("m").setRevision(1).build()),
                 () -> watchKinds("m", 1, 1));
-        for (Executable call : calls) {
-            StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, call);
-            assertEquals(io.grpc.Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
-            assertEquals(outOfService, refused.getStatus().getDescription());
-        }
+        assertAllUnavailable(outOfService, calls);
         StatusRuntimeException ended = assertThrows(StatusRuntimeException.class, () -> {
             while (true) {
                 watcher.next();
@@ -500,7 +485,59 @@ class DurabilityTest {
         assertEquals(3, write("m", hash, Map.of("c", "3"), List.of()), "the map takes writes again");
     }
 
+    @Test
+    void aWriteThatCannotApplyToAnInMemoryMapTakesItOutOfServiceAndSaysARestartStartsItEmpty() throws Exception {
+        IterationOrder hash = IterationOrder.ITERATION_ORDER_HASH;
+        server = MapcastServer.builder().port(0).build().start();  // no data directory: maps in memory only
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        stub = MapcastGrpc.newBlockingStub(channel);
+        write("m", hash, Map.of("a", "1"), List.of());
+        write("other", hash, Map.of("x", "1"), List.of());
+        String description = writeFailingHalfway("m", "bb", "2");
+        String cause = "IllegalArgumentException: ";
+        assertTrue(description.startsWith("the write to map \"m\" at revision 2 could not be applied in memory ("
+                + cause) && description.endsWith("), and the map serves nothing until then"), description);
+        assertFalse(description.contains("logged"), "nothing is logged for an in-memory map: " + description);
+        String why = description.substring(description.indexOf(cause), description.indexOf("), and the map"));
+        String outOfService = "map \"m\" is out of service: its write at revision 2 could not be applied in memory ("
+                + why + "); restart the server (the map is kept in memory only: it starts empty)";
+        assertAllUnavailable(outOfService, List.of(
+                () -> get("m", "a"),
+                () -> write("m", hash, Map.of("c", "3"), List.of()),
+                () -> content("m")));
+        assertEquals(1, info("m").getRevision(), "listed, at its last revision applied whole");
+        assertEquals(2, write("other", hash, Map.of("y", "2"), List.of()), "other maps go on");
+    }
+
     // ---- helpers ----
+
+    /**
+     * Writes {@code key = value} (a key longer than a byte) to {@code map} so that the write fails
+     * halfway through its in-memory apply, as a segment allocation that runs out of memory would:
+     * the map's mod-revision map is first swapped for one that refuses the key after the value
+     * went in. Returns the UNAVAILABLE status's description.
+     */
+    private String writeFailingHalfway(String map, String key, String value) throws ReflectiveOperationException {
+        HostedMap hosted = server.hosted(map);
+        hosted.writeLock().lock();
+        try (OffHeapMap own = swapModRevisions(hosted, OffHeapMap.builder().maxKeyLength(1).build())) {
+            assertTrue(own.size() > 0, "the map's own mod revisions, freed here");
+        } finally {
+            hosted.writeLock().unlock();
+        }
+        StatusRuntimeException failed = assertThrows(StatusRuntimeException.class,
+                () -> write(map, IterationOrder.ITERATION_ORDER_HASH, Map.of(key, value), List.of()));
+        assertEquals(io.grpc.Status.Code.UNAVAILABLE, failed.getStatus().getCode(), failed.toString());
+        return failed.getStatus().getDescription();
+    }
+
+    private static void assertAllUnavailable(String description, List<Executable> calls) {
+        for (Executable call : calls) {
+            StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, call);
+            assertEquals(io.grpc.Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+            assertEquals(description, refused.getStatus().getDescription());
+        }
+    }
 
     /** Puts {@code replacement} in place of the map's mod revisions; returns the map's own. */
     private static OffHeapMap swapModRevisions(HostedMap map,
