@@ -5,8 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.mapcast.cli.Processes.awaitContent;
+import static dev.mapcast.cli.Processes.read;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.mapcast.cli.Processes.Result;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.Replica;
 import dev.mapcast.client.WriteBatch;
@@ -145,7 +148,7 @@ class MapcastCommandTest {
         assertOk("3", mapcast("del", "--server", address, "rt", "region", "owner", "never-there"));
         Result absent = mapcast("get", "--server", address, "rt", "region");
         assertFailed(1, "mapcast: key \"region\" not found in map \"rt\" (at revision 3)", absent);
-        assertEquals("", absent.stdout);
+        assertEquals("", absent.stdout());
     }
 
     @Test
@@ -153,8 +156,8 @@ class MapcastCommandTest {
         byte[] binary = {(byte) 0xff, 0, '\n', 'x'};
         assertOk("1", mapcast(Map.of(), binary, "put", "--server", address, "bin", "k", "-"));
         Result raw = mapcast("get", "--server", address, "--raw", "bin", "k");
-        assertEquals(0, raw.exitCode, raw::toString);
-        assertArrayEquals(binary, raw.stdoutBytes);
+        assertEquals(0, raw.exitCode(), raw::toString);
+        assertArrayEquals(binary, raw.stdoutBytes());
         assertOk("{\"key\":\"k\",\"value_base64\":\"/wAKeA==\",\"mod_revision\":1,\"revision\":1}",
                 mapcast("get", "--server", address, "--json", "bin", "k"));
     }
@@ -206,7 +209,7 @@ class MapcastCommandTest {
                 mapcast("get", "--server", "no-port", "u", "k"));
         Result unknown = mapcast("frobnicate");
         assertFailed(2, "mapcast: Unmatched argument at index 0: 'frobnicate'", unknown);
-        assertTrue(unknown.stderr.contains("Try 'mapcast --help'"), unknown::toString);
+        assertTrue(unknown.stderr().contains("Try 'mapcast --help'"), unknown::toString);
         assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("u")), "nothing was written");
     }
 
@@ -229,8 +232,8 @@ class MapcastCommandTest {
             String closed = "127.0.0.1:" + refusing.getLocalPort();
             Result r = mapcast("put", "--server", closed, "m", "k", "v");
             assertFailed(4, "mapcast: cannot reach the server at " + closed + ": ", r);
-            assertTrue(r.stderr.contains("Connection refused"), r::toString);
-            assertEquals(1, r.stderr.lines().count(), r::toString);
+            assertTrue(r.stderr().contains("Connection refused"), r::toString);
+            assertEquals(1, r.stderr().lines().count(), r::toString);
         }
     }
 
@@ -243,7 +246,7 @@ class MapcastCommandTest {
         client.put("ls-hash", "x", "1");
 
         Result table = mapcast("ls", "--server", address);
-        assertEquals(0, table.exitCode, table::toString);
+        assertEquals(0, table.exitCode(), table::toString);
         List<String> lines = table.lines();
         assertTrue(lines.get(0).matches("NAME +REVISION +SIZE +ORDER +COMPACT_REV +LIVE_BYTES +DEAD_BYTES +RESERVED_BYTES"),
                 table::toString);
@@ -316,8 +319,8 @@ class MapcastCommandTest {
         client.put("cmp", "a", "2");
         client.delete("cmp", "a");
         Result r = mapcast("compact", "--server", address, "cmp", "--json");
-        assertEquals(0, r.exitCode, r::toString);
-        assertTrue(r.stdout.matches("\\{\"compact_revision\":3,\"tombstones_purged\":\\d+,\"bytes_reclaimed\":\\d+,"
+        assertEquals(0, r.exitCode(), r::toString);
+        assertTrue(r.stdout().matches("\\{\"compact_revision\":3,\"tombstones_purged\":\\d+,\"bytes_reclaimed\":\\d+,"
                 + "\"revision\":3}\n"), r::toString);
         assertFailed(3, "mapcast: refused by the server: INVALID_ARGUMENT: revision: 99 "
                 + "(expected: 0 or at most the revision of map \"cmp\", 3)",
@@ -348,13 +351,13 @@ class MapcastCommandTest {
 
             Path saved = file("snap.snapshot");
             Result save = mapcast("snapshot", "save", "--server", address, "snap", saved.toString());
-            assertEquals(0, save.exitCode, save::toString);
-            assertEquals("", save.stderr, "no progress bar when stderr is not a terminal: " + save);
+            assertEquals(0, save.exitCode(), save::toString);
+            assertEquals("", save.stderr(), "no progress bar when stderr is not a terminal: " + save);
             SnapshotFileInfo info = SnapshotFiles.inspect(saved, null);
             assertTrue(info.chunks() > 1, "chunks: " + info.chunks());
             assertEquals("saved map \"snap\" at revision " + revision + " to " + saved + ": " + model.size()
                     + " entries, " + info.chunks() + " chunks, " + Files.size(saved) + " bytes, digest "
-                    + String.format("%016x", model.digest()) + "\n", save.stdout);
+                    + String.format("%016x", model.digest()) + "\n", save.stdout());
             try (Replica<String, byte[]> replica = client.replica("snap", Codec.utf8(), Codec.bytes())) {
                 assertTrue(replica.awaitRevision(revision, Duration.ofSeconds(20)));
                 assertEquals(replica.digest(), info.digest(), "the server's digest");
@@ -398,10 +401,10 @@ class MapcastCommandTest {
             }
             assertTrue(listed.contains("  two\\nlines=a\\tb") && listed.contains("  binary=base64:/wB4"), listed::toString);
             Result entries = mapcast("snapshot", "inspect", saved.toString(), "--entries");
-            assertEquals(0, entries.exitCode, entries::toString);
+            assertEquals(0, entries.exitCode(), entries::toString);
             assertEquals(listed, entries.lines().subList(10, entries.lines().size()));
             Result entriesJson = mapcast("snapshot", "inspect", saved.toString(), "--entries", "--json");
-            assertEquals(0, entriesJson.exitCode, entriesJson::toString);
+            assertEquals(0, entriesJson.exitCode(), entriesJson::toString);
             assertEquals(summary, entriesJson.lines().get(0));
             assertEquals(listedJson, entriesJson.lines().subList(1, entriesJson.lines().size()));
         }
@@ -411,7 +414,7 @@ class MapcastCommandTest {
     void inspectRefusesACorruptedFileSayingWhereAndPrintsNothing() throws Exception {
         client.write("snap-bad").put("a", "1").put("b", "2".repeat(500)).put("c", "3").commit();
         Path good = file("good.snapshot");
-        assertEquals(0, mapcast("snapshot", "save", "--server", address, "snap-bad", good.toString()).exitCode);
+        assertEquals(0, mapcast("snapshot", "save", "--server", address, "snap-bad", good.toString()).exitCode());
         byte[] bytes = Files.readAllBytes(good);
 
         byte[] flipped = bytes.clone();
@@ -419,14 +422,14 @@ class MapcastCommandTest {
         Path flippedFile = Files.write(file("flipped.snapshot"), flipped);
         Result r = mapcast("snapshot", "inspect", flippedFile.toString(), "--entries");
         assertFailed(5, "mapcast: invalid snapshot file " + flippedFile + ": at byte ", r);
-        assertTrue(r.stderr.matches("(?s).*at byte \\d+: CRC-32C mismatch.*"), r::toString);
-        assertEquals("", r.stdout, "no entry of a bad file is shown");
+        assertTrue(r.stderr().matches("(?s).*at byte \\d+: CRC-32C mismatch.*"), r::toString);
+        assertEquals("", r.stdout(), "no entry of a bad file is shown");
 
         Path truncated = Files.write(file("truncated.snapshot"), Arrays.copyOf(bytes, bytes.length - 20));
         r = mapcast("snapshot", "inspect", truncated.toString());
         assertFailed(5, "mapcast: invalid snapshot file " + truncated + ": at byte ", r);
-        assertTrue(r.stderr.contains("truncated"), r::toString);
-        assertEquals("", r.stdout);
+        assertTrue(r.stderr().contains("truncated"), r::toString);
+        assertEquals("", r.stdout());
 
         byte[] longer = Arrays.copyOf(bytes, bytes.length + 4);
         Path trailing = Files.write(file("trailing.snapshot"), longer);
@@ -445,7 +448,7 @@ class MapcastCommandTest {
     void snapshotRestoreReplacesTheMapAsOneNewRevisionAndRefusesBadFiles() throws Exception {
         client.write("restore-src").put("a", "1").put("b", "2").put("c", "3").commit();
         Path saved = file("restore.snapshot");
-        assertEquals(0, mapcast("snapshot", "save", "--server", address, "restore-src", saved.toString()).exitCode);
+        assertEquals(0, mapcast("snapshot", "save", "--server", address, "restore-src", saved.toString()).exitCode());
         long before = client.write("restore-dst").put("old", "x").put("a", "old").commit();
 
         Result r = mapcast("snapshot", "restore", "--server", address, "restore-dst", saved.toString());
@@ -461,7 +464,7 @@ class MapcastCommandTest {
         Path bad = Files.write(file("restore-bad.snapshot"), flipped);
         Result refused = mapcast("snapshot", "restore", "--server", address, "restore-dst", bad.toString());
         assertFailed(5, "mapcast: invalid snapshot file " + bad + ": at byte ", refused);
-        assertTrue(refused.stderr.contains("nothing restored"), refused::toString);
+        assertTrue(refused.stderr().contains("nothing restored"), refused::toString);
         assertEquals(before + 1, client.get("restore-dst", "a").revision(), "the map did not change");
         assertFailed(2, "mapcast: FILE: " + tmp.resolve("absent.snapshot") + " (expected: an existing snapshot file)",
                 mapcast("snapshot", "restore", "--server", address, "m", tmp.resolve("absent.snapshot").toString()));
@@ -500,14 +503,14 @@ class MapcastCommandTest {
         }
         Path saved = file("million.snapshot");
         Result save = mapcast("snapshot", "save", "--server", address, "--json", "million", saved.toString());
-        assertEquals(0, save.exitCode, save::toString);
+        assertEquals(0, save.exitCode(), save::toString);
         String hexDigest = String.format("%016x", digest);
-        assertTrue(save.stdout.contains("\"entries\":1000000") && save.stdout.contains(hexDigest), save::toString);
+        assertTrue(save.stdout().contains("\"entries\":1000000") && save.stdout().contains(hexDigest), save::toString);
 
         Result inspect = mapcast("snapshot", "inspect", "--json", saved.toString());
-        assertEquals(0, inspect.exitCode, inspect::toString);
-        assertTrue(inspect.stdout.contains("\"entries\":1000000") && inspect.stdout.contains(hexDigest)
-                && inspect.stdout.contains("\"revision\":100"), inspect::toString);
+        assertEquals(0, inspect.exitCode(), inspect::toString);
+        assertTrue(inspect.stdout().contains("\"entries\":1000000") && inspect.stdout().contains(hexDigest)
+                && inspect.stdout().contains("\"revision\":100"), inspect::toString);
 
         Path generated = Files.createDirectories(file("py"));
         Path protoRoot = Path.of("..", "proto", "src", "main", "proto").toAbsolutePath().normalize();
@@ -544,19 +547,19 @@ class MapcastCommandTest {
         Path target = dir.resolve("nothing.snapshot");
         Result r = mapcast("snapshot", "save", "--server", address, "no-such-snap", target.toString());
         assertFailed(1, "mapcast: ", r);
-        assertTrue(r.stderr.contains("no-such-snap"), r::toString);
-        assertEquals(1, r.stderr.lines().count(), r::toString);
+        assertTrue(r.stderr().contains("no-such-snap"), r::toString);
+        assertEquals(1, r.stderr().lines().count(), r::toString);
         try (var files = Files.list(dir)) {
             assertEquals(List.of(), files.toList(), "no file, no temporary file");
         }
         assertFailed(2, "mapcast: FILE: " + dir.resolve("no-dir").resolve("x") + " (expected: a file in an existing directory)",
                 mapcast("snapshot", "save", "--server", address, "snap", dir.resolve("no-dir").resolve("x").toString()));
         Result help = mapcast("snapshot", "save", "--help");
-        assertTrue(help.exitCode == 0 && help.stdout.startsWith("Usage: mapcast snapshot save ")
-                && help.stdout.contains(" 5   invalid snapshot"), help::toString);
+        assertTrue(help.exitCode() == 0 && help.stdout().startsWith("Usage: mapcast snapshot save ")
+                && help.stdout().contains(" 5   invalid snapshot"), help::toString);
         Result inspectHelp = mapcast("snapshot", "inspect", "--help");
-        assertTrue(inspectHelp.exitCode == 0 && inspectHelp.stdout.contains("--entries")
-                && inspectHelp.stdout.contains(" 5   invalid snapshot file"), inspectHelp::toString);
+        assertTrue(inspectHelp.exitCode() == 0 && inspectHelp.stdout().contains("--entries")
+                && inspectHelp.stdout().contains(" 5   invalid snapshot file"), inspectHelp::toString);
     }
 
     // ---- serve, help ----
@@ -614,36 +617,25 @@ class MapcastCommandTest {
                 mapcast("serve", "--in-memory", "--fsync", "sometimes"));
         Result busy = mapcast("serve", "--in-memory", "--listen", address);
         assertFailed(1, "mapcast: cannot listen on " + address + ": ", busy);
-        assertTrue(busy.stderr.contains("Address already in use"), busy::toString);
+        assertTrue(busy.stderr().contains("Address already in use"), busy::toString);
     }
 
     @Test
     void helpListsCommandsAndExitCodes() {
         Result help = mapcast("--help");
-        assertEquals(0, help.exitCode, help::toString);
+        assertEquals(0, help.exitCode(), help::toString);
         for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact", "snapshot")) {
-            assertTrue(help.stdout.contains("\n  " + command + " "), () -> command + " in " + help.stdout);
+            assertTrue(help.stdout().contains("\n  " + command + " "), () -> command + " in " + help.stdout());
         }
         Result put = mapcast("put", "--help");
-        assertEquals(0, put.exitCode, put::toString);
-        assertTrue(put.stdout.startsWith("Usage: mapcast put ") && put.stdout.contains("Exit codes:")
-                && put.stdout.contains("4   server unreachable"), put::toString);
+        assertEquals(0, put.exitCode(), put::toString);
+        assertTrue(put.stdout().startsWith("Usage: mapcast put ") && put.stdout().contains("Exit codes:")
+                && put.stdout().contains("4   server unreachable"), put::toString);
         Result version = mapcast("--version");
-        assertTrue(version.exitCode == 0 && version.stdout.startsWith("mapcast 0."), version::toString);
+        assertTrue(version.exitCode() == 0 && version.stdout().startsWith("mapcast 0."), version::toString);
     }
 
     // ---- running the command ----
-
-    private record Result(int exitCode, byte[] stdoutBytes, String stdout, String stderr) {
-        List<String> lines() {
-            return stdout.lines().toList();
-        }
-
-        @Override
-        public String toString() {
-            return "exit " + exitCode + "\n--- stdout\n" + stdout + "--- stderr\n" + stderr;
-        }
-    }
 
     private static Result mapcast(String... args) {
         return mapcast(Map.of(), null, args);
@@ -651,29 +643,9 @@ class MapcastCommandTest {
 
     /** Runs {@code mapcast args} to completion, with extra environment and stdin. */
     private static Result mapcast(Map<String, String> env, byte[] stdin, String... args) {
-        try {
-            Path out = file("out");
-            Path err = file("err");
-            ProcessBuilder pb = command(List.of(args)).redirectOutput(out.toFile()).redirectError(err.toFile());
-            pb.environment().putAll(env);
-            Process p = pb.start();
-            try (OutputStream in = p.getOutputStream()) {
-                if (stdin != null) {
-                    in.write(stdin);
-                }
-            }
-            if (!p.waitFor(30, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                fail("mapcast " + String.join(" ", args) + " did not finish; stderr: " + read(err));
-            }
-            byte[] stdout = Files.readAllBytes(out);
-            return new Result(p.exitValue(), stdout, new String(stdout, UTF_8), read(err));
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError(e);
-        }
+        ProcessBuilder pb = command(List.of(args));
+        pb.environment().putAll(env);
+        return Processes.run(pb, file("out"), file("err"), stdin, "mapcast " + String.join(" ", args));
     }
 
     /** {@code java ... dev.mapcast.cli.Main args}, as ./mapcast runs it. */
@@ -714,42 +686,20 @@ class MapcastCommandTest {
     }
 
     private static void assertOk(String expectedStdout, Result r) {
-        assertEquals(0, r.exitCode, r::toString);
-        assertEquals(expectedStdout + "\n", r.stdout, r::toString);
-        assertEquals("", r.stderr, r::toString);
+        assertEquals(0, r.exitCode(), r::toString);
+        assertEquals(expectedStdout + "\n", r.stdout(), r::toString);
+        assertEquals("", r.stderr(), r::toString);
     }
 
     /** The exit code, a message on stderr ("mapcast: ..." containing {@code message}), no stack trace. */
     private static void assertFailed(int exitCode, String message, Result r) {
-        assertEquals(exitCode, r.exitCode, r::toString);
-        assertTrue(r.stderr.startsWith("mapcast: ") && r.stderr.contains(message), r::toString);
-        assertFalse(r.stderr.contains("\tat "), r::toString);
-    }
-
-    private static void awaitContent(Path file, Predicate<String> ready, Process p, String what)
-            throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-        while (!ready.test(read(file))) {
-            if (!p.isAlive()) {
-                fail("exited (" + p.exitValue() + ") before " + what + ": " + read(file));
-            }
-            if (System.nanoTime() > deadline) {
-                fail("no " + what + " in 20 s: " + read(file));
-            }
-            Thread.sleep(20);
-        }
+        assertEquals(exitCode, r.exitCode(), r::toString);
+        assertTrue(r.stderr().startsWith("mapcast: ") && r.stderr().contains(message), r::toString);
+        assertFalse(r.stderr().contains("\tat "), r::toString);
     }
 
     private static Path file(String name) {
         return tmp.resolve(files.incrementAndGet() + "-" + name);
-    }
-
-    private static String read(Path file) {
-        try {
-            return Files.exists(file) ? Files.readString(file, UTF_8) : "";
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        }
     }
 
     /** Waits for {@code serve}'s log to say it serves (on {@code transport}, with {@code storage}); its address. */
