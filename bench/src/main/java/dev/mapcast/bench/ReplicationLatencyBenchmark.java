@@ -874,19 +874,32 @@ public class ReplicationLatencyBenchmark {
         /** Whether a sample interval overlapping [from, to] saw some CPU stolen for a tick or more. */
         boolean tookAny(long from, long to) {
             synchronized (samples) {
-                for (int k = 1; k < samples.size(); k++) {
+                for (int k = firstEndingAtOrAfter(from); k < samples.size() && samples.get(k - 1)[0] <= to; k++) {
                     long[] a = samples.get(k - 1);
                     long[] b = samples.get(k);
-                    if (b[0] >= from && a[0] <= to) {
-                        for (int c = 1; c < a.length; c++) {
-                            if (b[c] > a[c]) {
-                                return true;
-                            }
+                    for (int c = 1; c < a.length; c++) {
+                        if (b[c] > a[c]) {
+                            return true;
                         }
                     }
                 }
             }
             return false;
+        }
+
+        /** The first k >= 1 whose interval (sample k-1 to k) ends at or after {@code time}: samples are in time order. */
+        private int firstEndingAtOrAfter(long time) {
+            int lo = 1;
+            int hi = samples.size();
+            while (lo < hi) {
+                int mid = (lo + hi) >>> 1;
+                if (samples.get(mid)[0] < time) {
+                    lo = mid + 1;
+                } else {
+                    hi = mid;
+                }
+            }
+            return lo;
         }
 
         /** The stolen time of each CPU over the sample intervals overlapping [from, to], in ms. */
@@ -897,13 +910,11 @@ public class ReplicationLatencyBenchmark {
                     return "unknown";
                 }
                 long[] sum = new long[samples.get(0).length];
-                for (int k = 1; k < samples.size(); k++) {
+                for (int k = firstEndingAtOrAfter(from); k < samples.size() && samples.get(k - 1)[0] <= to; k++) {
                     long[] a = samples.get(k - 1);
                     long[] b = samples.get(k);
-                    if (b[0] >= from && a[0] <= to) {
-                        for (int c = 1; c < a.length; c++) {
-                            sum[c] += b[c] - a[c];
-                        }
+                    for (int c = 1; c < a.length; c++) {
+                        sum[c] += b[c] - a[c];
                     }
                 }
                 for (int c = 1; c < sum.length; c++) {
