@@ -192,15 +192,15 @@ public class ReplicationLatencyBenchmark {
 
     @Benchmark
     public long writeToEveryReplica() throws Exception {
-        // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica
-        // catch up. Its phases are tracked as the measured one is, so that the measured phase
-        // runs code the JIT has already compiled for it.
         // The harness's own first-time paths (/proc/stat, the JVM's management beans, the sampler)
-        // run before measuring: their class loading and compiling would land in the measured phase.
+        // run before warm-up: their class loading and compiling would land in the measured phase.
         StealSampler steal = timeline ? StealSampler.start() : null;
         MachineCpu.read();
         cpuNanos();
         ManagementFactory.getRuntimeMXBean().getUptime();
+        // Warm-up climbs to the rate (a cold JIT cannot take it at once), then lets every replica
+        // catch up. Its phases are tracked as the measured one is, so that the measured phase
+        // runs code the JIT has already compiled for it.
         long warm = 0;
         for (int step = 1; step <= 4; step++) {
             warm = load(writesPerSecond * step / 4, warmupSeconds / 4).last;
@@ -242,7 +242,7 @@ public class ReplicationLatencyBenchmark {
         long cpuNanos;
         /** The whole machine's CPU while it ran (all processes, and time the hypervisor took). */
         MachineCpu machine;
-        /** With {@code timeline}: the hypervisor's take of each CPU, sampled through the phase. */
+        /** With {@code timeline}: the hypervisor's take of each CPU, sampled from warm-up to the phase's end. */
         StealSampler steal;
 
         Phase(long baseRevision, int writes, int replicas) {
