@@ -11,6 +11,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.nio.ByteBuffer;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -22,11 +23,14 @@ import org.slf4j.LoggerFactory;
  *
  * <p>One restore runs at a time per server ({@code slot}): a staged map can be as large as the
  * largest map allowed, so a second one is refused with RESOURCE_EXHAUSTED rather than doubling
- * that memory.
+ * that memory. It waits up to {@link #SLOT_WAIT_MILLIS} for the slot first: a restore its client
+ * has just cancelled gives the slot back on another pool thread, and a retry right after it (the
+ * SDK cancels a restore whose file turns out bad) must not be refused for that.
  */
 final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreRequest>> {
 
     private static final Logger log = LoggerFactory.getLogger(RestoreReceiver.class);
+    private static final long SLOT_WAIT_MILLIS = 1000;
 
     private final MapRegistry maps;
     private final Limits limits;
@@ -56,7 +60,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             if (map == null) {
                 limits.checkMapName(r.getMap());
                 map = r.getMap();
-                if (!slot.tryAcquire()) {
+                if (!acquireSlot()) {
                     throw Status.RESOURCE_EXHAUSTED.withDescription("restore of map \"" + map + "\" refused: another"
                             + " restore is in progress on this server (one at a time); retry when it ends")
                             .asRuntimeException();
@@ -143,6 +147,17 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             fail(Status.INTERNAL.withDescription("Restore failed: " + e).withCause(e).asRuntimeException());
         } finally {
             release();
+        }
+    }
+
+    /** Runs on the worker pool (a cached one), so the wait holds no event loop and no other call. */
+    private boolean acquireSlot() {
+        try {
+            return slot.tryAcquire(SLOT_WAIT_MILLIS, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw Status.UNAVAILABLE.withDescription("restore of map \"" + map + "\" interrupted: the server is"
+                    + " stopping").asRuntimeException();
         }
     }
 
