@@ -143,9 +143,7 @@ class RestoreTest {
         for (int attempt = 0; attempt < 500 && second == null; attempt++) {
             if (first == null || first.isDone()) {
                 first = new FirstResponse<>();
-                firstOut = MapcastGrpc.newStub(channel).restore(first);
-                firstOut.onNext(RestoreRequest.newBuilder().setMap("a").setSnapshotChunk(chunks.get(0).toByteString())
-                        .build());
+                firstOut = restoreStarted("a", chunks.get(0), first);
             }
             FirstResponse<RestoreResponse> b = new FirstResponse<>();
             StreamObserver<RestoreRequest> bOut = MapcastGrpc.newStub(channel).restore(b);
@@ -168,20 +166,14 @@ class RestoreTest {
 
         // A restore the client cancels half way gives its slot back, and one that arrived meanwhile
         // waits for that (up to a second) rather than being refused; so does one retried right after.
-        FirstResponse<RestoreResponse> cancelled = new FirstResponse<>();
-        StreamObserver<RestoreRequest> cancelledOut = MapcastGrpc.newStub(channel).restore(cancelled);
-        cancelledOut.onNext(RestoreRequest.newBuilder().setMap("c").setSnapshotChunk(chunks.get(0).toByteString())
-                .build());
+        StreamObserver<RestoreRequest> cancelled = restoreStarted("c", chunks.get(0), new FirstResponse<>());
         Thread.sleep(200);  // "c" holds the slot by now
         CompletableFuture<RestoreResponse> waiting = restore("d", chunks, UnaryOperator.identity());
         Thread.sleep(200);  // and "d" is waiting for it
-        cancelledOut.onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
+        cancelled.onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
         assertEquals(30, waiting.join().getEntries());
-        FirstResponse<RestoreResponse> cancelledAgain = new FirstResponse<>();
-        StreamObserver<RestoreRequest> cancelledAgainOut = MapcastGrpc.newStub(channel).restore(cancelledAgain);
-        cancelledAgainOut.onNext(RestoreRequest.newBuilder().setMap("e").setSnapshotChunk(chunks.get(0).toByteString())
-                .build());
-        cancelledAgainOut.onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
+        restoreStarted("e", chunks.get(0), new FirstResponse<>())
+                .onError(Status.CANCELLED.withDescription("changed my mind").asRuntimeException());
         assertEquals(30, restore("d", chunks, UnaryOperator.identity()).join().getEntries());
         assertEquals(List.of("a", "d", "source"), stub.listMaps(ListMapsRequest.getDefaultInstance())
                 .getMapsList().stream().map(MapInfo::getName).toList());
@@ -272,6 +264,14 @@ class RestoreTest {
         Status s = Status.fromThrowable(t);
         assertEquals(code, s.getCode(), s.toString());
         assertTrue(s.getDescription().contains(why), s.getDescription());
+    }
+
+    /** A restore that has sent its first chunk and goes on as the caller says. */
+    private StreamObserver<RestoreRequest> restoreStarted(String map, SnapshotChunk first,
+            StreamObserver<RestoreResponse> response) {
+        StreamObserver<RestoreRequest> out = MapcastGrpc.newStub(channel).restore(response);
+        out.onNext(RestoreRequest.newBuilder().setMap(map).setSnapshotChunk(first.toByteString()).build());
+        return out;
     }
 
     private CompletableFuture<RestoreResponse> restore(String map, List<SnapshotChunk> chunks,
