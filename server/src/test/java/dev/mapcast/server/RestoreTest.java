@@ -132,9 +132,10 @@ class RestoreTest {
             put("source", "key-" + i, "value-" + i);
         }
         List<SnapshotChunk> chunks = snapshot("source");
-        // The first restore has sent one chunk and is still going; a second one is refused while it
-        // holds the slot. The two race for it: the second sends a malformed chunk, so when it wins
-        // it fails at once and harmlessly; when the first lost, it is started again.
+        // The first restore has sent one chunk and is still going; a second one is refused (after
+        // its second of waiting) while it holds the slot. The two race for it: the second sends a
+        // malformed chunk, so when it wins it fails at once and the first takes the slot after it;
+        // should the first be refused all the same, it is started again.
         FirstResponse<RestoreResponse> first = null;
         StreamObserver<RestoreRequest> firstOut = null;
         RestoreRequest garbage = RestoreRequest.newBuilder().setMap("b")
