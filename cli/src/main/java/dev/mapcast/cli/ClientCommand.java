@@ -53,7 +53,7 @@ abstract class ClientCommand implements Callable<Integer> {
                 return info;
             }
         }
-        throw new Failure(ExitCodes.NOT_FOUND, "map " + Text.quoted(map) + " does not exist (a Write creates it)");
+        throw new Failure(ExitCodes.NOT_FOUND, "map " + Text.quoted(map) + " does not exist (a put creates it)");
     }
 
     /** A revision option that must be at least {@code min}, or a usage error naming it. */

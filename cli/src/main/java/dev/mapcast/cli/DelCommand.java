@@ -11,7 +11,8 @@ import picocli.CommandLine.Parameters;
         description = {
             "Deletes keys as one atomic write; prints the new revision.",
             "Absent keys are ignored; the write still makes a new revision.",
-            "An unknown map is an error (exit 1): del never creates a map."},
+            "An unknown map is an error (exit 1): the server refuses a write that would create a map "
+                    + "without putting anything in it."},
         footer = {"", "Example:", "  mapcast del config legacy-flag old-region"})
 final class DelCommand extends ClientCommand {
 
@@ -32,7 +33,6 @@ final class DelCommand extends ClientCommand {
 
     @Override
     int run(MapcastClient client) {
-        existingMap(client, map);  // a Write creates its map: a typo must not
         WriteBatch write = client.write(map);
         keys.forEach(write::delete);
         if (ifRevision != null) {

@@ -23,6 +23,12 @@ final class JsonLine {
         return this;
     }
 
+    JsonLine bool(String name, boolean value) {
+        name(name);
+        out.append(value);
+        return this;
+    }
+
     /** {@code "value":"text"} when the bytes are UTF-8, else {@code "value_base64":"..."}. */
     JsonLine value(byte[] value) {
         String text = Text.utf8OrNull(value);

@@ -13,6 +13,7 @@ import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.SnapshotStreamException;
 import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.DeleteMapRequest;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GetResponse;
@@ -143,11 +144,40 @@ public final class MapcastClient implements AutoCloseable {
         return batch.commit();
     }
 
+    /**
+     * Deletes a map: its entries, history and files, durably. Its replicas report it to their
+     * listeners ({@link ReplicaListener#onDeleted}) and wait for the map to be created again; a
+     * later write that puts a key creates it anew (another incarnation, from revision 1).
+     *
+     * @return the revision the map had when it was deleted
+     * @throws MapcastException NOT_FOUND if the map does not exist
+     */
+    public long deleteMap(String map) {
+        return deleteMap(map, 0);
+    }
+
+    /**
+     * {@link #deleteMap(String)} only while the map is at {@code expectedRevision} (0: any); else
+     * {@link ConditionFailedException} and nothing is deleted.
+     */
+    public long deleteMap(String map, long expectedRevision) {
+        if (expectedRevision < 0) {
+            throw new IllegalArgumentException("expectedRevision: " + expectedRevision + " (expected: >= 0)");
+        }
+        try {
+            return blocking().deleteMap(DeleteMapRequest.newBuilder().setMap(Objects.requireNonNull(map, "map"))
+                    .setExpectedRevision(expectedRevision).build()).getRevision();
+        } catch (RuntimeException e) {
+            throw MapcastException.of(e);
+        }
+    }
+
     /** Reads one key from the server (a replica reads locally). NOT_FOUND if the map does not exist. */
     public GetResult get(String map, String key) {
         try {
             GetResponse r = blocking().get(GetRequest.newBuilder().setMap(map).setKey(key).build());
-            return new GetResult(r.getFound(), r.getValue().toByteArray(), r.getModRevision(), r.getRevision());
+            return new GetResult(r.getFound(), r.getValue().toByteArray(), r.getModRevision(), r.getRevision(),
+                    r.getIncarnation());
         } catch (RuntimeException e) {
             throw MapcastException.of(e);
         }

@@ -18,6 +18,7 @@ import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.core.PinnedView;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.Delta;
+import dev.mapcast.proto.v1.MapDeleted;
 import dev.mapcast.proto.v1.Progress;
 import dev.mapcast.proto.v1.WatchRequest;
 import com.google.common.util.concurrent.MoreExecutors;
@@ -30,10 +31,12 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
@@ -62,6 +65,19 @@ import org.slf4j.LoggerFactory;
  * INSERTION-order map that is the server's exact order, so {@link #writeSnapshot} writes the bytes
  * the server would.
  *
+ * <p>Life of the map: the replica follows the map by name through its whole life. If the map does
+ * not exist (yet, or any more) the server holds the stream open ({@code wait_for_map}) and the
+ * replica is empty in state {@link State#ABSENT}; once a write creates the map the replica gets
+ * every change from revision 1. Every map has an incarnation (a random id drawn at its creation):
+ * a replica that meets another incarnation than its own (the map deleted and created again, a
+ * server restarted without its data) resynchronises with {@link ResyncReason#RECREATED}.
+ *
+ * <p>Connection state: {@link #state()} says whether the replica follows the server now
+ * ({@link State#LIVE}), has lost it ({@link State#STALE}, reads answer from the last state known),
+ * or has not reached it yet ({@link State#CONNECTING}); {@link #lastContact()} is when the server
+ * was last heard from (an idle map gets a Progress event every few seconds). Losing the server logs
+ * one WARN line, getting it back one INFO line.
+ *
  * <p>Implementation notes. Stream events are handled one at a time under the {@code stream}
  * monitor; every (re)connection gets a new generation number and events of older calls are
  * dropped. Applying a delta or swapping in a snapshot holds the write lock of {@code lock}; reads
@@ -89,6 +105,8 @@ public final class Replica<K, V> implements AutoCloseable {
     private volatile long revision;
     private volatile long compactRevision;
     private volatile long serverRevision;
+    /** The incarnation of the map the state belongs to; 0: none (no state, or a file without one). */
+    private volatile long incarnation;
     private volatile boolean closed;
     private volatile MapcastException failure;
     /** The newest revision whose listeners have run; guarded by progress. */
@@ -104,6 +122,16 @@ public final class Replica<K, V> implements AutoCloseable {
     private ResyncReason pendingReason;
     private boolean needSnapshot = true;
     private int failures;
+
+    // Connection state; written under stream.
+    private volatile State connection = State.CONNECTING;
+    private volatile Instant stateSince = Instant.now();
+    private volatile Instant lastContact;
+    /** Whether the server said the map does not exist (MapDeleted) and no snapshot followed yet. */
+    private boolean absent;
+    /** Whether losing the server was logged (WARN) in this episode; the INFO line ends it. */
+    private boolean lossLogged;
+    private final List<StateListener> stateListeners = new CopyOnWriteArrayList<>();
 
     private final AtomicLong snapshots = new AtomicLong();
     private final AtomicLong deltas = new AtomicLong();
@@ -170,14 +198,66 @@ public final class Replica<K, V> implements AutoCloseable {
         return Math.max(serverRevision, revision);
     }
 
-    /** Whether a first snapshot has been applied. */
+    /**
+     * Whether the replica follows the server now: it holds the map's state and its stream to the
+     * server is up ({@link State#LIVE}). False before the first snapshot, while the map does not
+     * exist, and while the stream is down (the last state known is still readable).
+     */
     public boolean isSynced() {
-        lock.readLock().lock();
-        try {
-            return state != null;
-        } finally {
-            lock.readLock().unlock();
-        }
+        return connection == State.LIVE;
+    }
+
+    /** Where a replica stands with its server; see {@link Replica#state()}. */
+    public enum State {
+        /** Not yet heard from the server (it may be down): reads see a warm start's file, or nothing. */
+        CONNECTING,
+        /** Following the server: the map's state is here and every change arrives as it happens. */
+        LIVE,
+        /** The server says the map does not exist (yet, or any more): empty, waiting for its creation. */
+        ABSENT,
+        /** The stream to the server is down: reads see the last state known; it reconnects by itself. */
+        STALE,
+        /** {@link Replica#close()} was called. */
+        CLOSED
+    }
+
+    /** Told when a replica's {@link State} changes; see {@link Replica#addStateListener}. */
+    @FunctionalInterface
+    public interface StateListener {
+        /** The replica entered {@code state} at {@code since}. */
+        void onStateChange(State state, Instant since);
+    }
+
+    /** Where the replica stands with its server now. */
+    public State state() {
+        return connection;
+    }
+
+    /** When the replica entered its current {@link #state()} (say, how long it has been STALE). */
+    public Instant stateSince() {
+        return stateSince;
+    }
+
+    /** When a message from the server last arrived; null if none has yet. */
+    public Instant lastContact() {
+        return lastContact;
+    }
+
+    /** The incarnation of the map the local state belongs to (0 while there is none). */
+    public long incarnation() {
+        return incarnation;
+    }
+
+    /**
+     * Tells {@code listener} every state change, in order with the replica's other listeners and on
+     * the same threads (never a network thread).
+     */
+    public void addStateListener(StateListener listener) {
+        stateListeners.add(Objects.requireNonNull(listener, "listener"));
+    }
+
+    public void removeStateListener(StateListener listener) {
+        stateListeners.remove(listener);
     }
 
     /** The content digest of the local state (as Delta.digest), equal to the server's at the same revision. */
@@ -230,7 +310,7 @@ public final class Replica<K, V> implements AutoCloseable {
     public boolean awaitRevision(long revision, Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (progress) {
-            while (announcedRevision < revision || !isSynced()) {
+            while (announcedRevision < revision || !hasState()) {
                 if (failure != null) {
                     throw failure;
                 }
@@ -281,7 +361,7 @@ public final class Replica<K, V> implements AutoCloseable {
                 throw new IllegalStateException("replica of map \"" + map + "\" has no snapshot yet");
             }
             try (PinnedView view = state.pin()) {
-                SnapshotFiles.write(view, map, revision, compactRevision, file);
+                SnapshotFiles.write(view, map, revision, compactRevision, incarnation, file);
             }
         } finally {
             lock.readLock().unlock();
@@ -302,6 +382,7 @@ public final class Replica<K, V> implements AutoCloseable {
     public void close() {
         closed = true;
         synchronized (stream) {
+            enter(State.CLOSED);
             generation++;
             if (call != null) {
                 call.cancel("replica closed", null);
@@ -350,6 +431,7 @@ public final class Replica<K, V> implements AutoCloseable {
             state = loaded.map();
             revision = loaded.revision();
             compactRevision = loaded.compactRevision();
+            incarnation = loaded.incarnation();
         } finally {
             lock.writeLock().unlock();
         }
@@ -394,8 +476,10 @@ public final class Replica<K, V> implements AutoCloseable {
                             return;
                         }
                         failures = 0;
+                        lastContact = Instant.now();
                         handle(received.bytes());
                         if (gen == generation) {
+                            following();
                             c.request(1);
                         }
                     }
@@ -413,7 +497,10 @@ public final class Replica<K, V> implements AutoCloseable {
                 }
             }
         }, new Metadata());
-        c.sendMessage(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).setBatchEvents(true).build());
+        // wait_for_map: an absent map is a quiet, open stream, not a NOT_FOUND to retry; progress
+        // events keep lastContact() fresh while the map is idle.
+        c.sendMessage(WatchRequest.newBuilder().setMap(map).setAfterRevision(after).setBatchEvents(true)
+                .setWaitForMap(true).setProgressNotify(true).setIncarnation(after == 0 ? 0 : incarnation).build());
         c.halfClose();
         c.request(1);
     }
@@ -435,10 +522,16 @@ public final class Replica<K, V> implements AutoCloseable {
         }
         long base = client.initialBackoff().toNanos();
         long cap = client.maxBackoff().toNanos();
-        long delay = Math.min(cap, base << Math.min(failures, 20));
+        // NOT_FOUND: a server that cannot hold the stream open for an absent map; poll it slowly.
+        long delay = status.getCode() == Status.Code.NOT_FOUND ? cap : Math.min(cap, base << Math.min(failures, 20));
         delay = (long) (delay * ThreadLocalRandom.current().nextDouble(0.8, 1.2));
         failures++;
         reconnects.incrementAndGet();
+        if (status.getCode() == Status.Code.NOT_FOUND) {
+            mapAbsent(0);
+        } else {
+            lost(status);
+        }
         log.debug("replica of map \"{}\": stream ended ({}), reconnecting in {} ms", map, status, delay / 1_000_000);
         long gen = ++generation;  // no event of the ended call counts any more
         client.timer().schedule(() -> {
@@ -491,6 +584,8 @@ public final class Replica<K, V> implements AutoCloseable {
                 serverRevision = Math.max(serverRevision, c.getRevision());
             }
             case WatchEvent.PROGRESS -> onProgress(Progress.parseFrom(message.slice(bodyFrom, bodyTo - bodyFrom)));
+            case WatchEvent.DELETED -> mapAbsent(MapDeleted.parseFrom(message.slice(bodyFrom, bodyTo - bodyFrom))
+                    .getRevision());
             case WatchEvent.BATCH -> {
                 if (!batchAllowed) {
                     log.warn("replica of map \"{}\": a batch inside a batch, resynchronising", map);
@@ -514,6 +609,12 @@ public final class Replica<K, V> implements AutoCloseable {
 
     /** A Progress at the replica's own revision carries the server's digest there: check it. */
     private void onProgress(Progress progress) {
+        if (progress.getIncarnation() != 0 && incarnation != 0 && progress.getIncarnation() != incarnation
+                && staging == null) {
+            log.warn("replica of map \"{}\": the server has another incarnation of the map, resynchronising", map);
+            resync(ResyncReason.RECREATED);
+            return;
+        }
         serverRevision = Math.max(serverRevision, progress.getRevision());
         if (progress.getDigest() == 0 || staging != null || progress.getRevision() != revision) {
             return;
@@ -562,22 +663,32 @@ public final class Replica<K, V> implements AutoCloseable {
             return;
         }
         OffHeapMap old;
+        long oldIncarnation = incarnation;
+        boolean backwards = fields.revision() < revision;
         lock.writeLock().lock();
         try {
             old = state;
             state = complete;
             revision = fields.revision();
             compactRevision = fields.compactRevision();
-            serverRevision = Math.max(serverRevision, fields.revision());
+            incarnation = fields.incarnation();
+            serverRevision = backwards ? fields.revision() : Math.max(serverRevision, fields.revision());
         } finally {
             lock.writeLock().unlock();
         }
         if (old != null) {
             old.close();
         }
+        boolean recreated = oldIncarnation != 0 && fields.incarnation() != oldIncarnation;
         ResyncReason reason = pendingReason != null ? pendingReason
+                : recreated || (old != null && backwards) ? ResyncReason.RECREATED
                 : old == null ? ResyncReason.INITIAL : ResyncReason.SERVER;
         pendingReason = null;
+        absent = false;
+        following();  // LIVE before awaitRevision can return
+        if (reason == ResyncReason.RECREATED || backwards) {
+            announceReset();
+        }
         needSnapshot = false;
         snapshots.incrementAndGet();
         long at = fields.revision();
@@ -666,6 +777,129 @@ public final class Replica<K, V> implements AutoCloseable {
                 announced(revision);
             }
         });
+    }
+
+    /**
+     * The server says the map does not exist: deleted at {@code deletedAt}, or never created (0). A
+     * replica that held a state drops it (listeners: {@link ReplicaListener#onDeleted}) and waits,
+     * empty, for the map to be created; its next snapshot is reported as RECREATED.
+     */
+    private void mapAbsent(long deletedAt) {
+        if (staging != null) {
+            staging.close();
+            staging = null;
+        }
+        OffHeapMap old;
+        lock.writeLock().lock();
+        try {
+            old = state;
+            state = null;
+            revision = 0;
+            compactRevision = 0;
+            serverRevision = 0;
+            incarnation = 0;
+        } finally {
+            lock.writeLock().unlock();
+        }
+        needSnapshot = true;
+        boolean wasAbsent = absent;
+        absent = true;
+        enter(State.ABSENT);
+        if (old == null) {
+            return;  // nothing held: nothing to tell (the map did not exist for this replica yet)
+        }
+        old.close();
+        pendingReason = ResyncReason.RECREATED;
+        if (!wasAbsent) {
+            log.info("replica of map \"{}\": the map was deleted at revision {}; waiting for it to be created again",
+                    map, deletedAt);
+        }
+        announceReset();
+        announce(0, () -> {
+            for (ReplicaListener<K, V> l : listeners) {
+                l.onDeleted(deletedAt);
+            }
+        });
+    }
+
+    /** After a message of the current stream: the replica follows the server (or knows the map is absent). */
+    private void following() {
+        if (absent) {
+            enter(State.ABSENT);
+        } else if (staging == null && hasState()) {
+            enter(State.LIVE);
+        } else {
+            return;  // a snapshot is still arriving
+        }
+        if (lossLogged) {
+            lossLogged = false;
+            log.info("replica of map \"{}\" is following the server again, at revision {}", map, revision);
+        }
+    }
+
+    /** The stream failed: STALE if it had been following, one WARN line per episode. */
+    private void lost(Status status) {
+        if (connection == State.LIVE || connection == State.ABSENT) {
+            enter(State.STALE);
+        }
+        if (!lossLogged) {
+            lossLogged = true;
+            String why = status.getCode() + (status.getDescription() == null ? "" : ": " + status.getDescription());
+            if (hasState()) {
+                log.warn("replica of map \"{}\" lost its server ({}); serving revision {} from memory and reconnecting",
+                        map, why, revision);
+            } else {
+                log.warn("replica of map \"{}\" cannot reach its server ({}); retrying", map, why);
+            }
+        }
+    }
+
+    /** Moves to {@code next} (under stream) and tells the state listeners, in order with the others. */
+    private void enter(State next) {
+        if (connection == next || connection == State.CLOSED) {
+            return;
+        }
+        Instant at = Instant.now();
+        connection = next;
+        stateSince = at;
+        if (!stateListeners.isEmpty()) {
+            listenerExecutor.execute(() -> {
+                for (StateListener l : stateListeners) {
+                    try {
+                        l.onStateChange(next, at);
+                    } catch (RuntimeException | Error e) {
+                        log.error("a state listener of the replica of map \"{}\" failed", map, e);
+                    }
+                }
+            });
+        }
+    }
+
+    private boolean hasState() {
+        lock.readLock().lock();
+        try {
+            return state != null;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * The revision went back (another incarnation, or the map deleted): awaitRevision counts from
+     * the new history on. In order with the listeners' announcements, so none of the old history
+     * lands after it.
+     */
+    private void announceReset() {
+        Runnable reset = () -> {
+            synchronized (progress) {
+                announcedRevision = -1;
+            }
+        };
+        if (listeners.isEmpty()) {
+            reset.run();
+        } else {
+            listenerExecutor.execute(reset);
+        }
     }
 
     private void announced(long revision) {

@@ -31,7 +31,7 @@ public final class MessageDecoder {
 
     /** The fields of a {@code SnapshotChunk} other than its entries; {@code entries} counts entry records. */
     public record ChunkFields(String map, long revision, boolean last, long totalEntries, long digest, int order,
-            long compactRevision, int entries) {
+            long compactRevision, int entries, long incarnation) {
     }
 
     /** The fields of a {@code Delta} other than its puts and deletes, which count records. */
@@ -103,6 +103,7 @@ public final class MessageDecoder {
         int order = 0;
         long compactRevision = 0;
         int entries = 0;
+        long incarnation = 0;
         for (int p = in.start; p < in.end; ) {
             int tag = in.tag(p, in.end);
             int at = in.next;
@@ -124,11 +125,12 @@ public final class MessageDecoder {
                 case 0x31 -> digest = in.fixed64Field(at);
                 case 0x38 -> order = (int) in.varintField(at);
                 case 0x40 -> compactRevision = in.varintField(at);
+                case 0x49 -> incarnation = in.fixed64Field(at);
                 default -> skipUnknown(in, tag, at, p);
             }
             p = in.next;
         }
-        return new ChunkFields(name, revision, last, total, digest, order, compactRevision, entries);
+        return new ChunkFields(name, revision, last, total, digest, order, compactRevision, entries, incarnation);
     }
 
     /** One event of a {@code WatchResponse}: the oneof's field number and the event's bytes. */
@@ -140,6 +142,8 @@ public final class MessageDecoder {
         public static final int PROGRESS = 4;
         /** A mapcast addition: an {@code EventBatch}; see {@link MessageDecoder#batchedEvents}. */
         public static final int BATCH = 5;
+        /** A mapcast addition: a {@code MapDeleted} (to clients that set {@code wait_for_map}). */
+        public static final int DELETED = 6;
     }
 
     /**

@@ -49,12 +49,14 @@ public final class SnapshotEncoder {
     private static final int DIGEST = 6;
     private static final int ORDER = 7;
     private static final int COMPACT_REVISION = 8;
+    private static final int INCARNATION = 9;
     /** WatchResponse.snapshot. */
     private static final int WATCH_RESPONSE_SNAPSHOT = 1;
 
     private final byte[] map;
     private final long revision;
     private final long compactRevision;
+    private final long incarnation;
     private final int order;
     private final long totalEntries;
     private final long digest;
@@ -69,6 +71,12 @@ public final class SnapshotEncoder {
     private int chunkSize;
 
     public SnapshotEncoder(PinnedView view, String map, long revision, long compactRevision, int chunkBytes) {
+        this(view, map, revision, compactRevision, 0, chunkBytes);
+    }
+
+    /** As above, for the map incarnation {@code incarnation} (0: none, the field is left out). */
+    public SnapshotEncoder(PinnedView view, String map, long revision, long compactRevision, long incarnation,
+            int chunkBytes) {
         Objects.requireNonNull(view, "view");
         Objects.requireNonNull(map, "map");
         if (chunkBytes < 1) {
@@ -77,6 +85,7 @@ public final class SnapshotEncoder {
         this.map = map.getBytes(StandardCharsets.UTF_8);
         this.revision = revision;
         this.compactRevision = compactRevision;
+        this.incarnation = incarnation;
         this.order = view.order() == IterationOrder.INSERTION ? 2 : 1;  // ITERATION_ORDER_INSERTION / _HASH
         this.totalEntries = view.size();
         this.digest = view.digest();
@@ -141,6 +150,9 @@ public final class SnapshotEncoder {
         if (compactRevision != 0) {
             ProtoWire.putVarintField(dst, COMPACT_REVISION, compactRevision);
         }
+        if (incarnation != 0) {
+            ProtoWire.putFixed64Field(dst, INCARNATION, incarnation);
+        }
         assert dst.position() - start == chunkSize;
         planned = false;
         done = last;
@@ -198,6 +210,9 @@ public final class SnapshotEncoder {
         size += ProtoWire.varintFieldSize(ORDER, order);
         if (compactRevision != 0) {
             size += ProtoWire.varintFieldSize(COMPACT_REVISION, compactRevision);
+        }
+        if (incarnation != 0) {
+            size += ProtoWire.fixed64FieldSize(INCARNATION);
         }
         if (size > Integer.MAX_VALUE) {
             throw new IllegalStateException("chunk of " + size + " bytes: an entry is too large for one message");

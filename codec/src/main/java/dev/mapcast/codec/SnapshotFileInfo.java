@@ -14,7 +14,8 @@ import dev.mapcast.core.IterationOrder;
  * @param bytes the file's size
  * @param digest the content digest (the footer's, checked against the entries)
  * @param crc32c the CRC-32C of every byte before the footer's length prefix (the footer's, checked)
+ * @param incarnation the map's incarnation (the header's; 0 in files older than incarnations)
  */
 public record SnapshotFileInfo(String map, long revision, IterationOrder order, long compactRevision, long chunks,
-        long entries, long bytes, long digest, int crc32c) {
+        long entries, long bytes, long digest, int crc32c, long incarnation) {
 }

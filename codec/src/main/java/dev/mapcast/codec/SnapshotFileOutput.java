@@ -56,10 +56,11 @@ final class SnapshotFileOutput implements Closeable {
     }
 
     /** Writes the header message. {@code order} is the contract's IterationOrder number. */
-    void header(String map, long revision, int order, long compactRevision) throws IOException {
+    void header(String map, long revision, int order, long compactRevision, long incarnation) throws IOException {
         byte[] header = SnapshotHeader.newBuilder().setMagic(SnapshotFiles.MAGIC)
                 .setFormatVersion(SnapshotFiles.FORMAT_VERSION).setMap(map).setRevision(revision)
-                .setOrderValue(order).setCompactRevision(compactRevision).build().toByteArray();
+                .setOrderValue(order).setCompactRevision(compactRevision).setIncarnation(incarnation).build()
+                .toByteArray();
         message(ByteBuffer.wrap(header));
     }
 

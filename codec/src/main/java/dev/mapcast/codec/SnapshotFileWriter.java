@@ -67,7 +67,7 @@ public final class SnapshotFileWriter implements AutoCloseable {
         }
         if (first == null) {
             first = fields;
-            out.header(fields.map(), fields.revision(), fields.order(), fields.compactRevision());
+            out.header(fields.map(), fields.revision(), fields.order(), fields.compactRevision(), fields.incarnation());
         } else if (fields.revision() != first.revision()) {
             throw abort(new SnapshotStreamException(number, "revision " + fields.revision()
                     + " (expected: " + first.revision() + ", the first chunk's)"));
@@ -117,7 +117,8 @@ public final class SnapshotFileWriter implements AutoCloseable {
         try {
             long bytes = out.finish(last.totalEntries(), last.digest());
             finished = new SnapshotFileInfo(first.map(), first.revision(), SnapshotFiles.order(first.order()),
-                    first.compactRevision(), chunks, last.totalEntries(), bytes, last.digest(), crc);
+                    first.compactRevision(), chunks, last.totalEntries(), bytes, last.digest(), crc,
+                    first.incarnation());
             return finished;
         } catch (IOException | RuntimeException e) {
             abortKeeping(e);

@@ -38,7 +38,7 @@ public final class SnapshotFiles {
 
     /** A map read from a snapshot file, and what the file said about it. Closing it closes the map. */
     public record Loaded(OffHeapMap map, String name, long revision, long compactRevision, IterationOrder order,
-            long totalEntries, long digest) implements AutoCloseable {
+            long totalEntries, long digest, long incarnation) implements AutoCloseable {
         @Override
         public void close() {
             map.close();
@@ -52,11 +52,20 @@ public final class SnapshotFiles {
      */
     public static long write(PinnedView view, String map, long revision, long compactRevision, Path file)
             throws IOException {
+        return write(view, map, revision, compactRevision, 0, file);
+    }
+
+    /**
+     * As {@link #write(PinnedView, String, long, long, Path)}, for the map incarnation
+     * {@code incarnation} (in the header and every chunk; 0: none).
+     */
+    public static long write(PinnedView view, String map, long revision, long compactRevision, long incarnation,
+            Path file) throws IOException {
         Objects.requireNonNull(file, "file");
-        SnapshotEncoder chunks = new SnapshotEncoder(view, map, revision, compactRevision,
+        SnapshotEncoder chunks = new SnapshotEncoder(view, map, revision, compactRevision, incarnation,
                 SnapshotEncoder.DEFAULT_CHUNK_BYTES);
         try (SnapshotFileOutput out = new SnapshotFileOutput(file)) {
-            out.header(map, revision, view.order() == IterationOrder.INSERTION ? 2 : 1, compactRevision);
+            out.header(map, revision, view.order() == IterationOrder.INSERTION ? 2 : 1, compactRevision, incarnation);
             ByteBuffer buffer = ByteBuffer.allocateDirect(SnapshotEncoder.DEFAULT_CHUNK_BYTES + 4096);
             while (chunks.hasNext()) {
                 int size = chunks.nextChunkSize();
@@ -93,7 +102,7 @@ public final class SnapshotFiles {
                 } while (!chunk.last());
                 SnapshotFooter footer = readFooter(reader, chunk, map.size(), map.digest());
                 return new Loaded(map, header.getMap(), header.getRevision(), header.getCompactRevision(), order,
-                        footer.getTotalEntries(), footer.getDigest());
+                        footer.getTotalEntries(), footer.getDigest(), header.getIncarnation());
             } catch (IOException | RuntimeException e) {
                 map.close();
                 throw e;
@@ -153,7 +162,7 @@ public final class SnapshotFiles {
             SnapshotFooter footer = readFooter(reader, chunk, digest.entries(), digest.digest());
             return new SnapshotFileInfo(header.getMap(), header.getRevision(), order(header.getOrderValue()),
                     header.getCompactRevision(), count, footer.getTotalEntries(), reader.position(),
-                    footer.getDigest(), crc);
+                    footer.getDigest(), crc, header.getIncarnation());
         }
     }
 
@@ -167,6 +176,10 @@ public final class SnapshotFiles {
         if (!chunk.map().equals(header.getMap())) {
             throw new SnapshotFileException(file, at, "chunk " + count + " of map \"" + chunk.map()
                     + "\" in a snapshot of map \"" + header.getMap() + "\"");
+        }
+        if (chunk.incarnation() != header.getIncarnation()) {
+            throw new SnapshotFileException(file, at, String.format("chunk %d of incarnation %016x in a snapshot of"
+                    + " incarnation %016x", count, chunk.incarnation(), header.getIncarnation()));
         }
     }
 

@@ -52,7 +52,7 @@ public final class WatchStreamReader {
         for (int p = in.start; p < in.end; p = in.next) {
             int tag = in.tag(p, in.end);
             if ((tag & 7) == ProtoWire.LENGTH_DELIMITED && (tag >>> 3) >= WatchEvent.SNAPSHOT
-                    && (tag >>> 3) <= WatchEvent.BATCH) {
+                    && (tag >>> 3) <= WatchEvent.DELETED) {
                 in.length(in.next, in.end);
                 field = tag >>> 3;
                 start = in.next;

@@ -121,7 +121,7 @@ class MessageDecoderTest {
                 SnapshotChunk c = SnapshotChunk.parseFrom(bytes);
                 expected = new HashMap<>(c.getEntriesMap());
                 fields = new MessageDecoder.ChunkFields(c.getMap(), c.getRevision(), c.getLast(), c.getTotalEntries(),
-                        c.getDigest(), c.getOrderValue(), c.getCompactRevision(), c.getEntriesCount());
+                        c.getDigest(), c.getOrderValue(), c.getCompactRevision(), c.getEntriesCount(), c.getIncarnation());
             }
         } catch (InvalidProtocolBufferException refusedByProtobuf) {
             expected = null;
@@ -150,7 +150,7 @@ class MessageDecoderTest {
                 MessageDecoder.ChunkFields e = (MessageDecoder.ChunkFields) fields;
                 assertTrue(c.entries() >= e.entries(), "seed " + seed + ": entry records of " + hex(bytes));
                 decoded = new MessageDecoder.ChunkFields(c.map(), c.revision(), c.last(), c.totalEntries(), c.digest(),
-                        c.order(), c.compactRevision(), e.entries());
+                        c.order(), c.compactRevision(), e.entries(), c.incarnation());
             } else {
                 MessageDecoder.DeltaFields d = (MessageDecoder.DeltaFields) decoded;
                 MessageDecoder.DeltaFields e = (MessageDecoder.DeltaFields) fields;

@@ -49,7 +49,7 @@ class SnapshotFileWriterTest {
                 saved = writer.finish();
             }
             assertEquals(new SnapshotFileInfo("config", 77, order, 5, chunks.size(), view.size(), Files.size(file),
-                    view.digest(), saved.crc32c()), saved);
+                    view.digest(), saved.crc32c(), 0), saved);
             try (SnapshotFiles.Loaded loaded = SnapshotFiles.read(file, OffHeapMap.builder())) {
                 assertEquals("config", loaded.name());
                 assertEquals(77, loaded.revision());

@@ -53,6 +53,8 @@ final class HostedMap implements AutoCloseable {
 
     final String name;
     final IterationOrder order;
+    /** Random, chosen when the map is created: a map deleted and created again has another. */
+    final long incarnation;
     private final Limits limits;
     private final int chunkBytes;
     /** Replaced whole by a restore (under both locks' write side); read under either. */
@@ -71,6 +73,8 @@ final class HostedMap implements AutoCloseable {
     private volatile Head head = new Head(0, 0);
     private volatile long compactRevision;
     private boolean closed;
+    /** Set (under both write locks) once the map is deleted: calls that still hold it find it gone. */
+    private volatile boolean deleted;
     /**
      * Set when a logged write could not be applied in memory: the map may hold part of it, so it
      * serves nothing more (but its line in ListMaps) until a restart recovers it from its log.
@@ -83,9 +87,11 @@ final class HostedMap implements AutoCloseable {
     private final AtomicBoolean snapshotting = new AtomicBoolean();
 
     /** A new, empty map; {@code store} (null: in memory only) already holds its revision-0 snapshot. */
-    HostedMap(String name, IterationOrder order, Limits limits, int chunkBytes, MapStore store, Executor background) {
+    HostedMap(String name, IterationOrder order, long incarnation, Limits limits, int chunkBytes, MapStore store,
+            Executor background) {
         this.name = name;
         this.order = order;
+        this.incarnation = incarnation;
         this.limits = limits;
         this.chunkBytes = chunkBytes;
         this.entries = entriesBuilder(limits).order(order).build();
@@ -99,6 +105,7 @@ final class HostedMap implements AutoCloseable {
     HostedMap(MapStore.Recovered r, Limits limits, int chunkBytes, Executor background) {
         this.name = r.name();
         this.order = r.order();
+        this.incarnation = r.store().incarnation;
         this.limits = limits;
         this.chunkBytes = chunkBytes;
         this.entries = r.entries();
@@ -251,6 +258,7 @@ final class HostedMap implements AutoCloseable {
             }
             head = new Head(next, digest);
             revision = next;
+            w.incarnation = incarnation;
         } finally {
             lock.writeLock().unlock();
         }
@@ -287,7 +295,7 @@ final class HostedMap implements AutoCloseable {
     private void snapshotToStore() {
         lifecycle.readLock().lock();
         try {
-            if (closed) {
+            if (closed || deleted) {
                 return;
             }
             PinnedView e;
@@ -323,7 +331,7 @@ final class HostedMap implements AutoCloseable {
         try {
             checkServing();
             byte[] value = entries.get(key);
-            GetResponse.Builder out = GetResponse.newBuilder().setRevision(revision);
+            GetResponse.Builder out = GetResponse.newBuilder().setRevision(revision).setIncarnation(incarnation);
             if (value != null) {
                 out.setFound(true).setValue(ByteString.copyFrom(value)).setModRevision(modRevision(key));
             }
@@ -488,6 +496,7 @@ final class HostedMap implements AutoCloseable {
                     .setLiveBytes(stats.liveBytes())
                     .setDeadBytes(stats.deadBytes())
                     .setReservedBytes(stats.reservedBytes() + modRevisions.memoryStats().reservedBytes())
+                    .setIncarnation(incarnation)
                     .build();
         } finally {
             lock.readLock().unlock();
@@ -496,14 +505,26 @@ final class HostedMap implements AutoCloseable {
 
     /**
      * Registers a watcher (from its drain task, so it cannot end meanwhile): history after its
-     * revision if kept, else Compaction then a snapshot.
+     * revision if kept, else Compaction then a snapshot. A client whose state belongs to another
+     * incarnation ({@code clientIncarnation}, 0: unknown) gets a snapshot, whatever its revision.
+     * {@code fromCreation}: it waited for this map to be created, and starts from the empty map at
+     * revision 0 followed by every delta, while the history still reaches back to the creation.
      */
-    void register(Watcher watcher, long after) {
+    void register(Watcher watcher, long after, long clientIncarnation, boolean fromCreation) {
         lock.readLock().lock();
         try {
             checkServing();
-            List<Encoded> deltas = after == 0 || after > revision ? null : history.after(after);
-            if (after == 0) {
+            List<Encoded> fromZero = fromCreation ? history.after(0) : null;
+            if (fromZero != null) {
+                List<Encoded> all = new ArrayList<>(fromZero);
+                all.add(WatchEvents.progress(revision, head.digest(), incarnation));
+                watcher.begin(WatchEvents.emptySnapshot(name, order, incarnation), null, all);
+                watchers.add(watcher);
+                return;
+            }
+            boolean otherIncarnation = clientIncarnation != 0 && clientIncarnation != incarnation;
+            List<Encoded> deltas = after == 0 || after > revision || otherIncarnation ? null : history.after(after);
+            if (after == 0 || fromCreation || otherIncarnation) {
                 watcher.begin(null, snapshot(true), null);
             } else if (deltas == null) {
                 Encoded compaction = WatchEvents.compaction(Compaction.newBuilder()
@@ -513,7 +534,7 @@ final class HostedMap implements AutoCloseable {
                 // The deltas it missed, then where they lead: a client at the same revision checks
                 // its digest, which catches a resume against a map that is not the one it followed.
                 List<Encoded> resume = new ArrayList<>(deltas);
-                resume.add(WatchEvents.progress(revision, head.digest()));
+                resume.add(WatchEvents.progress(revision, head.digest(), incarnation));
                 watcher.begin(null, null, resume);
             }
             watchers.add(watcher);
@@ -527,7 +548,8 @@ final class HostedMap implements AutoCloseable {
         lock.readLock().lock();
         try {
             checkServing();
-            return new SnapshotSender(entries.pin(), name, revision, compactRevision, chunkBytes, asWatchResponses);
+            return new SnapshotSender(entries.pin(), name, revision, compactRevision, incarnation, chunkBytes,
+                    asWatchResponses);
         } finally {
             lock.readLock().unlock();
         }
@@ -547,6 +569,77 @@ final class HostedMap implements AutoCloseable {
         } finally {
             lock.readLock().unlock();
         }
+    }
+
+    /**
+     * Deletes the map: its files (durably, before anything else changes), then its watchers are
+     * told (see {@link Watcher#mapDeleted}) and every later call on it finds it gone. Its memory is
+     * freed once no snapshot stream reads it ({@link #freeIfUnread}). Returns the revision it had.
+     *
+     * @throws io.grpc.StatusRuntimeException FAILED_PRECONDITION if a condition does not hold,
+     *     UNAVAILABLE if its files cannot be deleted; then nothing changed
+     */
+    long delete(long expectedRevision, long expectedIncarnation) {
+        lifecycle.writeLock().lock();  // no compaction or snapshot write runs on it meanwhile
+        lock.writeLock().lock();
+        try {
+            checkOpen();
+            if (expectedRevision != 0 && expectedRevision != revision) {
+                throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" is at revision " + revision
+                        + " (expected_revision: " + expectedRevision + "); nothing was deleted").asRuntimeException();
+            }
+            if (expectedIncarnation != 0 && expectedIncarnation != incarnation) {
+                throw Status.FAILED_PRECONDITION.withDescription(String.format("map \"%s\" is incarnation %016x"
+                        + " (expected_incarnation: %016x); nothing was deleted", name, incarnation, expectedIncarnation))
+                        .asRuntimeException();
+            }
+            if (store != null) {
+                try {
+                    store.delete();
+                } catch (IOException e) {
+                    throw Status.UNAVAILABLE.withDescription("cannot delete the files of map \"" + name + "\" ("
+                            + e.getMessage() + "); nothing was deleted").withCause(e).asRuntimeException();
+                }
+            }
+            deleted = true;
+            Encoded notice = WatchEvents.mapDeleted(revision, incarnation);
+            Status status = gone().getStatus();
+            for (Watcher w : watchers) {
+                w.mapDeleted(notice, status);
+            }
+            watchers.clear();
+            retired.add(entries);
+            retired.add(modRevisions);
+            return revision;
+        } finally {
+            lock.writeLock().unlock();
+            lifecycle.writeLock().unlock();
+        }
+    }
+
+    /** Whether the map was deleted (a call that still holds it finds it gone: NOT_FOUND). */
+    boolean isDeleted() {
+        return deleted;
+    }
+
+    /** A deleted map: frees its memory if no snapshot stream reads it any more; true once freed. */
+    boolean freeIfUnread() {
+        closeRetired();
+        lifecycle.writeLock().lock();
+        try {
+            if (!retired.isEmpty()) {
+                return false;
+            }
+        } finally {
+            lifecycle.writeLock().unlock();
+        }
+        close();
+        return true;
+    }
+
+    private StatusRuntimeException gone() {
+        return Status.NOT_FOUND.withDescription("map \"" + name + "\" does not exist (it was deleted)")
+                .asRuntimeException();
     }
 
     void removeWatcher(Watcher watcher) {
@@ -591,7 +684,7 @@ final class HostedMap implements AutoCloseable {
                 modRevisions.close();
                 retired.forEach(OffHeapMap::close);
                 retired.clear();
-                if (store != null) {
+                if (store != null && !deleted) {  // a deleted map's log is closed and gone
                     try {
                         store.close();
                     } catch (IOException e) {
@@ -636,7 +729,7 @@ final class HostedMap implements AutoCloseable {
         }
         lifecycle.readLock().lock();
         try {
-            if (!closed) {
+            if (!closed && !deleted) {
                 store.force();
             }
         } catch (IOException e) {
@@ -655,6 +748,9 @@ final class HostedMap implements AutoCloseable {
     }
 
     private void checkOpen() {
+        if (deleted) {
+            throw gone();
+        }
         if (closed) {
             throw MapcastServer.SHUTTING_DOWN.asRuntimeException();
         }

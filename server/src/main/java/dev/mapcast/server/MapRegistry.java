@@ -5,20 +5,40 @@ import dev.mapcast.core.OffHeapMap;
 import io.grpc.Status;
 import java.io.IOException;
 import java.nio.file.Path;
+import io.grpc.StatusRuntimeException;
+import java.security.SecureRandom;
 import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.function.ToLongFunction;
 
-/** The server's maps by name. A map is created by its first Write, and only if that Write commits. */
+/**
+ * The server's maps by name. A map is created by its first Write that puts something, and only if
+ * that Write commits (or by a Restore); it is removed only by {@link #delete}. Each creation draws a
+ * random incarnation, so a map deleted and created again is told apart from the one before.
+ *
+ * <p>Implementation notes. Creating and deleting a map, and parking or waking the watchers that
+ * wait for an absent map, hold the {@code creation} monitor, then (inside it) the map's own locks.
+ * A call that looked a map up just before it was deleted finds it gone ({@link HostedMap#isDeleted}):
+ * a write then looks the name up again (it may create the map anew), a read answers NOT_FOUND.
+ */
 final class MapRegistry implements AutoCloseable {
 
     private final Limits limits;
     private final int chunkBytes;
     private final ConcurrentHashMap<String, HostedMap> maps = new ConcurrentHashMap<>();
     private final Object creation = new Object();
+    /** Watchers waiting for an absent map to be created, by name; guarded by {@code creation}. */
+    private final Map<String, List<Watcher>> waiting = new HashMap<>();
+    /** Deleted maps whose memory a snapshot stream may still read; freed by {@link #tick}. */
+    private final List<HostedMap> deleted = new CopyOnWriteArrayList<>();
+    /** Draws incarnations; guarded by {@code creation}. */
+    private final SecureRandom random = new SecureRandom();
     /** Null: maps are kept in memory only. */
     private final Storage storage;
     private final Executor background;
@@ -56,8 +76,7 @@ final class MapRegistry implements AutoCloseable {
         limits.checkMapName(name);
         HostedMap map = maps.get(name);
         if (map == null) {
-            throw Status.NOT_FOUND.withDescription("map \"" + name + "\" does not exist (a Write creates it)")
-                    .asRuntimeException();
+            throw notFound(name);
         }
         return map;
     }
@@ -71,52 +90,178 @@ final class MapRegistry implements AutoCloseable {
      */
     long tryWrite(NormalisedWrite write) {
         HostedMap map = maps.get(write.map);
-        return map == null ? WOULD_WAIT : map.tryWrite(write);
+        if (map == null) {
+            return WOULD_WAIT;
+        }
+        try {
+            return map.tryWrite(write);
+        } catch (StatusRuntimeException e) {
+            if (map.isDeleted()) {
+                return WOULD_WAIT;  // deleted meanwhile: write() looks the name up again
+            }
+            throw e;
+        }
     }
 
-    /** Commits a write, creating its map first if needed; a refused write creates nothing. */
+    /**
+     * Commits a write, creating its map first if needed and if the write puts something; a refused
+     * write creates nothing. A write that would create nothing on an absent map is NOT_FOUND.
+     */
     long write(NormalisedWrite write) {
-        return createIfAbsent(write.map, write.order, m -> m.write(write));
+        String refusal = write.putKeys.isEmpty() ? "map \"" + write.map + "\" does not exist: a write that only"
+                + " deletes keys or only sets conditions creates nothing (a write that puts a key creates the map)"
+                : null;
+        return createIfAbsent(write.map, write.order, refusal, m -> m.write(write));
+    }
+
+    /** A map's revision, and the incarnation it belongs to. */
+    record Version(long revision, long incarnation) {
     }
 
     /** Replaces a map's content with {@code staged} (checked), creating the map if needed. */
-    long restore(String name, OffHeapMap staged) {
-        return createIfAbsent(name, staged.order(), m -> m.restore(staged));
+    Version restore(String name, OffHeapMap staged) {
+        long[] incarnation = new long[1];
+        long revision = createIfAbsent(name, staged.order(), null, m -> {
+            long r = m.restore(staged);
+            incarnation[0] = m.incarnation;
+            return r;
+        });
+        return new Version(revision, incarnation[0]);
     }
 
-    /** Runs {@code change} on the map, first creating it if absent; if the change is refused, creates nothing. */
-    private long createIfAbsent(String name, IterationOrder order, ToLongFunction<HostedMap> change) {
-        HostedMap map = maps.get(name);
-        if (map != null) {
-            return change.applyAsLong(map);
+    /**
+     * Deletes a map (see {@link HostedMap#delete}); NOT_FOUND if it does not exist. Returns the
+     * revision and incarnation it had.
+     */
+    Version delete(String name, long expectedRevision, long expectedIncarnation) {
+        limits.checkMapName(name);
+        synchronized (creation) {
+            HostedMap map = maps.get(name);
+            if (map == null) {
+                throw notFound(name);
+            }
+            long revision = map.delete(expectedRevision, expectedIncarnation);
+            maps.remove(name, map);
+            deleted.add(map);
+            return new Version(revision, map.incarnation);
+        }
+    }
+
+    /**
+     * Attaches a watcher (from its drain task) to its map, or, if the map does not exist and the
+     * watcher waits for it, parks it until a write creates the map; else NOT_FOUND.
+     */
+    void attach(Watcher watcher) {
+        HostedMap map = maps.get(watcher.mapName);
+        if (map != null && watcher.registerWith(map)) {
+            return;
         }
         synchronized (creation) {
-            map = maps.get(name);
+            map = maps.get(watcher.mapName);
             if (map != null) {
-                return change.applyAsLong(map);
+                if (!watcher.registerWith(map)) {
+                    throw new IllegalStateException("map \"" + watcher.mapName + "\" deleted outside the creation lock");
+                }
+                return;
             }
-            if (maps.size() >= limits.maxMaps()) {
-                throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + name + "\": the server holds "
-                        + maps.size() + " maps (expected: at most " + limits.maxMaps() + ")").asRuntimeException();
+            if (!watcher.waitForMap) {
+                throw notFound(watcher.mapName);
             }
-            MapStore store = null;
-            if (storage != null) {
-                try {
-                    store = storage.create(name, order);
-                } catch (IOException e) {
-                    throw Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + name + "\": "
-                            + e.getMessage()).withCause(e).asRuntimeException();
+            waiting.computeIfAbsent(watcher.mapName, k -> new ArrayList<>()).add(watcher);
+            watcher.waitForCreation();
+        }
+    }
+
+    /** Forgets a watcher that ended while it waited for its map (no-op for any other). */
+    void stopWaiting(Watcher watcher) {
+        synchronized (creation) {
+            List<Watcher> list = waiting.get(watcher.mapName);
+            if (list != null && list.remove(watcher) && list.isEmpty()) {
+                waiting.remove(watcher.mapName);
+            }
+        }
+    }
+
+    /** Ends every watcher waiting for a map to be created (the server is stopping). */
+    void endWaiting(Status status) {
+        List<Watcher> all = new ArrayList<>();
+        synchronized (creation) {
+            waiting.values().forEach(all::addAll);
+        }
+        for (Watcher w : all) {
+            w.end(status);
+        }
+    }
+
+    /** Frees the memory of deleted maps that no snapshot stream reads any more. */
+    void tick() {
+        for (HostedMap map : deleted) {
+            if (map.freeIfUnread()) {
+                deleted.remove(map);
+            }
+        }
+    }
+
+    /**
+     * Runs {@code change} on the map, first creating it if absent (refused with NOT_FOUND and
+     * {@code refusal} if that is not null); if the change is refused, creates nothing.
+     */
+    private long createIfAbsent(String name, IterationOrder order, String refusal, ToLongFunction<HostedMap> change) {
+        while (true) {
+            HostedMap map = maps.get(name);
+            if (map == null) {
+                synchronized (creation) {
+                    map = maps.get(name);
+                    if (map == null) {
+                        return create(name, order, refusal, change);
+                    }
                 }
             }
-            HostedMap created = new HostedMap(name, order, limits, chunkBytes, store, background);
             try {
-                long revision = change.applyAsLong(created);
-                maps.put(name, created);
-                return revision;
-            } catch (RuntimeException | Error e) {
-                created.discard();
-                throw e;
+                return change.applyAsLong(map);
+            } catch (StatusRuntimeException e) {
+                if (!map.isDeleted()) {
+                    throw e;
+                }
+                // deleted since it was looked up: look again (the change may create it anew)
             }
+        }
+    }
+
+    /** Creates map {@code name} with {@code change} as its first; under the creation lock. */
+    private long create(String name, IterationOrder order, String refusal, ToLongFunction<HostedMap> change) {
+        if (refusal != null) {
+            throw Status.NOT_FOUND.withDescription(refusal).asRuntimeException();
+        }
+        if (maps.size() >= limits.maxMaps()) {
+            throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + name + "\": the server holds "
+                    + maps.size() + " maps (expected: at most " + limits.maxMaps() + ")").asRuntimeException();
+        }
+        long incarnation;
+        do {
+            incarnation = random.nextLong();
+        } while (incarnation == 0);  // 0 means "none" on the wire
+        MapStore store = null;
+        if (storage != null) {
+            try {
+                store = storage.create(name, order, incarnation);
+            } catch (IOException e) {
+                throw Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + name + "\": "
+                        + e.getMessage()).withCause(e).asRuntimeException();
+            }
+        }
+        HostedMap created = new HostedMap(name, order, incarnation, limits, chunkBytes, store, background);
+        try {
+            long revision = change.applyAsLong(created);
+            maps.put(name, created);
+            List<Watcher> waiters = waiting.remove(name);
+            if (waiters != null) {
+                waiters.forEach(Watcher::mapCreated);
+            }
+            return revision;
+        } catch (RuntimeException | Error e) {
+            created.discard();
+            throw e;
         }
     }
 
@@ -127,10 +272,19 @@ final class MapRegistry implements AutoCloseable {
         return out;
     }
 
+    private static StatusRuntimeException notFound(String name) {
+        return Status.NOT_FOUND.withDescription("map \"" + name + "\" does not exist (a Write that puts a key creates it)")
+                .asRuntimeException();
+    }
+
     @Override
     public void close() {
         for (HostedMap map : maps.values()) {
             map.close();
         }
+        for (HostedMap map : deleted) {
+            map.close();
+        }
+        deleted.clear();
     }
 }

@@ -47,14 +47,17 @@ final class MapStore implements AutoCloseable {
     private static final String LOG = "wal-";
 
     final Path dir;
+    /** The map's incarnation, written into every snapshot's header. */
+    final long incarnation;
     private final FsyncMode mode;
     private final long snapshotLogBytes;
     private WriteAheadLog wal;
     /** Log bytes appended since the last snapshot; guarded by the map's write lock. */
     private long logBytes;
 
-    private MapStore(Path dir, FsyncMode mode, long snapshotLogBytes, WriteAheadLog wal) {
+    private MapStore(Path dir, long incarnation, FsyncMode mode, long snapshotLogBytes, WriteAheadLog wal) {
         this.dir = dir;
+        this.incarnation = incarnation;
         this.mode = mode;
         this.snapshotLogBytes = snapshotLogBytes;
         this.wal = wal;
@@ -69,8 +72,8 @@ final class MapStore implements AutoCloseable {
      * complete, so a crash half way leaves nothing recovery would mistake for a map (the map's
      * creating write was not acknowledged).
      */
-    static MapStore create(Path mapsDir, String name, IterationOrder order, FsyncMode mode, long snapshotLogBytes)
-            throws IOException {
+    static MapStore create(Path mapsDir, String name, IterationOrder order, long incarnation, FsyncMode mode,
+            long snapshotLogBytes) throws IOException {
         Path dir = mapsDir.resolve(directoryName(name));
         if (Files.exists(dir)) {
             throw new StorageException(dir + " already exists for a map that is not loaded: remove it or restore it");
@@ -81,7 +84,7 @@ final class MapStore implements AutoCloseable {
                     OffHeapMap modRevisions = OffHeapMap.builder().trackDigest(true).build();
                     PinnedView e = entries.pin();
                     PinnedView m = modRevisions.pin()) {
-                writeSnapshotFiles(creating, name, e, m, 0, 0);
+                writeSnapshotFiles(creating, name, e, m, 0, 0, incarnation);
             }
             SnapshotFiles.forceDirectory(creating);
             Files.move(creating, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
@@ -92,7 +95,30 @@ final class MapStore implements AutoCloseable {
         SnapshotFiles.forceDirectory(mapsDir);
         WriteAheadLog wal = new WriteAheadLog(dir.resolve(logName(1)), mode, 0);
         SnapshotFiles.forceDirectory(dir);
-        return new MapStore(dir, mode, snapshotLogBytes, wal);
+        return new MapStore(dir, incarnation, mode, snapshotLogBytes, wal);
+    }
+
+    /** Prefix a map directory is renamed to when its map is deleted; recovery deletes these. */
+    static final String DELETING = ".deleting-";
+
+    /**
+     * Deletes the map's files (under the map's write lock, every acknowledged write forced first):
+     * the directory is renamed aside in one atomic step, so a crash leaves the map whole or gone,
+     * then emptied. Throws, with nothing changed, if the rename fails.
+     */
+    void delete() throws IOException {
+        wal.force();
+        Path aside = dir.resolveSibling(DELETING + dir.getFileName());
+        Files.move(dir, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        wal.close();
+        try {
+            SnapshotFiles.forceDirectory(dir.getParent());
+            deleteTree(aside);
+            SnapshotFiles.forceDirectory(dir.getParent());
+        } catch (IOException e) {
+            // The rename is what deletes the map; what is left aside goes at the next start.
+            log.warn("map directory {} renamed to {}, but not yet removed: {}", dir, aside, e.toString());
+        }
     }
 
     /** Deletes a directory of files (a map directory, or one whose creation a crash interrupted). */
@@ -167,7 +193,9 @@ final class MapStore implements AutoCloseable {
             if (current == null) {
                 current = dir.resolve(logName(replay.revision + 1));
             }
-            MapStore store = new MapStore(dir, mode, snapshotLogBytes, new WriteAheadLog(current, mode, currentEnd));
+            long incarnation = entries.incarnation() != 0 ? entries.incarnation() : legacyIncarnation(entries.name());
+            MapStore store = new MapStore(dir, incarnation, mode, snapshotLogBytes,
+                    new WriteAheadLog(current, mode, currentEnd));
             store.logBytes = currentEnd;
             return new Recovered(entries.name(), entries.order(), entries.map(), mods.map(), replay.revision,
                     snapshotRevision, replay.compactRevision, replay.deltas, store);
@@ -265,7 +293,7 @@ final class MapStore implements AutoCloseable {
     /** Writes the snapshot of {@code revision} from pinned views, then deletes what it makes obsolete. */
     void writeSnapshot(String name, PinnedView entries, PinnedView modRevisions, long revision, long compactRevision)
             throws IOException {
-        writeSnapshotFiles(dir, name, entries, modRevisions, revision, compactRevision);
+        writeSnapshotFiles(dir, name, entries, modRevisions, revision, compactRevision, incarnation);
         Path currentLog = wal.file();
         for (Path file : list(dir)) {
             String f = file.getFileName().toString();
@@ -313,11 +341,21 @@ final class MapStore implements AutoCloseable {
     // ---- files ----
 
     private static void writeSnapshotFiles(Path dir, String name, PinnedView entries, PinnedView modRevisions,
-            long revision, long compactRevision) throws IOException {
-        SnapshotFiles.write(modRevisions, name, revision, compactRevision,
+            long revision, long compactRevision, long incarnation) throws IOException {
+        SnapshotFiles.write(modRevisions, name, revision, compactRevision, incarnation,
                 snapshotFile(dir, MOD_REVISIONS, revision));
-        SnapshotFiles.write(entries, name, revision, compactRevision,
+        SnapshotFiles.write(entries, name, revision, compactRevision, incarnation,
                 snapshotFile(dir, SNAPSHOT, revision));
+    }
+
+    /**
+     * The incarnation of a map stored before incarnations existed (its snapshots have none): derived
+     * from its name, so that it stays the same across restarts until the map is deleted.
+     */
+    static long legacyIncarnation(String name) {
+        byte[] bytes = name.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        long h = dev.mapcast.core.Xxh64.hash(bytes, 0, bytes.length, 0x6d6170636173744cL);
+        return h == 0 ? 1 : h;
     }
 
     private static Path snapshotFile(Path dir, String prefix, long revision) {

@@ -167,6 +167,7 @@ public final class MapcastServer implements AutoCloseable {
         for (HostedMap map : maps.all()) {
             map.endWatchers(SHUTTING_DOWN);
         }
+        maps.endWaiting(SHUTTING_DOWN);
         service.endWriteStreams(SHUTTING_DOWN);
         try {
             if (!server.awaitTermination(shutdownGrace.toNanos(), TimeUnit.NANOSECONDS)) {
@@ -266,6 +267,7 @@ public final class MapcastServer implements AutoCloseable {
         for (HostedMap map : maps.all()) {
             map.tick(now, progress);
         }
+        maps.tick();
     }
 
     private void closeStorage() {

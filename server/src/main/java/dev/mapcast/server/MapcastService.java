@@ -6,6 +6,8 @@ import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.codec.EncodedMethods;
 import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.CompactResponse;
+import dev.mapcast.proto.v1.DeleteMapRequest;
+import dev.mapcast.proto.v1.DeleteMapResponse;
 import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
@@ -74,10 +76,11 @@ final class MapcastService {
         var watch = parsed(EncodedMethods.watch(), WatchRequest.parser());
         var restore = parsed(MapcastGrpc.getRestoreMethod(), RestoreRequest.parser());
         var writeStream = WriteStreamCall.method();
+        var deleteMap = parsed(MapcastGrpc.getDeleteMapMethod(), DeleteMapRequest.parser());
         ServiceDescriptor service = ServiceDescriptor.newBuilder(MapcastGrpc.SERVICE_NAME)
                 .setSchemaDescriptor(MapcastGrpc.getServiceDescriptor().getSchemaDescriptor())
                 .addMethod(get).addMethod(write).addMethod(snapshot).addMethod(watch).addMethod(compact)
-                .addMethod(listMaps).addMethod(restore).addMethod(writeStream)
+                .addMethod(listMaps).addMethod(restore).addMethod(writeStream).addMethod(deleteMap)
                 .build();
         return ServerServiceDefinition.builder(service)
                 .addMethod(get, offloaded(unary("GetRequest", this::get)))
@@ -90,6 +93,7 @@ final class MapcastService {
                         response -> new RestoreReceiver(maps, limits, response, restoreSlot))))
                 .addMethod(writeStream, ServerCalls.asyncBidiStreamingCall(response -> WriteStreamCall.start(
                         this::commit, (ServerCallStreamObserver<WriteResult>) response, writeStreams)))
+                .addMethod(deleteMap, offloaded(unary("DeleteMapRequest", this::deleteMap)))
                 .build();
     }
 
@@ -112,18 +116,18 @@ final class MapcastService {
     }
 
     private void write(ParsedRequest<WriteRequest> request, StreamObserver<WriteResponse> response) {
-        commit(request, (revision, failure) -> {
+        commit(request, (revision, incarnation, failure) -> {
             if (failure == null) {
-                respond(response, WriteResponse.newBuilder().setRevision(revision).build());
+                respond(response, WriteResponse.newBuilder().setRevision(revision).setIncarnation(incarnation).build());
             } else {
                 response.onError(failure.asRuntimeException());
             }
         });
     }
 
-    /** Where a write's outcome goes: its revision, or why it failed (then revision is 0). */
+    /** Where a write's outcome goes: its revision and map incarnation, or why it failed (then both are 0). */
     interface WriteOutcome {
-        void done(long revision, Status failure);
+        void done(long revision, long incarnation, Status failure);
     }
 
     /**
@@ -137,11 +141,11 @@ final class MapcastService {
             write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
             revision = maps.tryWrite(write);
         } catch (RuntimeException | Error e) {
-            outcome.done(0, toStatus(e, "WriteRequest").getStatus());
+            outcome.done(0, 0, toStatus(e, "WriteRequest").getStatus());
             return;
         }
         if (revision != MapRegistry.WOULD_WAIT) {
-            outcome.done(revision, null);
+            outcome.done(revision, write.incarnation, null);
             return;
         }
         try {
@@ -150,19 +154,27 @@ final class MapcastService {
                 try {
                     committed = maps.write(write);
                 } catch (RuntimeException | Error e) {
-                    outcome.done(0, toStatus(e, "WriteRequest").getStatus());
+                    outcome.done(0, 0, toStatus(e, "WriteRequest").getStatus());
                     return;
                 }
-                outcome.done(committed, null);
+                outcome.done(committed, write.incarnation, null);
             });
         } catch (RejectedExecutionException closing) {
-            outcome.done(0, MapcastServer.SHUTTING_DOWN);
+            outcome.done(0, 0, MapcastServer.SHUTTING_DOWN);
         }
     }
 
     private static <R> void respond(StreamObserver<R> response, R result) {
         response.onNext(result);
         response.onCompleted();
+    }
+
+    private DeleteMapResponse deleteMap(DeleteMapRequest request) {
+        MapRegistry.Version deleted = maps.delete(request.getMap(), request.getExpectedRevision(),
+                request.getExpectedIncarnation());
+        log.info("map \"{}\" deleted at revision {}", request.getMap(), deleted.revision());
+        return DeleteMapResponse.newBuilder().setRevision(deleted.revision()).setIncarnation(deleted.incarnation())
+                .build();
     }
 
     private CompactResponse compact(CompactRequest request) {
@@ -189,8 +201,12 @@ final class MapcastService {
 
     /** On the event loop: the stream sends from it, and registers on the pool (see {@link Watcher}). */
     private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {
-        HostedMap map = maps.existing(request.getMap());
-        new Watcher(map, call, loops.current(), pool, request, limits).start();
+        if (request.getWaitForMap()) {
+            limits.checkMapName(request.getMap());
+        } else {
+            maps.existing(request.getMap());  // NOT_FOUND at once; attached on the pool
+        }
+        new Watcher(maps, call, loops.current(), pool, request, limits).start();
     }
 
     private static <Q extends MessageLite, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(

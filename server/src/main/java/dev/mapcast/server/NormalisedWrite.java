@@ -26,6 +26,8 @@ final class NormalisedWrite {
     final long expectedRevision;
     final List<byte[]> expectedKeys;
     final long[] expectedModRevisions;
+    /** The incarnation of the map the write committed to: set by the map when it commits. */
+    long incarnation;
 
     private NormalisedWrite(WriteRequest request, Limits limits) {
         this.map = request.getMap();
@@ -78,6 +80,10 @@ final class NormalisedWrite {
             limits.checkKey(k, "expected_mod_revisions");
             expectedKeys.add(k);
             expectedModRevisions[i++] = e.getValue();
+        }
+        if (request.getPutsCount() == 0 && request.getDeletesCount() == 0) {
+            throw Limits.invalid("a write needs at least one put or delete (map \"" + map + "\": puts and deletes"
+                    + " are empty)");
         }
     }
 

@@ -134,10 +134,12 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
                 throw invalid("the snapshot holds an empty key (keys must not be empty)");
             }
             long entries = staged.size();
-            long revision = maps.restore(map, staged);
+            MapRegistry.Version restored = maps.restore(map, staged);
+            long revision = restored.revision();
             staged = null;  // the map owns it now
             ended = true;
-            response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(entries).build());
+            response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(entries)
+                    .setIncarnation(restored.incarnation()).build());
             response.onCompleted();
             log.info("map \"{}\" restored: {} entries at revision {}", map, entries, revision);
         } catch (StatusRuntimeException e) {

@@ -17,12 +17,12 @@ final class SnapshotSender implements AutoCloseable {
     private final boolean asWatchResponses;
     final long revision;
 
-    SnapshotSender(PinnedView view, String map, long revision, long compactRevision, int chunkBytes,
+    SnapshotSender(PinnedView view, String map, long revision, long compactRevision, long incarnation, int chunkBytes,
             boolean asWatchResponses) {
         this.view = view;
         this.revision = revision;
         this.asWatchResponses = asWatchResponses;
-        this.encoder = new SnapshotEncoder(view, map, revision, compactRevision, chunkBytes);
+        this.encoder = new SnapshotEncoder(view, map, revision, compactRevision, incarnation, chunkBytes);
     }
 
     boolean hasNext() {

@@ -63,8 +63,10 @@ final class Storage implements AutoCloseable {
         List<Path> out = new ArrayList<>();
         try (DirectoryStream<Path> dirs = Files.newDirectoryStream(mapsDir, Files::isDirectory)) {
             for (Path d : dirs) {
-                if (d.getFileName().toString().startsWith(MapStore.CREATING)) {
-                    MapStore.deleteTree(d);  // its creating write was never acknowledged
+                String f = d.getFileName().toString();
+                if (f.startsWith(MapStore.CREATING) || f.startsWith(MapStore.DELETING)) {
+                    // A creating write never acknowledged, or a map deleted before a crash: not a map.
+                    MapStore.deleteTree(d);
                 } else {
                     out.add(d);
                 }
@@ -74,8 +76,8 @@ final class Storage implements AutoCloseable {
         return out;
     }
 
-    MapStore create(String name, IterationOrder order) throws IOException {
-        return MapStore.create(mapsDir, name, order, mode, snapshotLogBytes);
+    MapStore create(String name, IterationOrder order, long incarnation) throws IOException {
+        return MapStore.create(mapsDir, name, order, incarnation, mode, snapshotLogBytes);
     }
 
     @Override

@@ -1,7 +1,10 @@
 package dev.mapcast.server;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.core.IterationOrder;
 import dev.mapcast.proto.v1.Compaction;
+import dev.mapcast.proto.v1.MapDeleted;
+import dev.mapcast.proto.v1.SnapshotChunk;
 import dev.mapcast.proto.v1.Progress;
 import dev.mapcast.proto.v1.WatchResponse;
 import java.nio.ByteBuffer;
@@ -12,9 +15,24 @@ final class WatchEvents {
     private WatchEvents() {
     }
 
-    static Encoded progress(long revision, long digest) {
-        return encode(WatchResponse.newBuilder()
-                .setProgress(Progress.newBuilder().setRevision(revision).setDigest(digest)).build());
+    static Encoded progress(long revision, long digest, long incarnation) {
+        return encode(WatchResponse.newBuilder().setProgress(Progress.newBuilder().setRevision(revision)
+                .setDigest(digest).setIncarnation(incarnation)).build());
+    }
+
+    /** The map does not exist: deleted at {@code revision} of {@code incarnation}, or never created (both 0). */
+    static Encoded mapDeleted(long revision, long incarnation) {
+        return encode(WatchResponse.newBuilder().setDeleted(MapDeleted.newBuilder().setRevision(revision)
+                .setIncarnation(incarnation)).build());
+    }
+
+    /**
+     * The snapshot at revision 0 of a map just created (empty, one chunk): what a watcher that waited
+     * for the map starts from, so that the creating write reaches it as a delta.
+     */
+    static Encoded emptySnapshot(String map, IterationOrder order, long incarnation) {
+        return encode(WatchResponse.newBuilder().setSnapshot(SnapshotChunk.newBuilder().setMap(map).setLast(true)
+                .setOrderValue(HostedMap.orderValue(order)).setIncarnation(incarnation)).build());
     }
 
     static Encoded compaction(Compaction compaction) {

@@ -40,6 +40,11 @@ import org.slf4j.LoggerFactory;
  * to a fresh snapshot (dropping the queue), or ends it with RESOURCE_EXHAUSTED if it has taken
  * nothing for the slow-watcher timeout. A snapshot costs no queue memory: chunks are encoded from
  * the pinned view one at a time, when the stream can take them.
+ * <li>Life of the map: the watcher is attached to a map by {@link MapRegistry#attach}, or, if the
+ * map does not exist and the client set {@code wait_for_map}, parked in the registry until a write
+ * creates it (then it starts from an empty snapshot at revision 0 and every delta). A deletion
+ * ({@link #mapDeleted}) detaches it: such a client gets a MapDeleted event and waits again, any
+ * other watcher ends with NOT_FOUND. Attaching and detaching run in the drain task, on the pool.
  * </ul>
  */
 final class Watcher {
@@ -48,15 +53,28 @@ final class Watcher {
     private static final int MAX_BATCH_EVENTS = 512;
     private static final long MAX_BATCH_BYTES = 1 << 20;
 
-    private final HostedMap map;
+    private final MapRegistry registry;
+    final String mapName;
+    /** The map it is attached to; null before the first drain and while it waits for the map. */
+    private volatile HostedMap map;
+    /** Whether it waits for an absent (or deleted) map rather than ending (WatchRequest.wait_for_map). */
+    final boolean waitForMap;
     private final ServerCallStreamObserver<Encoded> call;
     /** The connection's event loop: sends and linger timers run here. */
     private final EventLoop loop;
     /** The server's worker pool: registration and restarts, which take the map's lock. */
     private final Executor pool;
     private final long lingerNanos;
+    // Written by the drain task only: what the next attach starts from.
     /** The revision the client has (0: it needs a snapshot). */
-    private final long afterRevision;
+    private long afterRevision;
+    /** The incarnation the client's state belongs to (0: unknown). */
+    private long clientIncarnation;
+    /** Start from the map's creation: an empty snapshot at revision 0, then every delta. */
+    private boolean fromCreation;
+    /** Whether the client was told the map does not exist since it was last attached. */
+    private boolean toldAbsent;
+
     private final boolean progressNotify;
     /** Whether the client accepts {@code EventBatch}es (WatchRequest.batch_events). */
     private final boolean batchEvents;
@@ -76,20 +94,28 @@ final class Watcher {
     /** When the drain last sent something: the linger and the slow-watcher timeout count from it. */
     private volatile long lastSentNanos = System.nanoTime();
 
+    /** Set (under the map's lock) when the map is deleted: the drain detaches and sends it. */
+    private volatile Encoded deletedNotice;
+    /** A MapDeleted event to send before anything else; written by the drain task. */
+    private volatile Encoded notice;
+
     // Written by the drain task (and start/restart under the map lock); read by tick.
     private volatile Encoded preface;
     private volatile SnapshotSender snapshot;
-    /** Whether the first drain registered this watcher with its map. */
+    /** Whether the drain attached this watcher (to its map, or to the registry's waiting list). */
     private volatile boolean registered;
     private boolean ended;
 
     /**
      * Sets up the stream; called on the call's own thread (gRPC allows handlers to be set only
-     * there). The first drain, on the pool, registers it with {@code map}.
+     * there). The first drain, on the pool, attaches it to the map (see {@link MapRegistry#attach}).
      */
-    Watcher(HostedMap map, ServerCallStreamObserver<Encoded> call, EventLoop loop, Executor pool,
+    Watcher(MapRegistry registry, ServerCallStreamObserver<Encoded> call, EventLoop loop, Executor pool,
             WatchRequest request, Limits limits) {
-        this.map = map;
+        this.registry = registry;
+        this.mapName = request.getMap();
+        this.waitForMap = request.getWaitForMap();
+        this.clientIncarnation = request.getIncarnation();
         this.call = call;
         this.loop = loop;
         this.pool = pool;
@@ -109,6 +135,53 @@ final class Watcher {
     /** Starts the stream: its first drain registers it with the map. */
     void start() {
         schedule();
+    }
+
+    /**
+     * Registers with {@code m} (from the drain, through {@link MapRegistry#attach}); false if
+     * {@code m} was deleted meanwhile.
+     */
+    boolean registerWith(HostedMap m) {
+        map = m;
+        try {
+            m.register(this, afterRevision, clientIncarnation, fromCreation);
+        } catch (io.grpc.StatusRuntimeException e) {
+            map = null;
+            if (m.isDeleted()) {
+                return false;
+            }
+            throw e;
+        }
+        toldAbsent = false;
+        return true;
+    }
+
+    /** Parked by the registry until the map is created: the client is told it does not exist (once). */
+    void waitForCreation() {
+        fromCreation = true;
+        if (!toldAbsent) {
+            toldAbsent = true;
+            notice = WatchEvents.mapDeleted(0, 0);
+        }
+    }
+
+    /** The map it waited for was created (under the registry's creation lock): attach to it. */
+    void mapCreated() {
+        registered = false;
+        schedule();
+    }
+
+    /**
+     * Its map was deleted (under the map's lock): a waiting client is sent {@code notice} and waits
+     * for the map again; any other stream ends with {@code gone}.
+     */
+    void mapDeleted(Encoded notice, Status gone) {
+        if (waitForMap) {
+            deletedNotice = notice;
+            schedule();
+        } else {
+            end(gone);
+        }
     }
 
     /** Sets what to send first; called once, under the map's lock, by {@link HostedMap#register}. */
@@ -194,7 +267,7 @@ final class Watcher {
     void tick(long now, long progressIntervalNanos) {
         boolean pending = hasPending();
         if (pending && !call.isReady() && now - lastSentNanos > slowTimeoutNanos) {
-            end(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + map.name
+            end(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + mapName
                     + "\" took nothing for " + slowTimeoutNanos / 1_000_000_000L + " s while changes were waiting"));
         } else if (progressNotify && !pending && now - lastSentNanos >= progressIntervalNanos) {
             progressWanted = true;
@@ -207,7 +280,7 @@ final class Watcher {
     }
 
     private boolean hasPending() {
-        return preface != null || snapshot != null || !queue.isEmpty() || overflowed;
+        return notice != null || preface != null || snapshot != null || !queue.isEmpty() || overflowed;
     }
 
     private void schedule() {
@@ -227,7 +300,7 @@ final class Watcher {
 
     /** Whether the drain has work that takes the map's lock, which the loop must not wait for. */
     private boolean needsPool() {
-        return !registered || overflowed || restartWanted;
+        return !registered || overflowed || restartWanted || deletedNotice != null;
     }
 
     private void drain() {
@@ -248,20 +321,24 @@ final class Watcher {
                     runDrainOn(pool);  // still holding scheduled: the pool's drain goes on from here
                     return;
                 }
+                if (deletedNotice != null) {
+                    detach();
+                }
                 if (!registered) {
                     registered = true;
-                    map.register(this, afterRevision);
+                    registry.attach(this);
                 }
-                if (overflowed) {
+                HostedMap map = this.map;
+                if (overflowed && map != null) {
                     if (System.nanoTime() - lastSentNanos > slowTimeoutNanos) {
-                        finish(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + map.name
+                        finish(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + mapName
                                 + "\" fell behind by more than " + maxQueuedBytes + " bytes and took nothing for "
                                 + slowTimeoutNanos / 1_000_000_000L + " s"));
                         return;
                     }
                     map.restartFromSnapshot(this, false);
                 }
-                if (restartWanted) {
+                if (restartWanted && map != null) {
                     restartWanted = false;
                     map.restartFromSnapshot(this, true);
                 }
@@ -272,26 +349,28 @@ final class Watcher {
             scheduled.set(false);
             finish(e.getStatus());  // the map closed under it
         } catch (RuntimeException | Error e) {
-            log.error("watch stream of map \"{}\" failed", map.name, e);
+            log.error("watch stream of map \"{}\" failed", mapName, e);
             scheduled.set(false);
             finish(Status.INTERNAL.withDescription("watch stream failed: " + e));
         }
     }
 
     private boolean hasWork() {
-        return cancelled || endWith != null || overflowed || restartWanted
-                || (call.isReady() && (preface != null || snapshot != null || !queue.isEmpty() || progressWanted));
+        return cancelled || endWith != null || overflowed || restartWanted || !registered || deletedNotice != null
+                || (call.isReady() && (notice != null || preface != null || snapshot != null || !queue.isEmpty()
+                        || progressWanted));
     }
 
     private void sendWhileReady() {
         while (call.isReady() && !overflowed && !cancelled && endWith == null) {
             Encoded next = nextMessage();
             if (next == null) {
-                if (progressWanted) {
+                HostedMap m = map;
+                if (progressWanted && m != null) {
                     progressWanted = false;
-                    HostedMap.Head head = map.head();  // read before checking the queue: see HostedMap.write
+                    HostedMap.Head head = m.head();  // read before checking the queue: see HostedMap.write
                     if (queue.isEmpty()) {
-                        call.onNext(WatchEvents.progress(head.revision(), head.digest()));
+                        call.onNext(WatchEvents.progress(head.revision(), head.digest(), m.incarnation));
                         lastSentNanos = System.nanoTime();
                         continue;
                     }
@@ -304,6 +383,11 @@ final class Watcher {
     }
 
     private Encoded nextMessage() {
+        if (notice != null) {
+            Encoded n = notice;
+            notice = null;
+            return n;
+        }
         if (preface != null) {
             Encoded p = preface;
             preface = null;
@@ -336,9 +420,34 @@ final class Watcher {
         return EventBatchEncoder.encode(batch);
     }
 
+    /**
+     * Drops what the deleted map left to send and queues its MapDeleted event; the drain then
+     * attaches again, to the map created anew or to the waiting list.
+     */
+    private void detach() {
+        notice = deletedNotice;
+        deletedNotice = null;
+        map = null;
+        closeSnapshot();
+        preface = null;
+        queue.clear();
+        queuedBytes.set(0);
+        overflowed = false;
+        restartWanted = false;
+        afterRevision = 0;
+        clientIncarnation = 0;
+        fromCreation = true;
+        toldAbsent = true;
+        registered = false;
+    }
+
     private void finish(Status status) {
         ended = true;
-        map.removeWatcher(this);
+        HostedMap m = map;
+        if (m != null) {
+            m.removeWatcher(this);
+        }
+        registry.stopWaiting(this);
         closeSnapshot();
         queue.clear();
         queuedBytes.set(0);
@@ -346,7 +455,7 @@ final class Watcher {
             try {
                 call.onError(status.asRuntimeException());
             } catch (RuntimeException e) {
-                log.debug("ending a watch stream of map \"{}\"", map.name, e);
+                log.debug("ending a watch stream of map \"{}\"", mapName, e);
             }
         }
     }

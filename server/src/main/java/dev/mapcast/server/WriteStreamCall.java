@@ -84,12 +84,12 @@ final class WriteStreamCall implements StreamObserver<ParsedRequest<WriteStreamC
                 return;
             }
             if (ending != null) {
-                answer(received.id(), 0, ending);
+                answer(received.id(), 0, 0, ending);
                 return;
             }
         }
         long id = received.id();
-        commit.accept(received.write(), (revision, failure) -> answer(id, revision, failure));
+        commit.accept(received.write(), (revision, incarnation, failure) -> answer(id, revision, incarnation, failure));
     }
 
     @Override
@@ -117,14 +117,14 @@ final class WriteStreamCall implements StreamObserver<ParsedRequest<WriteStreamC
     }
 
     /** Answers one write read from the stream: its revision, or its failure. */
-    private synchronized void answer(long id, long revision, Status failure) {
+    private synchronized void answer(long id, long revision, long incarnation, Status failure) {
         inFlight--;
         if (ended) {
             return;
         }
         WriteResult.Builder result = WriteResult.newBuilder().setId(id);
         if (failure == null) {
-            result.setRevision(revision);
+            result.setRevision(revision).setIncarnation(incarnation);
         } else {
             result.setCode(failure.getCode().value());
             if (failure.getDescription() != null) {

@@ -140,13 +140,17 @@ class BadInputTest {
         var y = stub.get(GetRequest.newBuilder().setMap("config").setKey("y").build());
         assertEquals(2, y.getModRevision());
         assertEquals(2, y.getRevision());
-        // An empty write is still one revision; y was last written at 2.
-        assertEquals(3, write(w -> { }).getRevision());
+        // An empty write is refused; a write of only deletes of absent keys is still one revision.
+        refused(Status.Code.INVALID_ARGUMENT, "a write needs at least one put or delete (map \"config\"",
+                () -> write(w -> { }));
+        refused(Status.Code.INVALID_ARGUMENT, "a write needs at least one put or delete",
+                () -> write(w -> w.putExpectedModRevisions("y", 2)));
+        assertEquals(3, write(w -> w.addDeletes("absent")).getRevision());
         var yLater = stub.get(GetRequest.newBuilder().setMap("config").setKey("y").build());
         assertEquals(2, yLater.getModRevision());
         assertEquals(3, yLater.getRevision());
         // The order of an existing map does not change.
-        write(w -> w.setOrder(IterationOrder.ITERATION_ORDER_INSERTION));
+        write(w -> w.setOrder(IterationOrder.ITERATION_ORDER_INSERTION).putPuts("z", bytes("3")));
         assertEquals(IterationOrder.ITERATION_ORDER_HASH, stub.listMaps(ListMapsRequest.getDefaultInstance()).getMaps(0).getOrder());
     }
 

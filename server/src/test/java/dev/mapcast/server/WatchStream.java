@@ -68,6 +68,7 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
             case COMPACTION -> "compaction " + r.getCompaction().getCompactRevision();
             case PROGRESS -> "progress " + r.getProgress().getRevision();
             case BATCH -> "batch of " + r.getBatch().getEventsCount();
+            case DELETED -> "deleted " + r.getDeleted().getRevision();
             default -> "?";
         }).collect(Collectors.toList());
     }
