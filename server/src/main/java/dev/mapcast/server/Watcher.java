@@ -43,8 +43,10 @@ import org.slf4j.LoggerFactory;
  * <li>Life of the map: the watcher is attached to a map by {@link MapRegistry#attach}, or, if the
  * map does not exist and the client set {@code wait_for_map}, parked in the registry until a write
  * creates it (then it starts from an empty snapshot at revision 0 and every delta). A deletion
- * ({@link #mapDeleted}) detaches it: such a client gets a MapDeleted event and waits again, any
- * other watcher ends with NOT_FOUND. Attaching and detaching run in the drain task, on the pool.
+ * ({@link #mapDeleted}) queues a MapDeleted event after the deltas still queued, so the client
+ * misses none of them; once it is sent the watcher attaches again (to the map created anew, or to
+ * the waiting list). Any other watcher of a deleted map ends with NOT_FOUND. Attaching and
+ * detaching run in the drain task, on the pool.
  * </ul>
  */
 final class Watcher {
@@ -94,7 +96,9 @@ final class Watcher {
     /** When the drain last sent something: the linger and the slow-watcher timeout count from it. */
     private volatile long lastSentNanos = System.nanoTime();
 
-    /** Set (under the map's lock) when the map is deleted: the drain detaches and sends it. */
+    /** Set (under the map's lock) when the map is deleted: once its MapDeleted is sent, attach again. */
+    private volatile boolean detaching;
+    /** The MapDeleted of a watcher that had overflowed when its map was deleted: sent alone, first. */
     private volatile Encoded deletedNotice;
     /** A MapDeleted event to send before anything else; written by the drain task. */
     private volatile Encoded notice;
@@ -176,12 +180,18 @@ final class Watcher {
      * for the map again; any other stream ends with {@code gone}.
      */
     void mapDeleted(Encoded notice, Status gone) {
-        if (waitForMap) {
-            deletedNotice = notice;
-            schedule();
-        } else {
+        if (!waitForMap) {
             end(gone);
+            return;
         }
+        if (overflowed) {
+            deletedNotice = notice;  // behind anyway: what is queued goes, the notice alone is sent
+        } else {
+            queue.add(notice);  // after every delta queued: nothing before the deletion is lost
+            queuedBytes.addAndGet(notice.size());
+        }
+        detaching = true;
+        schedule();
     }
 
     /** Sets what to send first; called once, under the map's lock, by {@link HostedMap#register}. */
@@ -300,7 +310,7 @@ final class Watcher {
 
     /** Whether the drain has work that takes the map's lock, which the loop must not wait for. */
     private boolean needsPool() {
-        return !registered || overflowed || restartWanted || deletedNotice != null;
+        return !registered || overflowed || restartWanted || detaching;
     }
 
     private void drain() {
@@ -321,7 +331,7 @@ final class Watcher {
                     runDrainOn(pool);  // still holding scheduled: the pool's drain goes on from here
                     return;
                 }
-                if (deletedNotice != null) {
+                if (detaching) {
                     detach();
                 }
                 if (!registered) {
@@ -329,7 +339,7 @@ final class Watcher {
                     registry.attach(this);
                 }
                 HostedMap map = this.map;
-                if (overflowed && map != null) {
+                if (overflowed && map != null && !detaching) {
                     if (System.nanoTime() - lastSentNanos > slowTimeoutNanos) {
                         finish(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + mapName
                                 + "\" fell behind by more than " + maxQueuedBytes + " bytes and took nothing for "
@@ -338,7 +348,7 @@ final class Watcher {
                     }
                     map.restartFromSnapshot(this, false);
                 }
-                if (restartWanted && map != null) {
+                if (restartWanted && map != null && !detaching) {
                     restartWanted = false;
                     map.restartFromSnapshot(this, true);
                 }
@@ -356,7 +366,8 @@ final class Watcher {
     }
 
     private boolean hasWork() {
-        return cancelled || endWith != null || overflowed || restartWanted || !registered || deletedNotice != null
+        return cancelled || endWith != null || (overflowed && !detaching) || (restartWanted && !detaching)
+                || !registered || (detaching && (deletedNotice != null || drained()))
                 || (call.isReady() && (notice != null || preface != null || snapshot != null || !queue.isEmpty()
                         || progressWanted));
     }
@@ -366,7 +377,7 @@ final class Watcher {
             Encoded next = nextMessage();
             if (next == null) {
                 HostedMap m = map;
-                if (progressWanted && m != null) {
+                if (progressWanted && m != null && !detaching) {
                     progressWanted = false;
                     HostedMap.Head head = m.head();  // read before checking the queue: see HostedMap.write
                     if (queue.isEmpty()) {
@@ -420,18 +431,30 @@ final class Watcher {
         return EventBatchEncoder.encode(batch);
     }
 
+    /** Whether everything queued before the deletion, its MapDeleted last, has been sent. */
+    private boolean drained() {
+        return preface == null && snapshot == null && queue.isEmpty();
+    }
+
     /**
-     * Drops what the deleted map left to send and queues its MapDeleted event; the drain then
+     * After a deletion: once the MapDeleted event is sent (or, for a watcher that had overflowed,
+     * put first in place of what it had queued), detaches from the deleted map, so that the drain
      * attaches again, to the map created anew or to the waiting list.
      */
     private void detach() {
-        notice = deletedNotice;
-        deletedNotice = null;
+        Encoded alone = deletedNotice;
+        if (alone != null) {
+            deletedNotice = null;
+            closeSnapshot();
+            preface = null;
+            queue.clear();
+            queuedBytes.set(0);
+            notice = alone;
+        } else if (!drained()) {
+            return;  // the deltas before the deletion, and its MapDeleted, are still being sent
+        }
+        detaching = false;
         map = null;
-        closeSnapshot();
-        preface = null;
-        queue.clear();
-        queuedBytes.set(0);
         overflowed = false;
         restartWanted = false;
         afterRevision = 0;
