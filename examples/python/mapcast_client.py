@@ -20,12 +20,24 @@ line; keys and values in `entry` lines are hex, since values are opaque bytes):
     get MAP KEY                                  prints found, value, mod_revision, revision
     watch MAP [--until-revision N]               snapshot, then every change, each checked
     interop MAP --until-revision N               the interoperability scenario (see interop())
+    lifecycle MAP --until-revision N --incarnations K
+                                                 follows MAP through deletions, re-creations and server
+                                                 restarts (resuming after its revision, naming its
+                                                 incarnation) until it reaches revision N of its K-th
+                                                 incarnation
+
+Every map has an incarnation, a random 64-bit id drawn when it is created: a revision means
+something only together with it. The replica here keeps its map's incarnation from the snapshot,
+asks the server to wait for an absent map (wait_for_map), drops its state on a MapDeleted event,
+and reports a snapshot of another incarnation as `recreated`, so its revision never goes back
+without saying why.
 """
 
 import argparse
 import os
 import struct
 import sys
+import time
 
 try:
     import grpc
@@ -159,9 +171,17 @@ class Replica:
         self.digest = 0        # kept incrementally: the sum of the live entries' hashes
         self.loading = False   # between a snapshot's first and last chunk
         self.chunks = 0
+        self.incarnation = 0   # the map's incarnation the state belongs to (0: no state)
+        self.incarnations = 0  # how many incarnations it has followed
 
     def apply_chunk(self, chunk):
         if not self.loading:   # the first chunk of a snapshot replaces the state
+            if chunk.incarnation != self.incarnation:
+                if self.incarnation:
+                    emit("recreated", incarnation_before=f"{self.incarnation:016x}",
+                         incarnation=f"{chunk.incarnation:016x}", revision_before=self.revision)
+                self.incarnation = chunk.incarnation
+                self.incarnations += 1
             self.entries.clear()
             self.digest = 0
             self.revision = chunk.revision
@@ -192,6 +212,20 @@ class Replica:
         self.revision = delta.revision
         self._check_digest(delta.digest, f"delta {delta.revision}")
 
+    def deleted(self, event):
+        """The map does not exist (any more): the state goes; the next snapshot is another incarnation."""
+        emit("deleted", revision=event.revision, incarnation=f"{event.incarnation:016x}")
+        self.entries.clear()
+        self.digest = 0
+        self.revision = 0
+        self.incarnation = 0
+        self.loading = False
+
+    def check_progress(self, progress):
+        if progress.incarnation and self.incarnation and progress.incarnation != self.incarnation:
+            raise ReplicaError(f"progress of incarnation {progress.incarnation:016x}, replica of "
+                               f"{self.incarnation:016x}: the map was recreated")
+
     def _put(self, key, value):
         self._delete(key)
         self.entries[key] = value
@@ -212,37 +246,68 @@ def emit(word, **fields):
     print(" ".join([word] + [f"{name}={value}" for name, value in fields.items()]), flush=True)
 
 
-def follow(api, map_name, until_revision, timeout):
-    """Watches from a snapshot, applying and checking every event, until the replica reaches
-    until_revision (None: until the stream ends). Returns the replica."""
+def follow(api, map_name, until_revision, timeout, incarnations=1, reconnect=False):
+    """Watches from a snapshot (waiting for the map if it does not exist), applying and checking
+    every event, until the replica reaches until_revision of its incarnations-th incarnation (None:
+    until the stream ends). With reconnect, a stream the server ended (a restart) is resumed after
+    the replica's revision, naming its incarnation. Returns the replica."""
     replica = Replica()
-    call = api.watch(api.pb.WatchRequest(map=map_name, after_revision=0), timeout=timeout)
-    try:
-        for event in call:
-            kind = event.WhichOneof("event")
-            if kind == "snapshot":
-                replica.apply_chunk(event.snapshot)
-                emit("chunk", revision=event.snapshot.revision, entries=len(event.snapshot.entries),
-                     last=str(event.snapshot.last).lower())
-                if not replica.loading:
-                    emit("snapshot", revision=replica.revision, chunks=replica.chunks,
-                         entries=len(replica.entries), digest=f"{replica.digest:016x}")
-            elif kind == "delta":
-                replica.apply_delta(event.delta)
-                emit("delta", revision=event.delta.revision, prev_revision=event.delta.prev_revision,
-                     puts=len(event.delta.puts), deletes=len(event.delta.deletes),
-                     digest=f"{event.delta.digest:016x}")
-            elif kind == "compaction":  # history purged; a live watcher just carries on
-                emit("compaction", compact_revision=event.compaction.compact_revision)
-            elif kind == "progress":
-                emit("progress", revision=event.progress.revision)
-            if until_revision is not None and not replica.loading and replica.revision >= until_revision:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cut_short = False  # a stream that broke in the middle of a snapshot: start from a snapshot again
+    while True:
+        resume = replica.revision if replica.incarnation and not cut_short else 0
+        request = api.pb.WatchRequest(map=map_name, after_revision=resume, wait_for_map=True,
+                                      incarnation=replica.incarnation if resume else 0)
+        left = None if deadline is None else max(0.1, deadline - time.monotonic())
+        call = api.watch(request, timeout=left)
+        try:
+            if _follow_stream(call, replica, until_revision, incarnations):
                 return replica
-    finally:
-        call.cancel()  # no-op once the stream has ended
+            break
+        except grpc.RpcError as ended:
+            if not reconnect or ended.code() != grpc.StatusCode.UNAVAILABLE:
+                raise
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+            emit("reconnecting", code=ended.code().name)
+            cut_short = replica.loading
+            replica.loading = False
+            time.sleep(0.1)
+        finally:
+            call.cancel()  # no-op once the stream has ended
     if until_revision is not None:
         raise ReplicaError(f"watch ended at revision {replica.revision}, before {until_revision}")
     return replica
+
+
+def _follow_stream(call, replica, until_revision, incarnations):
+    """Applies one stream's events; True once the replica is where follow() should stop."""
+    for event in call:
+        kind = event.WhichOneof("event")
+        if kind == "snapshot":
+            replica.apply_chunk(event.snapshot)
+            emit("chunk", revision=event.snapshot.revision, entries=len(event.snapshot.entries),
+                 last=str(event.snapshot.last).lower())
+            if not replica.loading:
+                emit("snapshot", revision=replica.revision, chunks=replica.chunks,
+                     entries=len(replica.entries), digest=f"{replica.digest:016x}",
+                     incarnation=f"{replica.incarnation:016x}")
+        elif kind == "delta":
+            replica.apply_delta(event.delta)
+            emit("delta", revision=event.delta.revision, prev_revision=event.delta.prev_revision,
+                 puts=len(event.delta.puts), deletes=len(event.delta.deletes),
+                 digest=f"{event.delta.digest:016x}")
+        elif kind == "compaction":  # history purged; a live watcher just carries on
+            emit("compaction", compact_revision=event.compaction.compact_revision)
+        elif kind == "progress":
+            replica.check_progress(event.progress)
+            emit("progress", revision=event.progress.revision)
+        elif kind == "deleted":
+            replica.deleted(event.deleted)
+        if (until_revision is not None and not replica.loading and replica.incarnation
+                and replica.incarnations >= incarnations and replica.revision >= until_revision):
+            return True
+    return False
 
 
 def print_entries(replica):
@@ -342,11 +407,15 @@ def parse_args(argv):
     get.add_argument("map")
     get.add_argument("key")
 
-    for name, help_text in (("watch", "follow a map from a snapshot"), ("interop", "the interop scenario")):
+    for name, help_text in (("watch", "follow a map from a snapshot"), ("interop", "the interop scenario"),
+                            ("lifecycle", "follow a map through deletions and re-creations")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("map")
-        sub.add_argument("--until-revision", type=int, required=name == "interop",
+        sub.add_argument("--until-revision", type=int, required=name != "watch",
                          help="stop once the replica reaches this revision")
+        if name == "lifecycle":
+            sub.add_argument("--incarnations", type=int, default=2,
+                             help="of this many incarnations of the map (default 2)")
     args = parser.parse_args(argv)
     if not args.generated:
         parser.error(f"--generated DIR (or ${GENERATED_ENV}) is required: see the module docstring")
@@ -380,6 +449,9 @@ def main(argv):
             elif args.command == "watch":
                 watch_timeout = args.timeout if args.until_revision is not None else None
                 print_entries(follow(api, args.map, args.until_revision, watch_timeout))
+            elif args.command == "lifecycle":
+                print_entries(follow(api, args.map, args.until_revision, args.timeout,
+                                     incarnations=args.incarnations, reconnect=True))
             else:
                 interop(api, args.map, args.until_revision, args.timeout)
         except (ReplicaError, CheckFailed) as failed:

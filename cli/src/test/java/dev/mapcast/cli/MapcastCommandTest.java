@@ -169,12 +169,29 @@ class MapcastCommandTest {
         for (String[] args : List.of(
                 new String[] {"get", "--server", address, "no-such-map", "k"},
                 new String[] {"ls", "--server", address, "no-such-map"},
-                new String[] {"del", "--server", address, "no-such-map", "k"})) {
+                new String[] {"del", "--server", address, "no-such-map", "k"},
+                new String[] {"map", "delete", "--server", address, "no-such-map"})) {
             Result r = mapcast(args);
-            assertFailed(1, "mapcast: map \"no-such-map\" does not exist (a Write creates it)", r);
+            assertFailed(1, "mapcast: map \"no-such-map\" does not exist", r);
         }
         assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("no-such-map")),
                 "del did not create the map");
+    }
+
+    @Test
+    void mapDeleteRemovesTheMapAndAPutCreatesItAgain() {
+        client.put("doomed", "k", "v");
+        client.put("doomed", "k", "w");
+        assertFailed(1, "mapcast: condition failed: map \"doomed\" is at revision 2 (expected_revision: 1);"
+                + " nothing was deleted", mapcast("map", "delete", "--server", address, "doomed", "--if-revision", "1"));
+        assertOk("deleted map \"doomed\" at revision 2",
+                mapcast("map", "delete", "--server", address, "doomed", "--if-revision", "2"));
+        assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("doomed")));
+        assertOk("1", mapcast("put", "--server", address, "doomed", "k", "again"));
+        assertOk("{\"map\":\"doomed\",\"deleted\":true,\"revision\":1}",
+                mapcast("map", "delete", "--server", address, "--json", "doomed"));
+        assertFailed(2, "--if-revision: 0 (expected: >= 1)",
+                mapcast("map", "delete", "--server", address, "doomed", "--if-revision", "0"));
     }
 
     @Test
@@ -624,7 +641,7 @@ class MapcastCommandTest {
     void helpListsCommandsAndExitCodes() {
         Result help = mapcast("--help");
         assertEquals(0, help.exitCode(), help::toString);
-        for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact", "snapshot")) {
+        for (String command : List.of("serve", "put", "get", "del", "ls", "watch", "compact", "snapshot", "map")) {
             assertTrue(help.stdout().contains("\n  " + command + " "), () -> command + " in " + help.stdout());
         }
         Result put = mapcast("put", "--help");
@@ -674,7 +691,8 @@ class MapcastCommandTest {
         cmd.addAll(List.of("-cp", classPath, Main.class.getName()));
         cmd.addAll(args);
         boolean clientCommand = CLIENT_COMMANDS.contains(args.get(0))
-                || args.get(0).equals("snapshot") && args.size() > 1 && args.get(1).equals("save");
+                || args.get(0).equals("snapshot") && args.size() > 1 && args.get(1).equals("save")
+                || args.get(0).equals("map");
         if (clientCommand && !args.contains("--timeout") && !args.contains("--")) {
             // A loaded build machine can take seconds to connect to a local server: not a failure here.
             cmd.addAll(List.of("--timeout", "30s"));
