@@ -67,7 +67,7 @@ final class SnapshotCommand implements Callable<Integer> {
         Path file;
 
         @Option(names = "--json", description = "Print one JSON object: file, map, revision, order, "
-                + "compact_revision, chunks, entries, bytes, crc32c, digest.")
+                + "compact_revision, incarnation, chunks, entries, bytes, crc32c, digest.")
         boolean json;
 
         @Override
@@ -187,7 +187,7 @@ final class SnapshotCommand implements Callable<Integer> {
         Path file;
 
         @Option(names = "--json", description = "One JSON object for the file (file, map, revision, order, "
-                + "compact_revision, chunks, entries, bytes, crc32c, digest), then with --entries one per "
+                + "compact_revision, incarnation, chunks, entries, bytes, crc32c, digest), then with --entries one per "
                 + "entry: key, and value (value_base64 when it is not UTF-8).")
         boolean json;
 
@@ -217,6 +217,7 @@ final class SnapshotCommand implements Callable<Integer> {
                         "revision          " + Long.toUnsignedString(info.revision()),
                         "order             " + order(info.order()),
                         "compact_revision  " + Long.toUnsignedString(info.compactRevision()),
+                        "incarnation       " + hex(info.incarnation()),
                         "chunks            " + info.chunks(),
                         "entries           " + info.entries(),
                         "bytes             " + info.bytes(),
@@ -254,7 +255,8 @@ final class SnapshotCommand implements Callable<Integer> {
     static JsonLine json(Path file, SnapshotFileInfo info) {
         return new JsonLine().string("file", file.toString()).string("map", info.map())
                 .number("revision", info.revision()).string("order", order(info.order()))
-                .number("compact_revision", info.compactRevision()).number("chunks", info.chunks())
+                .number("compact_revision", info.compactRevision()).string("incarnation", hex(info.incarnation()))
+                .number("chunks", info.chunks())
                 .number("entries", info.entries()).number("bytes", info.bytes())
                 .string("crc32c", String.format("%08x", info.crc32c())).string("digest", hex(info.digest()));
     }

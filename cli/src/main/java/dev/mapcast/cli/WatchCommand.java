@@ -140,6 +140,17 @@ final class WatchCommand extends ClientCommand {
             flush(revision);
         }
 
+        @Override
+        public void onDeleted(long revision) {
+            if (finished) {
+                return;
+            }
+            out.println(json ? new JsonLine().string("type", "deleted").number("revision", revision)
+                    : "map deleted at rev " + revision + "; waiting for it to be created again");
+            out.flush();
+            reconnecting = false;
+        }
+
         private void flush(long revision) {
             out.flush();
             reconnecting = false;

@@ -149,6 +149,118 @@ class CrashRecoveryTest {
         }
     }
 
+    /**
+     * Maps deleted and created again while the server is killed at random moments: after every
+     * restart each map is whole or gone, as its last acknowledged operation left it (or as the one
+     * in flight at the kill did), and the data directory holds exactly the maps that exist.
+     */
+    @Test
+    void killedWhileMapsAreDeletedAndCreatedAgainEachMapIsWholeOrGone() throws Exception {
+        String fixed = System.getProperty("mapcast.seed");
+        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
+        System.out.println("[mapcast] CrashRecoveryTest deletions: seed=" + seed + " (rerun with -Dmapcast.seed="
+                + seed + ")");
+        Random rnd = new Random(seed);
+        Path data = dir.resolve("data");
+        int maps = 4;
+        MapLife[] lives = new MapLife[maps];
+        for (int m = 0; m < maps; m++) {
+            lives[m] = new MapLife("life-" + m, new Random(seed + m));
+        }
+        long deletions = 0;
+        for (int round = 1; round <= Math.max(4, ROUNDS / 2); round++) {
+            String where = "seed=" + seed + ", round " + round;
+            ServeProcess server = ServeProcess.start(data, dir.resolve("life-" + round + ".err"));
+            try (MapcastClient client = MapcastClient.builder().target(server.address)
+                    .deadline(Duration.ofSeconds(5)).build()) {
+                checkLives(client, lives, data, where);
+                List<Thread> threads = new ArrayList<>();
+                for (MapLife life : lives) {
+                    Thread t = new Thread(() -> life.run(client), "life-" + life.map);
+                    t.start();
+                    threads.add(t);
+                }
+                Thread.sleep(200 + rnd.nextInt(1200));
+                server.kill();
+                for (Thread t : threads) {
+                    t.join(TimeUnit.SECONDS.toMillis(30));
+                    assertTrue(!t.isAlive(), where + ": a writer still running 30 s after the kill");
+                }
+            } finally {
+                server.kill();
+            }
+            for (MapLife life : lives) {
+                deletions += life.deletions;
+                life.deletions = 0;
+            }
+        }
+        ServeProcess last = ServeProcess.start(data, dir.resolve("life-final.err"));
+        try (MapcastClient client = MapcastClient.builder().target(last.address).build()) {
+            checkLives(client, lives, data, "seed=" + seed + ", after the last kill");
+        } finally {
+            last.kill();
+        }
+        assertTrue(deletions >= maps, "seed=" + seed + ": only " + deletions + " deletions acknowledged");
+    }
+
+    /** One map's life: puts of increasing tokens, and now and then a deletion. {@code -1}: absent. */
+    private static final class MapLife {
+        final String map;
+        final Random rnd;
+        /** The state the last acknowledged operation left: a token, or -1 (absent). */
+        volatile long acked = -1;
+        /** What the operation in flight at the kill would leave, or Long.MIN_VALUE if none was. */
+        volatile long inFlight = Long.MIN_VALUE;
+        long token;
+        long deletions;
+
+        MapLife(String map, Random rnd) {
+            this.map = map;
+            this.rnd = rnd;
+        }
+
+        void run(MapcastClient client) {
+            while (true) {
+                boolean delete = acked >= 0 && rnd.nextInt(5) == 0;
+                long next = delete ? -1 : ++token;
+                inFlight = next;
+                try {
+                    if (delete) {
+                        client.deleteMap(map);
+                        deletions++;
+                    } else {
+                        client.put(map, "k", Long.toString(next));
+                    }
+                } catch (RuntimeException died) {
+                    return;
+                }
+                acked = next;
+                inFlight = Long.MIN_VALUE;
+            }
+        }
+    }
+
+    private static void checkLives(MapcastClient client, MapLife[] lives, Path data, String where)
+            throws IOException {
+        long present = 0;
+        for (MapLife life : lives) {
+            boolean exists = client.listMaps().stream().anyMatch(m -> m.getName().equals(life.map));
+            long state = exists ? Long.parseLong(new String(client.get(life.map, "k").value(), StandardCharsets.UTF_8))
+                    : -1;
+            if (state != life.acked && state != life.inFlight) {
+                fail(where + ": map " + life.map + " is " + (state < 0 ? "gone" : "at token " + state)
+                        + " (acknowledged: " + life.acked + ", in flight: " + life.inFlight + ")");
+            }
+            life.acked = state;
+            life.inFlight = Long.MIN_VALUE;
+            present += exists ? 1 : 0;
+        }
+        try (var dirs = Files.list(data.resolve("maps"))) {
+            assertEquals(present, dirs.filter(Files::isDirectory).count(),
+                    where + ": one directory per map that exists, no leftover of a deletion or creation");
+        }
+    }
+
     private static String key(int writer, int k) {
         return "w" + writer + "-" + k;
     }

@@ -284,6 +284,29 @@ class MapcastCommandTest {
     }
 
     @Test
+    void watchFollowsAMapThroughItsDeletionAndReCreation() throws Exception {
+        client.put("reborn", "a", "1");
+        Path out = file("reborn.out");
+        Path err = file("reborn.err");
+        Process watch = command(List.of("watch", "--server", address, "reborn", "--count", "1"))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        try {
+            awaitContent(out, s -> s.lines().count() >= 2, watch, "the snapshot");
+            client.deleteMap("reborn");
+            awaitContent(out, s -> s.contains("map deleted"), watch, "the deletion");
+            client.put("reborn", "b", "2");
+            assertTrue(watch.waitFor(20, TimeUnit.SECONDS), "watch exits after the first write of the new map");
+            assertEquals(0, watch.exitValue(), () -> "stderr: " + read(err));
+            assertEquals(List.of("snapshot rev 1, 1 entry", "  a=1",
+                    "map deleted at rev 1; waiting for it to be created again",
+                    "resync rev 0 (recreated), 0 entries", "rev 1 put b=2"), read(out).lines().toList());
+            assertEquals("", read(err));
+        } finally {
+            watch.destroyForcibly();
+        }
+    }
+
+    @Test
     void watchPrintsTheSnapshotThenEveryChangeUntilARevision() throws Exception {
         client.write("w").put("k1", "v1").order(IterationOrder.INSERTION).commit();
         client.put("w", "k2", "v2");
@@ -380,10 +403,11 @@ class MapcastCommandTest {
                 assertEquals(replica.digest(), info.digest(), "the server's digest");
             }
 
-            // The same history in a map of our own gives the same file, byte for byte.
+            // The same history (of the same incarnation) in a map of our own gives the same file, byte for byte.
             Path written = file("snap.written");
+            assertTrue(info.incarnation() != 0, "the server's file names the map's incarnation");
             try (PinnedView view = model.pin()) {
-                SnapshotFiles.write(view, "snap", revision, 0, written);
+                SnapshotFiles.write(view, "snap", revision, 0, info.incarnation(), written);
             }
             assertArrayEquals(Files.readAllBytes(written), Files.readAllBytes(saved));
 
@@ -396,6 +420,7 @@ class MapcastCommandTest {
                     "revision          " + revision,
                     "order             insertion",
                     "compact_revision  0",
+                    "incarnation       " + String.format("%016x", info.incarnation()),
                     "chunks            " + info.chunks(),
                     "entries           " + model.size(),
                     "bytes             " + Files.size(saved),
@@ -403,7 +428,8 @@ class MapcastCommandTest {
                     "digest            " + digest + " (verified)"), human);
 
             String summary = "{\"file\":\"" + saved + "\",\"map\":\"snap\",\"revision\":" + revision
-                    + ",\"order\":\"insertion\",\"compact_revision\":0,\"chunks\":" + info.chunks() + ",\"entries\":"
+                    + ",\"order\":\"insertion\",\"compact_revision\":0,\"incarnation\":\""
+                    + String.format("%016x", info.incarnation()) + "\",\"chunks\":" + info.chunks() + ",\"entries\":"
                     + model.size() + ",\"bytes\":" + Files.size(saved) + ",\"crc32c\":\"" + crc + "\",\"digest\":\""
                     + digest + "\"}";
             assertOk(summary, mapcast("snapshot", "inspect", "--json", saved.toString()));

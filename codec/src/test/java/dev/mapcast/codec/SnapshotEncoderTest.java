@@ -46,7 +46,9 @@ class SnapshotEncoderTest {
                 map.put("written-after-the-pin".getBytes(StandardCharsets.UTF_8), new byte[3]);
                 LinkedHashMap<String, ByteString> expected = entriesInOrder(view);
                 int budget = 16 * 1024;
-                SnapshotEncoder encoder = new SnapshotEncoder(view, "config/prod", 1234567, 42, budget);
+                // A negative incarnation: a fixed64 with its top bit set is encoded as any other.
+                long incarnation = 0x8badf00d12345678L;
+                SnapshotEncoder encoder = new SnapshotEncoder(view, "config/prod", 1234567, 42, incarnation, budget);
                 LinkedHashMap<String, ByteString> seen = new LinkedHashMap<>();
                 List<String> keys = new ArrayList<>(expected.keySet());
                 int chunks = 0;
@@ -64,6 +66,7 @@ class SnapshotEncoderTest {
                                     ? dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_INSERTION
                                     : dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_HASH)
                             .setCompactRevision(42)
+                            .setIncarnation(incarnation)
                             .setTotalEntries(view.size());  // in every chunk: a receiver sizes its map up front
                     if (last) {
                         rebuilt.setDigest(view.digest());
