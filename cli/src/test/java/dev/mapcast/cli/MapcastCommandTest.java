@@ -445,7 +445,7 @@ class MapcastCommandTest {
             assertTrue(listed.contains("  two\\nlines=a\\tb") && listed.contains("  binary=base64:/wB4"), listed::toString);
             Result entries = mapcast("snapshot", "inspect", saved.toString(), "--entries");
             assertEquals(0, entries.exitCode(), entries::toString);
-            assertEquals(listed, entries.lines().subList(10, entries.lines().size()));
+            assertEquals(listed, entries.lines().subList(11, entries.lines().size()));
             Result entriesJson = mapcast("snapshot", "inspect", saved.toString(), "--entries", "--json");
             assertEquals(0, entriesJson.exitCode(), entriesJson::toString);
             assertEquals(summary, entriesJson.lines().get(0));
