@@ -39,6 +39,11 @@ class CrashRecoveryTest {
     private static final int KEYS_PER_WRITER = 4;
     private static final int ROUNDS = Integer.getInteger("mapcast.crashRounds", 12);
     private static final String MAP = "crash";
+    /**
+     * Generous: a call fails at once when the server is killed (the connection drops), so this only
+     * bounds a call to a server that is slow to answer, as a freshly started JVM on a busy machine is.
+     */
+    private static final Duration CALL_DEADLINE = Duration.ofSeconds(30);
 
     @TempDir
     Path dir;
@@ -59,7 +64,7 @@ class CrashRecoveryTest {
             String where = "seed=" + seed + ", round " + round;
             ServeProcess server = ServeProcess.start(data, dir.resolve("serve-" + round + ".err"));
             try (MapcastClient client = MapcastClient.builder().target(server.address)
-                    .deadline(Duration.ofSeconds(5)).build()) {
+                    .deadline(CALL_DEADLINE).build()) {
                 if (round > 1) {
                     check(client, where);
                 }
@@ -83,7 +88,7 @@ class CrashRecoveryTest {
                     + sentWrites + " sent so far");
         }
         ServeProcess last = ServeProcess.start(data, dir.resolve("serve-final.err"));
-        try (MapcastClient client = MapcastClient.builder().target(last.address).build()) {
+        try (MapcastClient client = MapcastClient.builder().target(last.address).deadline(CALL_DEADLINE).build()) {
             check(client, "seed=" + seed + ", after the last kill");
             assertTrue(ackedWrites > ROUNDS * WRITERS, "seed=" + seed + ": only " + ackedWrites
                     + " writes acknowledged over " + ROUNDS + " rounds: the test did not exercise much");
@@ -172,7 +177,7 @@ class CrashRecoveryTest {
             String where = "seed=" + seed + ", round " + round;
             ServeProcess server = ServeProcess.start(data, dir.resolve("life-" + round + ".err"));
             try (MapcastClient client = MapcastClient.builder().target(server.address)
-                    .deadline(Duration.ofSeconds(5)).build()) {
+                    .deadline(CALL_DEADLINE).build()) {
                 checkLives(client, lives, data, where);
                 List<Thread> threads = new ArrayList<>();
                 for (MapLife life : lives) {
@@ -195,7 +200,7 @@ class CrashRecoveryTest {
             }
         }
         ServeProcess last = ServeProcess.start(data, dir.resolve("life-final.err"));
-        try (MapcastClient client = MapcastClient.builder().target(last.address).build()) {
+        try (MapcastClient client = MapcastClient.builder().target(last.address).deadline(CALL_DEADLINE).build()) {
             checkLives(client, lives, data, "seed=" + seed + ", after the last kill");
         } finally {
             last.kill();

@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.function.ToLongFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The server's maps by name. A map is created by its first Write that puts something, and only if
@@ -28,6 +30,8 @@ import java.util.function.ToLongFunction;
  * a write then looks the name up again (it may create the map anew), a read answers NOT_FOUND.
  */
 final class MapRegistry implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(MapRegistry.class);
 
     private final Limits limits;
     private final int chunkBytes;
@@ -60,6 +64,16 @@ final class MapRegistry implements AutoCloseable {
             for (Path dir : storage.mapDirectories()) {
                 MapStore.Recovered r = MapStore.recover(dir, storage.mode, storage.snapshotLogBytes,
                         HostedMap.entriesBuilder(limits), HostedMap.modRevisionsBuilder(limits), maxRecordBytes);
+                if (r.revision() == 0) {
+                    // Its directory was made for a creating write that never reached the disk, so
+                    // was never acknowledged: the map was never created.
+                    log.info("map \"{}\" in {}: its creating write did not reach the disk before the server"
+                            + " stopped; it was never created, removing it", r.name(), dir);
+                    r.entries().close();
+                    r.modRevisions().close();
+                    r.store().deleteFiles();
+                    continue;
+                }
                 if (maps.containsKey(r.name())) {
                     throw new StorageException(dir + " holds map \"" + r.name() + "\", which another directory holds too");
                 }

@@ -244,6 +244,40 @@ class MapLifecycleTest {
     }
 
     @Test
+    void aMapWhoseCreatingWriteNeverReachedTheDiskWasNeverCreated() throws Exception {
+        start(MapcastServer.builder().dataDir(dataDir));
+        write("kept", w -> w.putPuts("k", bytes("v")));
+        write("unborn", w -> w.putPuts("k", bytes("v")));
+        stop();
+        // As a crash after the map's directory was made but before its first record was forced
+        // (that write was never acknowledged) leaves it: the revision-0 snapshot and an empty log.
+        Path unborn = null;
+        try (Stream<Path> dirs = Files.list(dataDir.resolve("maps"))) {
+            for (Path d : dirs.toList()) {
+                try (Stream<Path> files = Files.list(d)) {
+                    for (Path f : files.toList()) {
+                        if (f.getFileName().toString().startsWith("snapshot-")
+                                && dev.mapcast.codec.SnapshotFiles.inspect(f, null).map().equals("unborn")) {
+                            unborn = d;
+                        }
+                    }
+                }
+            }
+        }
+        assertTrue(unborn != null, "the directory of map \"unborn\"");
+        try (Stream<Path> files = Files.list(unborn)) {
+            for (Path log : files.filter(f -> f.getFileName().toString().startsWith("wal-")).toList()) {
+                Files.write(log, new byte[0]);
+            }
+        }
+        start(MapcastServer.builder().dataDir(dataDir));
+        assertEquals(List.of("kept"), stub.listMaps(ListMapsRequest.getDefaultInstance()).getMapsList().stream()
+                .map(MapInfo::getName).toList());
+        assertFalse(Files.exists(unborn), "its directory is removed");
+        assertEquals(1, write("unborn", w -> w.putPuts("k", bytes("again"))).getRevision());
+    }
+
+    @Test
     void anInMemoryRestartIsAnotherIncarnation() {
         start(MapcastServer.builder());
         long before = write("config", w -> w.putPuts("a", bytes("1"))).getIncarnation();
