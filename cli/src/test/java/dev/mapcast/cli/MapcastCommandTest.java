@@ -52,7 +52,7 @@ import org.junit.jupiter.api.parallel.ResourceLock;
  * ({@code java -cp <the test's class path> dev.mapcast.cli.Main ...}) whose stdout, stderr and
  * exit code are checked, against a server in this JVM (or, for {@code serve}, in another process).
  */
-@Timeout(value = 60, unit = TimeUnit.SECONDS)
+@Timeout(value = 300, unit = TimeUnit.SECONDS)  // the bound of a hung test, not of a slow machine's
 @Execution(ExecutionMode.CONCURRENT)  // a JVM per command: run a few at once (junit-platform.properties)
 class MapcastCommandTest {
 
@@ -295,7 +295,8 @@ class MapcastCommandTest {
             client.deleteMap("reborn");
             awaitContent(out, s -> s.contains("map deleted"), watch, "the deletion");
             client.put("reborn", "b", "2");
-            assertTrue(watch.waitFor(20, TimeUnit.SECONDS), "watch exits after the first write of the new map");
+            assertTrue(watch.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS),
+                    "watch exits after the first write of the new map");
             assertEquals(0, watch.exitValue(), () -> "stderr: " + read(err));
             assertEquals(List.of("snapshot rev 1, 1 entry", "  a=1",
                     "map deleted at rev 1; waiting for it to be created again",
@@ -319,7 +320,7 @@ class MapcastCommandTest {
             awaitContent(out, s -> s.lines().count() >= 3, watch, "the snapshot");
             client.write("w").put("k3", "v3").put("k1", "v1b").commit();
             client.delete("w", "k2");
-            assertTrue(watch.waitFor(20, TimeUnit.SECONDS), "watch exits once at revision 4");
+            assertTrue(watch.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS), "watch exits once at revision 4");
             assertEquals(0, watch.exitValue(), () -> "stderr: " + read(err));
             List<String> lines = read(out).lines().toList();
             assertEquals(6, lines.size(), lines::toString);
@@ -344,7 +345,7 @@ class MapcastCommandTest {
         try {
             awaitContent(out, s -> s.lines().count() >= 3, human, "the snapshot");
             client.put("w", "k4", "x\ty");
-            assertTrue(human.waitFor(20, TimeUnit.SECONDS), "watch exits after one write");
+            assertTrue(human.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS), "watch exits after one write");
             assertEquals(0, human.exitValue(), () -> "stderr: " + read(err));
             assertEquals(List.of("snapshot rev 4, 2 entries", "  k1=v1b", "  k3=v3", "rev 5 put k4=x\\ty"),
                     read(out).lines().toList());
@@ -526,7 +527,7 @@ class MapcastCommandTest {
      */
     @Test
     @ResourceLock(RESTORE)
-    @Timeout(value = 180, unit = TimeUnit.SECONDS)  // a million entries through three JVMs and Python
+    @Timeout(value = 400, unit = TimeUnit.SECONDS)  // a million entries through three JVMs and Python
     void aMillionEntriesSaveInspectAndRestoreRoundTripAndPythonReadsTheFile() throws Exception {
         int entries = 1_000_000;
         java.util.Random random = new java.util.Random(5);
@@ -627,7 +628,7 @@ class MapcastCommandTest {
                     + ": data directory " + data.toAbsolutePath() + " is in use by another mapcast server", second);
 
             serve.destroy();  // SIGTERM
-            assertTrue(serve.waitFor(20, TimeUnit.SECONDS), "serve exits on SIGTERM");
+            assertTrue(serve.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS), "serve exits on SIGTERM");
             assertEquals(0, serve.exitValue(), () -> read(err));
             String log = read(err);
             assertTrue(log.contains("mapcast stopped serving") && log.contains("mapcast closed"), log);
@@ -646,7 +647,7 @@ class MapcastCommandTest {
             assertOk("v", mapcast("get", "--server", listen, "s", "k"));
         } finally {
             again.destroyForcibly();
-            again.waitFor(20, TimeUnit.SECONDS);
+            again.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS);
         }
     }
 

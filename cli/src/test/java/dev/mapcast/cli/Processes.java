@@ -55,16 +55,23 @@ final class Processes {
         }
     }
 
-    /** Waits (20 s at most) until {@code file}, written by the running {@code p}, shows {@code what}. */
+    /**
+     * How long a test waits for a process to do what takes it well under a second on an idle
+     * machine: a JVM starting, a line printed. Generous, as a passing test never waits it out, and a
+     * loaded 2-core machine (a build beside it) once took over 20 s to start a server.
+     */
+    static final long PATIENCE_SECONDS = 90;
+
+    /** Waits ({@link #PATIENCE_SECONDS} at most) until {@code file}, written by the running {@code p}, shows {@code what}. */
     static void awaitContent(Path file, Predicate<String> ready, Process p, String what)
             throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(PATIENCE_SECONDS);
         while (!ready.test(read(file))) {
             if (!p.isAlive()) {
                 fail("exited (" + p.exitValue() + ") before " + what + ": " + read(file));
             }
             if (System.nanoTime() > deadline) {
-                fail("no " + what + " in 20 s: " + read(file));
+                fail("no " + what + " in " + PATIENCE_SECONDS + " s: " + read(file));
             }
             Thread.sleep(20);
         }
