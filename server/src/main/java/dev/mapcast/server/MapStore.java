@@ -38,7 +38,8 @@ import org.slf4j.LoggerFactory;
  * the maps are pinned and the log moves to a new file; outside it both files are written (mod
  * revisions first: a snapshot file with no mod-revision file beside it is never used), and then
  * older snapshots and logs are deleted. Recovery reads the newest snapshot and replays the logs
- * after it; a torn record at the end of the newest log is cut off (it was never acknowledged).
+ * after it; a torn record at the end of the newest log is cut off (it was never acknowledged),
+ * the file as it was kept aside first; anything else wrong is damage ({@link #read}).
  */
 final class MapStore implements AutoCloseable {
 

@@ -52,9 +52,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The server with a data directory, restarted on it (closed, or its files damaged as a crash or a
  * disk would leave them), over real gRPC: what was acknowledged is there, in order, with its
- * mod revisions, compact revision and resumable history; a torn log end is cut; damage that is
- * not a torn end refuses the start, naming the file and byte. (Killing a real server process with
- * SIGKILL is the cli module's {@code CrashRecoveryTest}.)
+ * mod revisions, compact revision and resumable history; a torn log end is cut (the file kept
+ * aside); damage that is not a torn end quarantines the map (strict: refuses the start), naming
+ * the file and byte. (Killing a real server process with SIGKILL is the cli module's
+ * {@code CrashRecoveryTest}.)
  */
 class DurabilityTest {
 
@@ -247,21 +248,24 @@ class DurabilityTest {
         for (int i = 1; i <= 40; i++) {
             write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "value " + i), List.of());
         }
+        write("other", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
         stop();
         Path snapshot;
-        try (Stream<Path> files = Files.list(mapDir())) {
-            snapshot = files.filter(f -> f.getFileName().toString().startsWith("snapshot-")).sorted()
+        try (Stream<Path> files = Files.list(dataDir.resolve("maps").resolve(MapStore.directoryName("m")))) {
+            snapshot = files.filter(f -> MapStore.named(f.getFileName().toString(), "snapshot-", ".snap")).sorted()
                     .reduce((a, b) -> b).orElseThrow();
         }
         long size = Files.size(snapshot);
         flip(snapshot, size / 2);
+        byte[] damaged = Files.readAllBytes(snapshot);
         start(MapcastServer.builder());
         String why = quarantined("m");
         assertTrue(why.contains(snapshot.getFileName().toString()) && why.contains("at byte"), why);
+        assertEquals("1", get("other", "a").getValue().toStringUtf8(), "the other map is served");
         stop();
         String refused = refusedStrictly();
         assertTrue(refused.contains(snapshot.getFileName().toString()) && refused.contains("at byte"), refused);
-        assertEquals(size, Files.size(snapshot), "the damaged file is kept for the operator");
+        assertArrayEquals(damaged, Files.readAllBytes(snapshot), "the damaged file is kept for the operator");
         flip(snapshot, size / 2);
         start(MapcastServer.builder());
         assertEquals(40, info("m").getRevision());
