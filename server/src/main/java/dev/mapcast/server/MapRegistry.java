@@ -104,6 +104,23 @@ final class MapRegistry implements AutoCloseable {
         damaged.remove(name);
     }
 
+    /**
+     * Deletes a quarantined map's files ({@link Storage#deleteMap}: out of the catalog, then its
+     * directory) and forgets it, so that a write or a restore may create the map afresh. Returns
+     * false if {@code name} is not quarantined. Under the creation lock: no write creates the map
+     * while its old files go.
+     */
+    boolean deleteDamaged(String name) throws IOException {
+        synchronized (creation) {
+            if (!damaged.containsKey(name)) {
+                return false;
+            }
+            storage.deleteMap(name);
+            damaged.remove(name);
+            return true;
+        }
+    }
+
     /** FAILED_PRECONDITION if {@code name} is quarantined: no call may use it, nor create a map in its place. */
     void checkNotDamaged(String name) {
         String problem = damaged.get(name);

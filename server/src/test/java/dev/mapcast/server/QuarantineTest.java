@@ -186,6 +186,33 @@ class QuarantineTest {
     }
 
     @Test
+    void aQuarantinedMapDeletedThroughTheRegistryIsCreatedAfreshByItsNextWrite() throws Exception {
+        start();
+        write("m", "k1", "v1");
+        write("m", "k2", "v2");
+        stop();
+        flip(log("m"), 20);
+        java.util.concurrent.ExecutorService background = java.util.concurrent.Executors.newSingleThreadExecutor();
+        try (Storage storage = Storage.open(dataDir, FsyncMode.ALWAYS, 1 << 20);
+                MapRegistry registry = new MapRegistry(Limits.DEFAULTS, 1 << 20, storage, background)) {
+            assertTrue(registry.damage("m").contains("at byte 0"), registry.damage("m"));
+            assertFalse(registry.deleteDamaged("absent"));
+            assertTrue(registry.deleteDamaged("m"));
+            assertNull(registry.damage("m"));
+            assertTrue(Files.notExists(dataDir.resolve("maps").resolve(MapStore.directoryName("m"))));
+        } finally {
+            background.shutdown();
+        }
+        start();
+        assertEquals(List.of(), names());
+        assertEquals(1, write("m", "k3", "v3"), "a new map");
+        stop();
+        start();
+        assertEquals(1, info("m").getRevision());
+        assertEquals("", info("m").getDamaged());
+    }
+
+    @Test
     void strictRefusesTheStartNamingTheMapFileAndByte() throws Exception {
         start();
         write("m", "k1", "v1");
