@@ -50,6 +50,10 @@ abstract class ClientCommand implements Callable<Integer> {
     static MapInfo existingMap(MapcastClient client, String map) {
         for (MapInfo info : client.listMaps()) {
             if (info.getName().equals(map)) {
+                if (!info.getDamaged().isEmpty()) {
+                    throw new Failure(ExitCodes.REFUSED, "map " + Text.quoted(map) + " is damaged and quarantined by"
+                            + " the server: " + info.getDamaged() + " (see 'mapcast data check')");
+                }
                 return info;
             }
         }

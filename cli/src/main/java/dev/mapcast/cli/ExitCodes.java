@@ -28,8 +28,15 @@ final class ExitCodes {
 
     /** serve: the address cannot be bound (in use, not local, no permission). */
     static final int CANNOT_LISTEN = 1;
-    /** serve: the data directory cannot be used (in use by another server, unreadable, or a map in it is damaged). */
+    /**
+     * serve: the data directory cannot be used (in use by another server, unreadable, a damaged
+     * catalog, or with --strict a map in it is damaged).
+     */
     static final int STORAGE = 5;
+    /** data: the data directory cannot be used (missing, or a running server holds it). */
+    static final int DATA_DIR_UNUSABLE = 1;
+    /** data: a map's files (or the catalog) fail verification; salvage: no snapshot of the map verifies. */
+    static final int DAMAGED = 5;
 
     private ExitCodes() {
     }
@@ -50,6 +57,10 @@ final class ExitCodes {
     static Map<String, String> listFor(Object command) {
         if (command instanceof ServeCommand) {
             return serveList();
+        }
+        if (command instanceof DataCommand || command instanceof DataCommand.Check
+                || command instanceof DataCommand.Salvage) {
+            return dataList();
         }
         if (command instanceof SnapshotCommand.Inspect) {
             return inspectList();
@@ -82,14 +93,26 @@ final class ExitCodes {
         return codes;
     }
 
+    /** For data check's and salvage's --help: no server involved. */
+    static Map<String, String> dataList() {
+        Map<String, String> codes = new LinkedHashMap<>();
+        codes.put(" 0", "ok: every map verified (check), the file written (salvage)");
+        codes.put(" 1", "cannot use the data directory (missing, or a running server holds it); salvage: no such map");
+        codes.put(" 2", "usage error (bad option or argument)");
+        codes.put(" 5", "damaged: a map's files fail verification (check; the file, byte and reason are printed), "
+                + "or no snapshot of the map verifies (salvage)");
+        codes.put("70", "internal error (a bug: the stack trace is printed)");
+        return codes;
+    }
+
     /** For serve's --help. */
     static Map<String, String> serveList() {
         Map<String, String> codes = new LinkedHashMap<>();
         codes.put(" 0", "stopped cleanly (SIGTERM or SIGINT)");
         codes.put(" 1", "cannot listen on the address");
         codes.put(" 2", "usage error (bad option or limit)");
-        codes.put(" 5", "cannot use the data directory (another server holds it, or a map in it cannot be "
-                + "recovered: the message names the file and byte)");
+        codes.put(" 5", "cannot use the data directory (another server holds it, its catalog is damaged, or "
+                + "with --strict a map in it cannot be recovered: the message names the file and byte)");
         codes.put("70", "internal error (a bug: the stack trace is printed)");
         return codes;
     }
@@ -100,7 +123,7 @@ final class ExitCodes {
         codes.put(" 1", codes.get(" 1") + "; serve: cannot listen");
         codes.put(" 0", "ok; serve: stopped cleanly by SIGTERM or SIGINT");
         codes.put(" 2", clientList().get(" 2") + "; snapshot: FILE cannot be read or written");
-        codes.put(" 5", codes.get(" 5") + "; serve: cannot use the data directory");
+        codes.put(" 5", codes.get(" 5") + "; serve: cannot use the data directory; data: a map is damaged");
         return codes;
     }
 }

@@ -28,7 +28,10 @@ final class Failure extends RuntimeException {
         String description = e.description() == null ? code.toString() : e.description();
         return switch (code) {
             case NOT_FOUND -> new Failure(ExitCodes.NOT_FOUND, description);
-            case FAILED_PRECONDITION -> new Failure(ExitCodes.NOT_FOUND, "condition failed: " + description);
+            // A quarantined map is no failed --if-... condition: the server refuses it whatever is asked.
+            case FAILED_PRECONDITION -> description.contains(" is damaged and quarantined: ")
+                    ? new Failure(ExitCodes.REFUSED, "refused by the server: " + description)
+                    : new Failure(ExitCodes.NOT_FOUND, "condition failed: " + description);
             case UNAVAILABLE -> new Failure(ExitCodes.UNREACHABLE,
                     "cannot reach the server at " + server + ": " + withCause(description, e));
             case DEADLINE_EXCEEDED -> new Failure(ExitCodes.UNREACHABLE,

@@ -29,6 +29,20 @@ final class JsonLine {
         return this;
     }
 
+    /** {@code "name":["a","b"]}. */
+    JsonLine strings(String name, java.util.List<String> values) {
+        name(name);
+        out.append('[');
+        for (int i = 0; i < values.size(); i++) {
+            if (i > 0) {
+                out.append(',');
+            }
+            quote(values.get(i));
+        }
+        out.append(']');
+        return this;
+    }
+
     /** {@code "value":"text"} when the bytes are UTF-8, else {@code "value_base64":"..."}. */
     JsonLine value(byte[] value) {
         String text = Text.utf8OrNull(value);

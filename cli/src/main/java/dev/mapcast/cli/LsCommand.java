@@ -20,8 +20,10 @@ import picocli.CommandLine.Parameters;
                     + "consistent snapshot. Control characters are shown escaped (\\n, \\t, \\x07) and a "
                     + "value that is not UTF-8 as base64:...; --json gives the exact text.",
             "--json prints one object per line: per map name, revision, size, order, compact_revision, "
-                    + "live_bytes, dead_bytes and reserved_bytes; per key the key, and with --values the "
-                    + "value (value_base64 when it is not UTF-8)."},
+                    + "live_bytes, dead_bytes and reserved_bytes (a damaged map: name and damaged); per key the "
+                    + "key, and with --values the value (value_base64 when it is not UTF-8).",
+            "A map the server quarantined because its files fail verification is listed as DAMAGED with "
+                    + "the file, byte and problem; see 'mapcast data check'."},
         footer = {"", "Examples:", "  mapcast ls", "  mapcast ls config --values", "  mapcast ls --json | jq -r .name"})
 final class LsCommand extends ClientCommand {
 
@@ -54,6 +56,10 @@ final class LsCommand extends ClientCommand {
     private void listMaps(List<MapInfo> maps) {
         if (json) {
             for (MapInfo m : maps) {
+                if (!m.getDamaged().isEmpty()) {
+                    out.println(new JsonLine().string("name", m.getName()).string("damaged", m.getDamaged()));
+                    continue;
+                }
                 out.println(new JsonLine().string("name", m.getName()).number("revision", m.getRevision())
                         .number("size", m.getSize()).string("order", order(m))
                         .number("compact_revision", m.getCompactRevision()).number("live_bytes", m.getLiveBytes())
@@ -65,6 +71,11 @@ final class LsCommand extends ClientCommand {
         rows.add(new String[] {"NAME", "REVISION", "SIZE", "ORDER", "COMPACT_REV", "LIVE_BYTES", "DEAD_BYTES",
             "RESERVED_BYTES"});
         for (MapInfo m : maps) {
+            if (!m.getDamaged().isEmpty()) {
+                // Its figures are unknown: the rest of its line says why it is quarantined.
+                rows.add(new String[] {Text.oneLine(m.getName()), "DAMAGED: " + Text.oneLine(m.getDamaged())});
+                continue;
+            }
             rows.add(new String[] {Text.oneLine(m.getName()), Long.toUnsignedString(m.getRevision()),
                 Long.toUnsignedString(m.getSize()), order(m), Long.toUnsignedString(m.getCompactRevision()),
                 Long.toUnsignedString(m.getLiveBytes()), Long.toUnsignedString(m.getDeadBytes()),
@@ -72,12 +83,16 @@ final class LsCommand extends ClientCommand {
         }
         int[] width = new int[rows.get(0).length];
         for (String[] row : rows) {
-            for (int i = 0; i < row.length; i++) {
+            for (int i = 0; i < row.length && (i == 0 || row.length == width.length); i++) {
                 width[i] = Math.max(width[i], row[i].length());
             }
         }
         for (String[] row : rows) {
             StringBuilder line = new StringBuilder();
+            if (row.length < width.length) {
+                out.println(row[0] + " ".repeat(width[0] - row[0].length()) + "  " + row[1]);
+                continue;
+            }
             for (int i = 0; i < row.length; i++) {
                 // Names and the order left-aligned, numbers right-aligned; two spaces between columns.
                 boolean left = i == 0 || i == 3;

@@ -27,6 +27,7 @@ import picocli.CommandLine.Spec;
         footer = {"", "Examples:",
             "  mapcast serve",
             "  mapcast serve --data-dir /var/lib/mapcast",
+            "  mapcast serve --data-dir /var/lib/mapcast --strict",
             "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB",
             "  mapcast serve --in-memory"})
 final class ServeCommand implements Callable<Integer> {
@@ -55,6 +56,12 @@ final class ServeCommand implements Callable<Integer> {
                     + "periodic: once the operating system has it, forced to disk every 100 ms: a server crash "
                     + "loses nothing acknowledged, a machine crash up to the last 100 ms (default: ${DEFAULT-VALUE}).")
     FsyncMode fsync;
+
+    @Option(names = "--strict",
+            description = "Refuse to start (exit 5, naming the file, byte and reason) if a map's files fail "
+                    + "verification. Without it, such a map is quarantined: listed as damaged by 'mapcast ls', "
+                    + "every call naming it refused, its files left as they are; the other maps are served.")
+    boolean strict;
 
     @Option(names = "--snapshot-log-bytes", paramLabel = "SIZE", defaultValue = "64MiB",
             converter = Converters.ByteSizeConverter.class,
@@ -140,7 +147,7 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (!inMemory) {
             limit("--snapshot-log-bytes", snapshotLogBytes, b::snapshotLogBytes);
-            b.dataDir(dataDir).fsync(fsync);
+            b.dataDir(dataDir).fsync(fsync).strict(strict);
         }
 
         MapcastServer server;

@@ -579,7 +579,7 @@ final class HostedMap implements AutoCloseable {
      * @throws io.grpc.StatusRuntimeException FAILED_PRECONDITION if a condition does not hold,
      *     UNAVAILABLE if its files cannot be deleted; then nothing changed
      */
-    long delete(long expectedRevision, long expectedIncarnation) {
+    long delete(long expectedRevision, long expectedIncarnation, FilesDeletion deleteFiles) {
         lifecycle.writeLock().lock();  // no compaction or snapshot write runs on it meanwhile
         lock.writeLock().lock();
         try {
@@ -595,10 +595,16 @@ final class HostedMap implements AutoCloseable {
             }
             if (store != null) {
                 try {
-                    store.delete();
+                    store.force();  // the writes acknowledged so far are answered as durable
+                    deleteFiles.delete();
                 } catch (IOException e) {
                     throw Status.UNAVAILABLE.withDescription("cannot delete the files of map \"" + name + "\" ("
                             + e.getMessage() + "); nothing was deleted").withCause(e).asRuntimeException();
+                }
+                try {
+                    store.close();
+                } catch (IOException e) {
+                    log.warn("map \"{}\" deleted; closing its log: {}", name, e.toString());
                 }
             }
             deleted = true;
@@ -615,6 +621,11 @@ final class HostedMap implements AutoCloseable {
             lock.writeLock().unlock();
             lifecycle.writeLock().unlock();
         }
+    }
+
+    /** How {@link #delete} deletes a stored map's files: durably, all or nothing (see Storage#deleteMap). */
+    interface FilesDeletion {
+        void delete() throws IOException;
     }
 
     /** Whether the map was deleted (a call that still holds it finds it gone: NOT_FOUND). */

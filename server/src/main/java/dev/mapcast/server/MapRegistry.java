@@ -3,17 +3,18 @@ package dev.mapcast.server;
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
 import io.grpc.Status;
-import java.io.IOException;
-import java.nio.file.Path;
 import io.grpc.StatusRuntimeException;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.security.SecureRandom;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.Map;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
 import java.util.function.ToLongFunction;
 import org.slf4j.Logger;
@@ -28,6 +29,9 @@ import org.slf4j.LoggerFactory;
  * wait for an absent map, hold the {@code creation} monitor, then (inside it) the map's own locks.
  * A call that looked a map up just before it was deleted finds it gone ({@link HostedMap#isDeleted}):
  * a write then looks the name up again (it may create the map anew), a read answers NOT_FOUND.
+ *
+ * <p>A stored map whose files fail verification at start is quarantined: listed, its files left as
+ * they are, and every call naming it refused with FAILED_PRECONDITION until it is deleted.
  */
 final class MapRegistry implements AutoCloseable {
 
@@ -36,6 +40,8 @@ final class MapRegistry implements AutoCloseable {
     private final Limits limits;
     private final int chunkBytes;
     private final ConcurrentHashMap<String, HostedMap> maps = new ConcurrentHashMap<>();
+    /** Quarantined maps, name to why: kept apart from {@link #maps}, their files untouched. */
+    private final ConcurrentHashMap<String, String> damaged = new ConcurrentHashMap<>();
     private final Object creation = new Object();
     /** Watchers waiting for an absent map to be created, by name; guarded by {@code creation}. */
     private final Map<String, List<Watcher>> waiting = new HashMap<>();
@@ -48,10 +54,12 @@ final class MapRegistry implements AutoCloseable {
     private final Executor background;
 
     /**
-     * With {@code storage}, recovers every stored map first (latest snapshot plus log); a map that
-     * cannot be recovered fails the whole start, naming its file and what is wrong.
+     * With {@code storage}, recovers every map of its catalog first (latest snapshot plus log). A
+     * map that cannot be recovered is quarantined (see {@link #damage}) and the others are served;
+     * with {@code strict}, it fails the whole start instead, naming its file and what is wrong.
      */
-    MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background) throws IOException {
+    MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background, boolean strict)
+            throws IOException {
         this.limits = limits;
         this.chunkBytes = chunkBytes;
         this.storage = storage;
@@ -61,23 +69,21 @@ final class MapRegistry implements AutoCloseable {
         }
         int maxRecordBytes = (int) Math.min(Integer.MAX_VALUE - 16, 2L * limits.maxWriteBytes() + (1 << 20));
         try {
-            for (Path dir : storage.mapDirectories()) {
-                MapStore.Recovered r = MapStore.recover(dir, storage.mode, storage.snapshotLogBytes,
-                        HostedMap.entriesBuilder(limits), HostedMap.modRevisionsBuilder(limits), maxRecordBytes);
-                if (r.revision() == 0) {
-                    // Its directory was made for a creating write that never reached the disk, so
-                    // was never acknowledged: the map was never created.
-                    log.info("map \"{}\" in {}: its creating write did not reach the disk before the server"
-                            + " stopped; it was never created, removing it", r.name(), dir);
-                    r.entries().close();
-                    r.modRevisions().close();
-                    r.store().deleteFiles();
-                    continue;
+            for (Storage.Catalogued c : storage.catalogued()) {
+                try {
+                    HostedMap map = recover(c, maxRecordBytes);
+                    if (map != null) {
+                        maps.put(c.name(), map);
+                    }
+                } catch (IOException | RuntimeException e) {
+                    String problem = e.getMessage() == null ? e.toString() : e.getMessage();
+                    if (strict) {
+                        throw new StorageException("map \"" + c.name() + "\": " + problem, e);
+                    }
+                    damaged.put(c.name(), problem);
+                    log.error("map \"{}\" is quarantined, the server serves the other maps: {}; its files are left as"
+                            + " they are (see 'mapcast data check')", c.name(), problem);
                 }
-                if (maps.containsKey(r.name())) {
-                    throw new StorageException(dir + " holds map \"" + r.name() + "\", which another directory holds too");
-                }
-                maps.put(r.name(), new HostedMap(r, limits, chunkBytes, background));
             }
         } catch (IOException | RuntimeException e) {
             close();
@@ -85,11 +91,86 @@ final class MapRegistry implements AutoCloseable {
         }
     }
 
-    /** The map, or NOT_FOUND. */
+    MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background) throws IOException {
+        this(limits, chunkBytes, storage, background, false);
+    }
+
+    private HostedMap recover(Storage.Catalogued c, int maxRecordBytes) throws IOException {
+        if (!Files.isDirectory(c.dir())) {
+            throw new StorageException(c.dir() + ": missing: the catalog holds the map but its directory is gone");
+        }
+        MapStore.Recovered r = MapStore.recover(c.dir(), storage.mode, storage.snapshotLogBytes,
+                HostedMap.entriesBuilder(limits), HostedMap.modRevisionsBuilder(limits), maxRecordBytes);
+        if (r.revision() == 0) {
+            // Its creating write never reached the disk, so was never acknowledged: the map was never
+            // created (a data directory from before the catalog can hold such a directory).
+            log.info("map \"{}\" in {}: its creating write did not reach the disk before the server stopped; it was"
+                    + " never created, removing it", r.name(), c.dir());
+            r.entries().close();
+            r.modRevisions().close();
+            r.store().close();
+            storage.deleteMap(c.name());
+            return null;
+        }
+        HostedMap map = new HostedMap(r, limits, chunkBytes, background);
+        if (!r.name().equals(c.name())) {
+            map.close();
+            throw new StorageException(c.dir() + ": holds map \"" + r.name() + "\" (expected: \"" + c.name()
+                    + "\", as the catalog says)");
+        }
+        return map;
+    }
+
+    /** Why map {@code name} is quarantined (its file, the byte, the problem), or null if it is not. */
+    String damage(String name) {
+        return damaged.get(name);
+    }
+
+    /** The quarantined maps: name to why. */
+    Map<String, String> damaged() {
+        return new TreeMap<>(damaged);
+    }
+
+    /** Forgets that {@code name} is quarantined, once its files are deleted ({@link Storage#deleteMap}). */
+    void forgetDamaged(String name) {
+        damaged.remove(name);
+    }
+
+    /**
+     * Deletes a quarantined map's files ({@link Storage#deleteMap}: out of the catalog, then its
+     * directory) and forgets it, so that a write or a restore may create the map afresh. Returns
+     * false if {@code name} is not quarantined. Under the creation lock: no write creates the map
+     * while its old files go.
+     */
+    boolean deleteDamaged(String name) throws IOException {
+        synchronized (creation) {
+            if (!damaged.containsKey(name)) {
+                return false;
+            }
+            storage.deleteMap(name);
+            damaged.remove(name);
+            return true;
+        }
+    }
+
+    /** FAILED_PRECONDITION if {@code name} is quarantined: no call may use it, nor create a map in its place. */
+    void checkNotDamaged(String name) {
+        String problem = damaged.get(name);
+        if (problem != null) {
+            throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" is damaged and quarantined: "
+                    + problem + "; its files are left as they are. To recover it: stop the server, run 'mapcast data"
+                    + " check' and 'mapcast data salvage " + name + " --out FILE' (or use a snapshot file you saved),"
+                    + " start the server, then 'mapcast map delete " + name + "' and 'mapcast snapshot restore "
+                    + name + " FILE'").asRuntimeException();
+        }
+    }
+
+    /** The map, or NOT_FOUND (FAILED_PRECONDITION if it is quarantined). */
     HostedMap existing(String name) {
         limits.checkMapName(name);
         HostedMap map = maps.get(name);
         if (map == null) {
+            checkNotDamaged(name);
             throw notFound(name);
         }
         return map;
@@ -145,16 +226,28 @@ final class MapRegistry implements AutoCloseable {
 
     /**
      * Deletes a map (see {@link HostedMap#delete}); NOT_FOUND if it does not exist. Returns the
-     * revision and incarnation it had.
+     * revision and incarnation it had; a quarantined map's files are deleted whatever the
+     * conditions (its revision and incarnation are unknown: both 0).
      */
     Version delete(String name, long expectedRevision, long expectedIncarnation) {
         limits.checkMapName(name);
         synchronized (creation) {
             HostedMap map = maps.get(name);
             if (map == null) {
+                if (damaged.containsKey(name)) {
+                    try {
+                        deleteDamaged(name);
+                    } catch (IOException e) {
+                        throw Status.UNAVAILABLE.withDescription("cannot delete the files of quarantined map \""
+                                + name + "\" (" + e.getMessage() + "); nothing was deleted").withCause(e)
+                                .asRuntimeException();
+                    }
+                    return new Version(0, 0);
+                }
                 throw notFound(name);
             }
-            long revision = map.delete(expectedRevision, expectedIncarnation);
+            long revision = map.delete(expectedRevision, expectedIncarnation,
+                    storage == null ? null : () -> storage.deleteMap(name));
             maps.remove(name, map);
             deleted.add(map);
             return new Version(revision, map.incarnation);
@@ -178,6 +271,7 @@ final class MapRegistry implements AutoCloseable {
                 }
                 return;
             }
+            checkNotDamaged(watcher.mapName);
             if (!watcher.waitForMap) {
                 throw notFound(watcher.mapName);
             }
@@ -244,10 +338,11 @@ final class MapRegistry implements AutoCloseable {
 
     /** Creates map {@code name} with {@code change} as its first; under the creation lock. */
     private long create(String name, IterationOrder order, String refusal, ToLongFunction<HostedMap> change) {
+        checkNotDamaged(name);  // no fresh start in place of a map whose files are kept
         if (refusal != null) {
             throw Status.NOT_FOUND.withDescription(refusal).asRuntimeException();
         }
-        if (maps.size() >= limits.maxMaps()) {
+        if (maps.size() + damaged.size() >= limits.maxMaps()) {
             throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + name + "\": the server holds "
                     + maps.size() + " maps (expected: at most " + limits.maxMaps() + ")").asRuntimeException();
         }
@@ -267,6 +362,15 @@ final class MapRegistry implements AutoCloseable {
         HostedMap created = new HostedMap(name, order, incarnation, limits, chunkBytes, store, background);
         try {
             long revision = change.applyAsLong(created);
+            if (storage != null) {
+                // The map exists once the catalog holds it; only then is its creating write acknowledged.
+                try {
+                    storage.catalogue(name);
+                } catch (IOException e) {
+                    throw Status.UNAVAILABLE.withDescription("cannot add map \"" + name + "\" to the catalog: "
+                            + e.getMessage() + "; nothing was created").withCause(e).asRuntimeException();
+                }
+            }
             maps.put(name, created);
             List<Watcher> waiters = waiting.remove(name);
             if (waiters != null) {

@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import dev.mapcast.codec.SnapshotFileException;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
@@ -37,7 +38,8 @@ import org.slf4j.LoggerFactory;
  * the maps are pinned and the log moves to a new file; outside it both files are written (mod
  * revisions first: a snapshot file with no mod-revision file beside it is never used), and then
  * older snapshots and logs are deleted. Recovery reads the newest snapshot and replays the logs
- * after it; a torn record at the end of the newest log is cut off (it was never acknowledged).
+ * after it; a torn record at the end of the newest log is cut off (it was never acknowledged),
+ * the file as it was kept aside first; anything else wrong is damage ({@link #read}).
  */
 final class MapStore implements AutoCloseable {
 
@@ -98,28 +100,7 @@ final class MapStore implements AutoCloseable {
         return new MapStore(dir, incarnation, mode, snapshotLogBytes, wal);
     }
 
-    /** Prefix a map directory is renamed to when its map is deleted; recovery deletes these. */
-    static final String DELETING = ".deleting-";
 
-    /**
-     * Deletes the map's files (under the map's write lock, every acknowledged write forced first):
-     * the directory is renamed aside in one atomic step, so a crash leaves the map whole or gone,
-     * then emptied. Throws, with nothing changed, if the rename fails.
-     */
-    void delete() throws IOException {
-        wal.force();
-        Path aside = dir.resolveSibling(DELETING + dir.getFileName());
-        Files.move(dir, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        wal.close();
-        try {
-            SnapshotFiles.forceDirectory(dir.getParent());
-            deleteTree(aside);
-            SnapshotFiles.forceDirectory(dir.getParent());
-        } catch (IOException e) {
-            // The rename is what deletes the map; what is left aside goes at the next start.
-            log.warn("map directory {} renamed to {}, but not yet removed: {}", dir, aside, e.toString());
-        }
-    }
 
     /** Deletes a directory of files (a map directory, or one whose creation a crash interrupted). */
     static void deleteTree(Path dir) throws IOException {
@@ -137,77 +118,176 @@ final class MapStore implements AutoCloseable {
             long snapshotRevision, long compactRevision, List<ByteBuffer> deltas, MapStore store) {
     }
 
-    /** Reads the newest snapshot of the map in {@code dir} and replays its log after it. */
+    /**
+     * Reads the newest snapshot of the map in {@code dir} and replays its log after it. A torn
+     * record at the end of the newest log is cut off, the file being kept aside first (see
+     * {@link WriteAheadLog#cutTornTail}); any other problem (see {@link #read}) is thrown as a
+     * {@link StorageException} naming the file, the byte and what is wrong, and nothing is changed.
+     */
     static Recovered recover(Path dir, FsyncMode mode, long snapshotLogBytes, OffHeapMap.Builder entriesBuilder,
             OffHeapMap.Builder modRevisionsBuilder, int maxRecordBytes) throws IOException {
         deleteTemporaryFiles(dir);
+        Read read = read(dir, entriesBuilder, modRevisionsBuilder, maxRecordBytes, false);
+        try {
+            if (read.damage() != null) {
+                throw new StorageException(read.damage());
+            }
+            long currentEnd = 0;
+            Path current = read.lastLog();
+            if (read.torn() != null) {
+                Path kept = WriteAheadLog.cutTornTail(read.torn().file(), read.torn().at());
+                log.warn("map \"{}\": {} ends in a torn record at byte {} ({}); cut there: that write was never"
+                        + " acknowledged (the file as it was is kept in {})", read.name(), read.torn().file(),
+                        read.torn().at(), read.torn().problem(), kept.getFileName());
+                currentEnd = read.torn().at();
+            } else if (current != null) {
+                currentEnd = read.lastLogEnd();
+            }
+            if (current == null) {
+                current = dir.resolve(logName(read.revision() + 1));
+            }
+            MapStore store = new MapStore(dir, read.incarnation(), mode, snapshotLogBytes,
+                    new WriteAheadLog(current, mode, currentEnd));
+            store.logBytes = currentEnd;
+            return new Recovered(read.name(), read.order(), read.entries(), read.modRevisions(), read.revision(),
+                    read.snapshotRevision(), read.compactRevision(), read.deltas(), store);
+        } catch (IOException | RuntimeException e) {
+            read.close();
+            throw e;
+        }
+    }
+
+    /** Where the newest log ends in a torn record: the file, the byte, and what was found there. */
+    record Torn(Path file, long at, String problem) {
+    }
+
+    /**
+     * What {@link #read} found: the maps at the revision it reached (the caller owns them), and,
+     * when it could not go on, why ({@code damage}: the file, the byte, the problem).
+     */
+    record Read(String name, IterationOrder order, OffHeapMap entries, OffHeapMap modRevisions, long revision,
+            long snapshotRevision, Path snapshot, List<String> badSnapshots, long compactRevision,
+            List<ByteBuffer> deltas, long logRecords, Path lastLog, long lastLogEnd, Torn torn, String damage,
+            List<Path> logsLeftOut, long incarnation) implements AutoCloseable {
+        @Override
+        public void close() {
+            entries.close();
+            modRevisions.close();
+        }
+    }
+
+    /**
+     * Reads the map in {@code dir} without changing anything: the newest snapshot (with {@code
+     * olderSnapshots}, the newest that verifies), then its logs in order, checking every record's
+     * CRC, the revision chain and the digest after each delta. Stops at the first problem and says
+     * what it is in {@link Read#damage}: a damaged record ({@link WriteAheadLog#replay}), or
+     * revisions that no log holds (the log of the changes after a snapshot is made before the
+     * snapshot is written, so a missing or skipped log is lost data, never a fresh start).
+     *
+     * @throws StorageException if no snapshot can be read (the message names the file and byte)
+     */
+    static Read read(Path dir, OffHeapMap.Builder entriesBuilder, OffHeapMap.Builder modRevisionsBuilder,
+            int maxRecordBytes, boolean olderSnapshots) throws IOException {
         TreeMap<Long, Path> snapshots = numbered(dir, SNAPSHOT, ".snap");
         TreeMap<Long, Path> modFiles = numbered(dir, MOD_REVISIONS, ".snap");
         TreeMap<Long, Path> logs = numbered(dir, LOG, ".log");
-        Map.Entry<Long, Path> newest = snapshots.lastEntry();
-        while (newest != null && !modFiles.containsKey(newest.getKey())) {
-            newest = snapshots.lowerEntry(newest.getKey());
-        }
-        if (newest == null) {
-            throw new StorageException(dir + ": no snapshot with its " + MOD_REVISIONS + " file (a map directory"
-                    + " always has one from its creation: was it copied in part?)");
-        }
-        long snapshotRevision = newest.getKey();
+        List<String> badSnapshots = new ArrayList<>();
         SnapshotFiles.Loaded entries = null;
         SnapshotFiles.Loaded mods = null;
+        Path snapshot = null;
+        for (Long revision : snapshots.descendingKeySet()) {
+            Path modFile = modFiles.get(revision);
+            if (modFile == null) {
+                continue;  // a snapshot interrupted before its mod revisions were written: never used
+            }
+            try {
+                entries = SnapshotFiles.read(snapshots.get(revision), entriesBuilder);
+                mods = SnapshotFiles.read(modFile, modRevisionsBuilder);
+                if (entries.revision() != revision || mods.revision() != revision
+                        || !entries.name().equals(mods.name())) {
+                    throw new StorageException(dir + ": " + snapshots.get(revision).getFileName() + " holds map \""
+                            + entries.name() + "\" at revision " + entries.revision() + ", " + modFile.getFileName()
+                            + " map \"" + mods.name() + "\" at revision " + mods.revision()
+                            + " (expected: one map at revision " + revision + ")");
+                }
+                snapshot = snapshots.get(revision);
+                break;
+            } catch (IOException | RuntimeException e) {
+                if (entries != null) {
+                    entries.close();
+                    entries = null;
+                }
+                if (mods != null) {
+                    mods.close();
+                    mods = null;
+                }
+                if (!olderSnapshots) {
+                    throw e instanceof StorageException || e instanceof SnapshotFileException
+                            ? (IOException) e : new StorageException(snapshots.get(revision) + ": " + e, e);
+                }
+                badSnapshots.add(e.getMessage());
+            }
+        }
+        if (snapshot == null) {
+            throw new StorageException(dir + ": no " + (badSnapshots.isEmpty() ? "" : "valid ") + "snapshot with its "
+                    + MOD_REVISIONS + " file (a map directory always has one from its creation: was it copied in"
+                    + " part?)" + (badSnapshots.isEmpty() ? "" : "; " + String.join("; ", badSnapshots)));
+        }
+        long snapshotRevision = entries.revision();
+        Replay replay = new Replay(entries.map(), mods.map(), snapshotRevision, entries.compactRevision());
+        String damage = null;
+        Torn torn = null;
+        Path lastLog = null;
+        long lastLogEnd = 0;
+        long records = 0;
+        List<Path> leftOut = new ArrayList<>();
+        // From the log holding revision snapshotRevision + 1 (older ones are left from before the snapshot).
+        Long first = logs.floorKey(snapshotRevision + 1);
+        java.util.NavigableMap<Long, Path> toReplay = first == null ? logs : logs.tailMap(first, true);
+        if (logs.isEmpty()) {
+            damage = dir.resolve(logName(snapshotRevision + 1)) + ": missing: no log follows "
+                    + snapshot.getFileName() + " (the log after a snapshot is made before the snapshot), so the"
+                    + " changes after revision " + snapshotRevision + " are lost";
+        }
         try {
-            entries = SnapshotFiles.read(newest.getValue(), entriesBuilder);
-            mods = SnapshotFiles.read(modFiles.get(snapshotRevision), modRevisionsBuilder);
-            if (entries.revision() != snapshotRevision || mods.revision() != snapshotRevision
-                    || !entries.name().equals(mods.name())) {
-                throw new StorageException(dir + ": " + newest.getValue().getFileName() + " holds map \""
-                        + entries.name() + "\" at revision " + entries.revision() + ", "
-                        + modFiles.get(snapshotRevision).getFileName() + " map \"" + mods.name() + "\" at revision "
-                        + mods.revision() + " (expected: one map at revision " + snapshotRevision + ")");
-            }
-            Replay replay = new Replay(entries.map(), mods.map(), snapshotRevision, entries.compactRevision());
-            Path current = null;
-            long currentEnd = 0;
-            long lastValidBytes = 0;
-            for (Map.Entry<Long, Path> l : logs.entrySet()) {
-                boolean last = l.getKey().equals(logs.lastKey());
+            for (Map.Entry<Long, Path> l : toReplay.entrySet()) {
                 Path file = l.getValue();
-                if (last || logs.higherKey(l.getKey()) > snapshotRevision + 1) {
-                    WriteAheadLog.Replayed r;
-                    try {
-                        r = WriteAheadLog.replay(file, maxRecordBytes, last, replay::apply);
-                        lastValidBytes = r.validBytes();
-                    } catch (IllegalStateException e) {
-                        throw new StorageException(file + ": " + e.getMessage(), e);
-                    }
-                    if (r.droppedBytes() > 0) {
-                        log.warn("map \"{}\": {} ends in a torn record at byte {} ({}); cut there: that write was"
-                                + " never acknowledged", entries.name(), file, r.validBytes(), r.droppedReason());
-                    }
+                if (damage != null) {
+                    leftOut.add(file);
+                    continue;
                 }
-                if (last) {
-                    current = file;
-                    currentEnd = lastValidBytes;
+                boolean newest = l.getKey().equals(logs.lastKey());
+                long before = replay.revision;
+                WriteAheadLog.Replayed r = WriteAheadLog.replay(file, maxRecordBytes, newest, replay::apply);
+                records += r.records();
+                if (r.end() == WriteAheadLog.End.DAMAGED) {
+                    damage = file + " at byte " + r.validBytes() + ": " + r.problem();
+                    leftOut.add(file);
+                    continue;
+                }
+                if (l.getKey() > before + 1 && replay.revision == before) {
+                    damage = file + ": begins after revision " + (l.getKey() - 1) + " but the logs before it end at"
+                            + " revision " + before + ": the log of revisions " + (before + 1) + " to " + (l.getKey() - 1)
+                            + " (" + logName(before + 1) + ") is missing";
+                    leftOut.add(file);
+                    continue;
+                }
+                if (r.end() == WriteAheadLog.End.TORN) {
+                    torn = new Torn(file, r.validBytes(), r.problem());
+                }
+                if (newest) {
+                    lastLog = file;
+                    lastLogEnd = r.validBytes();
                 }
             }
-            if (current == null) {
-                current = dir.resolve(logName(replay.revision + 1));
-            }
-            long incarnation = entries.incarnation() != 0 ? entries.incarnation() : legacyIncarnation(entries.name());
-            MapStore store = new MapStore(dir, incarnation, mode, snapshotLogBytes,
-                    new WriteAheadLog(current, mode, currentEnd));
-            store.logBytes = currentEnd;
-            return new Recovered(entries.name(), entries.order(), entries.map(), mods.map(), replay.revision,
-                    snapshotRevision, replay.compactRevision, replay.deltas, store);
         } catch (IOException | RuntimeException e) {
-            if (entries != null) {
-                entries.close();
-            }
-            if (mods != null) {
-                mods.close();
-            }
+            entries.close();
+            mods.close();
             throw e;
         }
+        return new Read(entries.name(), entries.order(), entries.map(), mods.map(), replay.revision, snapshotRevision,
+                snapshot, badSnapshots, replay.compactRevision, replay.deltas, records, lastLog, lastLogEnd, torn,
+                damage, leftOut, entries.incarnation() != 0 ? entries.incarnation() : legacyIncarnation(entries.name()));
     }
 
     /** Applies replayed log records to the recovered maps, checking revision order and digests. */
@@ -246,6 +326,28 @@ final class MapStore implements AutoCloseable {
             if (delta.getPrevRevision() != revision || delta.getRevision() != revision + 1) {
                 throw new IllegalStateException("the log jumps from revision " + revision + " to a delta "
                         + delta.getPrevRevision() + " -> " + delta.getRevision());
+            }
+            // The digest the delta leads to, checked before it applies: a map read to salvage what
+            // verifies is left at the last good revision.
+            long digest = entries.digest();
+            boolean normalised = true;
+            for (Map.Entry<String, ByteString> put : delta.getPutsMap().entrySet()) {
+                byte[] key = put.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                if (entries.containsKey(key)) {
+                    digest -= entries.entryDigest(key);
+                }
+                digest += OffHeapMap.entryDigest(key, put.getValue().toByteArray());
+            }
+            for (String deleted : delta.getDeletesList()) {
+                byte[] key = deleted.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+                normalised &= !delta.containsPuts(deleted);
+                if (entries.containsKey(key)) {
+                    digest -= entries.entryDigest(key);
+                }
+            }
+            if (normalised && digest != delta.getDigest()) {
+                throw new IllegalStateException(String.format("revision %d: the replayed map's digest would be"
+                        + " %016x, the log says %016x", delta.getRevision(), digest, delta.getDigest()));
             }
             byte[] revisionBytes = revisionBytes(delta.getRevision());
             for (Map.Entry<String, ByteString> put : delta.getPutsMap().entrySet()) {
@@ -298,8 +400,9 @@ final class MapStore implements AutoCloseable {
         for (Path file : list(dir)) {
             String f = file.getFileName().toString();
             long n = number(f);
-            boolean oldSnapshot = (f.startsWith(SNAPSHOT) || f.startsWith(MOD_REVISIONS)) && n >= 0 && n < revision;
-            boolean oldLog = f.startsWith(LOG) && n >= 0 && n <= revision && !file.equals(currentLog);
+            // Exact names only: a log kept aside (wal-<R>.log.torn-<byte>) is never deleted here.
+            boolean oldSnapshot = (named(f, SNAPSHOT, ".snap") || named(f, MOD_REVISIONS, ".snap")) && n < revision;
+            boolean oldLog = named(f, LOG, ".log") && n <= revision && !file.equals(currentLog);
             if (oldSnapshot || oldLog) {
                 Files.deleteIfExists(file);
             }
@@ -388,11 +491,17 @@ final class MapStore implements AutoCloseable {
         TreeMap<Long, Path> out = new TreeMap<>();
         for (Path file : list(dir)) {
             String f = file.getFileName().toString();
-            if (f.startsWith(prefix) && f.endsWith(suffix) && number(f) >= 0) {
+            if (named(f, prefix, suffix)) {
                 out.put(number(f), file);
             }
         }
         return out;
+    }
+
+    /** Whether {@code f} is exactly {@code <prefix><20 digits><suffix>}, as the store names its files. */
+    static boolean named(String f, String prefix, String suffix) {
+        return f.length() == prefix.length() + 20 + suffix.length() && f.startsWith(prefix) && f.endsWith(suffix)
+                && number(f) >= 0;
     }
 
     /** The revision in a file name like {@code wal-00000000000000000042.log}, or -1. */

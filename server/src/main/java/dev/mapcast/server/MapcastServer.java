@@ -83,7 +83,7 @@ public final class MapcastServer implements AutoCloseable {
         this.storageTasks = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-storage"));
         try {
             this.storage = b.dataDir == null ? null : Storage.open(b.dataDir, b.fsync, b.snapshotLogBytes);
-            this.maps = new MapRegistry(limits, b.chunkBytes, storage, storageTasks);
+            this.maps = new MapRegistry(limits, b.chunkBytes, storage, storageTasks, b.strict);
         } catch (IOException e) {
             storageTasks.shutdownNow();
             closeStorage();
@@ -315,6 +315,7 @@ public final class MapcastServer implements AutoCloseable {
         private Path dataDir;
         private FsyncMode fsync = FsyncMode.ALWAYS;
         private long snapshotLogBytes = 64L * 1024 * 1024;
+        private boolean strict;
 
         private Builder() {
         }
@@ -427,6 +428,17 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * What a map whose files fail verification at start does to the start (default false): by
+         * default it is quarantined (listed by ListMaps with why, every call naming it refused with
+         * FAILED_PRECONDITION, its files left as they are) and the other maps are served; with
+         * {@code true}, {@link #build()} fails, naming the file, the byte and what is wrong.
+         */
+        public Builder strict(boolean strict) {
+            this.strict = strict;
+            return this;
+        }
+
         /** How long close() lets calls in flight finish before cancelling them (default 5 s). */
         public Builder shutdownGrace(Duration grace) {
             this.shutdownGrace = Objects.requireNonNull(grace, "grace");
@@ -436,8 +448,8 @@ public final class MapcastServer implements AutoCloseable {
         /**
          * Builds the server; with a data directory, recovers its maps first.
          *
-         * @throws UncheckedIOException if the data directory cannot be used or a map in it cannot be
-         *     recovered (the message names the file, the byte and what is wrong)
+         * @throws UncheckedIOException if the data directory cannot be used, or, with {@link #strict},
+         *     a map in it cannot be recovered (the message names the file, the byte and what is wrong)
          */
         public MapcastServer build() {
             limits = new Limits(maxKeyBytes, maxValueBytes, maxWriteBytes, Limits.DEFAULTS.maxMapNameBytes(), maxMaps,

@@ -12,6 +12,7 @@ import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.ListMapsResponse;
+import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.SnapshotRequest;
@@ -28,6 +29,9 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.ServerCalls;
 import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
@@ -183,15 +187,18 @@ final class MapcastService {
     }
 
     private ListMapsResponse listMaps(ListMapsRequest request) {
-        ListMapsResponse.Builder out = ListMapsResponse.newBuilder();
+        List<MapInfo> out = new ArrayList<>();
         for (HostedMap map : maps.all()) {
             try {
-                out.addMaps(map.info());
+                out.add(map.info());
             } catch (StatusRuntimeException closing) {
                 // a map closing with the server: leave it out
             }
         }
-        return out.build();
+        maps.damaged().forEach((name, problem) -> out.add(MapInfo.newBuilder().setName(name).setDamaged(problem)
+                .build()));
+        out.sort(Comparator.comparing(MapInfo::getName));
+        return ListMapsResponse.newBuilder().addAllMaps(out).build();
     }
 
     private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {

@@ -59,6 +59,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             RestoreRequest r = request.orInvalid("RestoreRequest");
             if (map == null) {
                 limits.checkMapName(r.getMap());
+                maps.checkNotDamaged(r.getMap());  // refused before its chunks are sent, not after
                 map = r.getMap();
                 if (!acquireSlot()) {
                     throw Status.RESOURCE_EXHAUSTED.withDescription("restore of map \"" + map + "\" refused: another"

@@ -248,19 +248,46 @@ final class WriteAheadLog implements AutoCloseable {
         }
     }
 
-    /** What {@link #replay} found. */
-    record Replayed(long records, long validBytes, long droppedBytes, String droppedReason) {
+    /** How a log's replay ended. */
+    enum End {
+        /** After its last record (and any preallocated zeros). */
+        CLEAN,
+        /** In a record a crash could have left unfinished: never acknowledged, to be cut off. */
+        TORN,
+        /** In a record that was written whole and is wrong, or with valid records after it. */
+        DAMAGED
     }
 
     /**
-     * Reads every record of {@code file} in order, handing each payload to {@code apply}. A record
-     * that is cut short or fails its CRC ends the replay: if {@code cutTornTail}, the file is
-     * truncated there (that record was never acknowledged: acknowledgement waits for the force);
-     * otherwise it is an error naming the file and offset.
+     * What {@link #replay} found: the records applied, the byte where they end (where a torn or
+     * damaged record begins), how it ended and, unless {@link End#CLEAN}, what is wrong there.
      */
-    static Replayed replay(Path file, int maxRecordBytes, boolean cutTornTail, Consumer<ByteBuffer> apply)
+    record Replayed(long records, long validBytes, End end, String problem) {
+    }
+
+    /** Disk sectors are written whole or not at all; a crash leaves an unwritten one as it was: zeros. */
+    static final int SECTOR_BYTES = 512;
+
+    /**
+     * Reads every record of {@code file} in order, handing each payload to {@code apply}; changes
+     * nothing (see {@link #cutTornTail}). A record that is cut short or fails its CRC ends the
+     * replay, and is told apart, as etcd's WAL does:
+     * <ul>
+     * <li>TORN only where a crash can have left it so, in the {@code newest} log (older ones were
+     * forced whole before the next began), with no valid record after it: its header or length
+     * runs past the end of the file, or one of its sector-aligned parts is still all zeros (the
+     * preallocated space was not overwritten there). Such a record was never acknowledged:
+     * acknowledgement waits for the force that would have written it whole.
+     * <li>DAMAGED otherwise: a whole record whose CRC fails was written and forced, so it may have
+     * been acknowledged, as may the records after it. So is a length that one flipped bit makes
+     * wrong (flipped back, the record checks out), a record that breaks the revision chain or its
+     * digest ({@code apply} throws IllegalStateException), and zeros where a record should be when
+     * a valid record follows them.
+     * </ul>
+     */
+    static Replayed replay(Path file, int maxRecordBytes, boolean newest, Consumer<ByteBuffer> apply)
             throws IOException {
-        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = in.size();
             long at = 0;
             long records = 0;
@@ -268,6 +295,8 @@ final class WriteAheadLog implements AutoCloseable {
             ByteBuffer body = ByteBuffer.allocate(64 * 1024);
             CRC32C crc = new CRC32C();
             String problem = null;
+            int length = 0;
+            int expectedCrc = 0;
             while (at < size) {
                 if (size - at < HEADER_BYTES) {
                     problem = "a record header cut short (" + (size - at) + " of " + HEADER_BYTES + " bytes)";
@@ -276,14 +305,14 @@ final class WriteAheadLog implements AutoCloseable {
                 head.clear();
                 readFully(in, head, at);
                 head.flip();
-                int length = head.getInt();
-                int expectedCrc = head.getInt();
+                length = head.getInt();
+                expectedCrc = head.getInt();
                 if (length == 0 && expectedCrc == 0) {
                     problem = "";  // the end of the records: preallocated zeros follow
                     break;
                 }
                 if (length <= 0 || length > maxRecordBytes) {
-                    problem = "a record length of " + Integer.toUnsignedString(length) + " bytes (expected: at most "
+                    problem = "a record length of " + Integer.toUnsignedString(length) + " bytes (expected: 1 to "
                             + maxRecordBytes + ")";
                     break;
                 }
@@ -307,33 +336,148 @@ final class WriteAheadLog implements AutoCloseable {
                 try {
                     apply.accept(body.asReadOnlyBuffer());
                 } catch (IllegalStateException e) {
-                    // A record that passed its CRC but breaks the revision chain or its digest: damage,
-                    // wherever it is in the log.
-                    throw new StorageException(file + " at byte " + at + ": " + e.getMessage(), e);
+                    // It passed its CRC but breaks the revision chain or its digest: damage, wherever it is.
+                    return new Replayed(records, at, End.DAMAGED, e.getMessage());
                 }
                 records++;
                 at += HEADER_BYTES + length;
             }
-            long valid = problem == null ? -1 : nextValidRecord(in, at + 1, size, maxRecordBytes);
-            if (problem == null || (problem.isEmpty() && valid < 0)) {
-                return new Replayed(records, at, 0, null);
+            if (problem == null) {
+                return new Replayed(records, at, End.CLEAN, null);
             }
+            long valid = nextValidRecord(in, at + 1, size, maxRecordBytes);
             if (problem.isEmpty()) {
+                if (valid < 0) {
+                    return new Replayed(records, at, End.CLEAN, null);
+                }
                 problem = "zeros where a record should be";
             }
-            if (!cutTornTail) {
-                throw new StorageException(file + " at byte " + at + ": " + problem
-                        + "; a log that was complete before a later one began cannot be cut");
-            }
             if (valid >= 0) {
-                throw new StorageException(file + " at byte " + at + ": " + problem + ", but a valid record follows"
-                        + " at byte " + valid + ": this is damage inside the log, not a torn end, and acknowledged"
-                        + " writes may follow it; restore the map from a snapshot file or repair the log");
+                return new Replayed(records, at, End.DAMAGED, problem + ", but a valid record follows at byte " + valid
+                        + ": this is damage inside the log, not a torn end, and acknowledged writes may follow it");
             }
+            if (!newest) {
+                return new Replayed(records, at, End.DAMAGED,
+                        problem + "; a log that was complete before a later one began cannot be cut");
+            }
+            if (size - at >= HEADER_BYTES) {
+                int flipped = lengthOneBitAway(in, at, length, expectedCrc, size, maxRecordBytes);
+                if (flipped > 0) {
+                    return new Replayed(records, at, End.DAMAGED, problem + ": its length field is damaged (with "
+                            + flipped + ", one bit away, the record checks out), so the record was written whole");
+                }
+            }
+            long end = size - at < HEADER_BYTES ? Long.MAX_VALUE : at + HEADER_BYTES + Integer.toUnsignedLong(length);
+            if (end > size || hasUnwrittenSector(in, at, end)) {
+                return new Replayed(records, at, End.TORN, problem);
+            }
+            return new Replayed(records, at, End.DAMAGED, problem + ": the record is whole (no " + SECTOR_BYTES
+                    + "-byte sector of it is unwritten zeros), so it was written and then damaged, not torn by a"
+                    + " crash; it may have been acknowledged");
+        }
+    }
+
+    /**
+     * Whether a part of {@code [from, to)} between two sector boundaries of the file (the first
+     * and last parts may be shorter than a sector) is all zeros: a sector of the record that never
+     * reached the disk. Any part counts, even a short one: a crash tears at sector boundaries.
+     */
+    static boolean hasUnwrittenSector(FileChannel in, long from, long to) throws IOException {
+        ByteBuffer sector = ByteBuffer.allocate(SECTOR_BYTES);
+        for (long part = from; part < to; ) {
+            long next = Math.min(to, (part / SECTOR_BYTES + 1) * SECTOR_BYTES);
+            sector.clear().limit((int) (next - part));
+            readFully(in, sector, part);
+            boolean zeros = true;
+            for (int i = 0; i < sector.limit() && zeros; i++) {
+                zeros = sector.get(i) == 0;
+            }
+            if (zeros) {
+                return true;
+            }
+            part = next;
+        }
+        return false;
+    }
+
+    /**
+     * A length one bit away from {@code length} with which the record at {@code at} is whole and
+     * passes its CRC, or 0: then the length field, not the record, is what went wrong.
+     */
+    private static int lengthOneBitAway(FileChannel in, long at, int length, int expectedCrc, long size,
+            int maxRecordBytes) throws IOException {
+        long room = Math.min(size - at - HEADER_BYTES, maxRecordBytes);
+        int longest = 0;
+        for (int bit = 0; bit < 32; bit++) {
+            int candidate = length ^ (1 << bit);
+            if (candidate > 0 && candidate <= room) {
+                longest = Math.max(longest, candidate);
+            }
+        }
+        if (longest == 0) {
+            return 0;
+        }
+        ByteBuffer body = ByteBuffer.allocate(longest);
+        readFully(in, body, at + HEADER_BYTES);
+        CRC32C crc = new CRC32C();
+        for (int bit = 0; bit < 32; bit++) {
+            int candidate = length ^ (1 << bit);
+            if (candidate > 0 && candidate <= longest) {
+                crc.reset();
+                crc.update(body.duplicate().position(0).limit(candidate));
+                if ((int) crc.getValue() == expectedCrc) {
+                    return candidate;
+                }
+            }
+        }
+        return 0;
+    }
+
+    /**
+     * Cuts the newest log at {@code at}, where {@link #replay} found a torn record, after keeping
+     * the file as it was in {@code <file>.torn-<at>} (up to its last byte that is not zero: the
+     * preallocated zeros after it are left out), forced to disk first. Returns the kept file.
+     * Recovery never reads the kept file and snapshots never delete it.
+     */
+    static Path cutTornTail(Path file, long at) throws IOException {
+        Path kept = file.resolveSibling(file.getFileName() + ".torn-" + at);
+        for (int n = 2; java.nio.file.Files.exists(kept); n++) {
+            kept = file.resolveSibling(file.getFileName() + ".torn-" + at + "-" + n);
+        }
+        Path partial = kept.resolveSibling(kept.getFileName() + ".tmp");  // deleted by recovery if left
+        try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            long end = lastNonZero(in) + 1;
+            try (FileChannel out = FileChannel.open(partial, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                    StandardOpenOption.TRUNCATE_EXISTING)) {
+                for (long done = 0; done < end; ) {
+                    done += in.transferTo(done, end - done, out);
+                }
+                out.force(true);
+            }
+            java.nio.file.Files.move(partial, kept, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            SnapshotFiles.forceDirectory(file.getParent());
             in.truncate(at);
             in.force(true);
-            return new Replayed(records, at, size - at, problem);
         }
+        return kept;
+    }
+
+    /** The offset of the file's last byte that is not zero, or -1. */
+    private static long lastNonZero(FileChannel in) throws IOException {
+        long size = in.size();
+        ByteBuffer block = ByteBuffer.allocate(64 * 1024);
+        for (long blockEnd = size; blockEnd > 0; ) {
+            long from = Math.max(0, blockEnd - block.capacity());
+            block.clear().limit((int) (blockEnd - from));
+            readFully(in, block, from);
+            for (int i = block.limit() - 1; i >= 0; i--) {
+                if (block.get(i) != 0) {
+                    return from + i;
+                }
+            }
+            blockEnd = from;
+        }
+        return -1;
     }
 
     /**

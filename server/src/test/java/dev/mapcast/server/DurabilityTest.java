@@ -52,9 +52,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The server with a data directory, restarted on it (closed, or its files damaged as a crash or a
  * disk would leave them), over real gRPC: what was acknowledged is there, in order, with its
- * mod revisions, compact revision and resumable history; a torn log end is cut; damage that is
- * not a torn end refuses the start, naming the file and byte. (Killing a real server process with
- * SIGKILL is the cli module's {@code CrashRecoveryTest}.)
+ * mod revisions, compact revision and resumable history; a torn log end is cut (the file kept
+ * aside); damage that is not a torn end quarantines the map (strict: refuses the start), naming
+ * the file and byte. (Killing a real server process with SIGKILL is the cli module's
+ * {@code CrashRecoveryTest}.)
  */
 class DurabilityTest {
 
@@ -137,76 +138,134 @@ class DurabilityTest {
     }
 
     @Test
-    void aTornOrCorruptLastRecordIsCutAndTheRestRecovered() throws Exception {
-        for (String damage : List.of("half a record", "garbage", "flipped bit in the last record")) {
+    void aTornLastRecordIsCutTheOriginalKeptAsideAndTheRestRecovered() throws Exception {
+        for (String damage : List.of("cut short", "an unwritten sector", "garbage after the records")) {
             stop();
             for (Path p : Files.list(dataDir).collect(Collectors.toList())) {
                 deleteTree(p);
             }
             start(MapcastServer.builder());
+            // Values of 300 bytes: the records cross 512-byte sector boundaries.
             for (int i = 1; i <= 5; i++) {
-                write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+                write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, ("v" + i).repeat(100)), List.of());
             }
-            Content atFour;
             stop();
             Path log = lastLog();
             long end = recordsEnd(log);  // preallocated zeros follow the records
+            long last = records(log).get(4)[0];
+            long sector = (last / WriteAheadLog.SECTOR_BYTES + 1) * WriteAheadLog.SECTOR_BYTES;
+            assertTrue(sector < end, "the last record crosses a sector boundary");
             switch (damage) {
-                case "half a record" -> overwrite(log, end - 7, new byte[7]);  // its last page never reached the disk
-                case "garbage" -> overwrite(log, end, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
-                default -> flip(log, end - 3);
+                case "cut short" -> {
+                    try (FileChannel c = FileChannel.open(log, StandardOpenOption.WRITE)) {
+                        c.truncate(end - 7);  // the file's new size never reached the disk
+                    }
+                }
+                case "an unwritten sector" -> overwrite(log, sector, new byte[(int) (end - sector)]);
+                default -> overwrite(log, end, new byte[] {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
             }
+            byte[] original = Files.readAllBytes(log);
             start(MapcastServer.builder());
-            long expected = damage.equals("garbage") ? 5 : 4;
+            long expected = damage.startsWith("garbage") ? 5 : 4;
+            long cutAt = expected == 5 ? end : last;
             assertEquals(expected, info("m").getRevision(), damage);
+            assertEquals("", info("m").getDamaged(), damage);
             assertEquals(expected == 5, get("m", "k5").getFound(), damage);
-            atFour = content("m");
-            assertEquals(expected, atFour.revision, damage);
-            // The log goes on from there.
+            Path kept = log.resolveSibling(log.getFileName() + ".torn-" + cutAt);
+            byte[] keptBytes = Files.readAllBytes(kept);
+            assertTrue(keptBytes.length <= original.length && keptBytes.length > cutAt, damage);
+            assertArrayEquals(java.util.Arrays.copyOf(original, keptBytes.length), keptBytes,
+                    damage + ": the log as it was is kept aside");
+            for (int i = keptBytes.length; i < original.length; i++) {
+                assertEquals(0, original[i], damage + ": only zeros are left out of the kept file");
+            }
+            assertEquals(expected, content("m").revision, damage);
+            // The log goes on from there, and the kept file stays through a snapshot.
             write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k6", "v6"), List.of());
-            restart(MapcastServer.builder());
+            restart(MapcastServer.builder().snapshotLogBytes(1));
             assertEquals(expected + 1, info("m").getRevision(), damage);
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k7", "v7"), List.of());
+            awaitFewFiles(mapDir());
+            await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
+                    .until(() -> Files.notExists(log));
+            assertTrue(Files.exists(kept), damage + ": the snapshot's clean-up keeps " + kept.getFileName());
         }
     }
 
     @Test
-    void damageInsideTheLogRefusesTheStartNamingFileAndByte() throws Exception {
+    void aFlippedBitInTheLastRecordIsDamageNotATornWrite() throws Exception {
         start(MapcastServer.builder());
+        write("other", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
         for (int i = 1; i <= 5; i++) {
             write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
         }
         stop();
-        Path log = lastLog();
+        Path log = lastLog("m");
+        flip(log, recordsEnd(log) - 3);  // acknowledged and fsynced, then a bit went bad
+        byte[] damaged = Files.readAllBytes(log);
+        start(MapcastServer.builder());
+        long last = records(log).get(4)[0];
+        String why = quarantined("m");
+        assertTrue(why.contains(log.toString()) && why.contains("at byte " + last)
+                && why.contains("CRC-32C") && why.contains("not torn"), why);
+        assertEquals("1", get("other", "a").getValue().toStringUtf8(), "the other map is served");
+        assertEquals(2, write("other", IterationOrder.ITERATION_ORDER_HASH, Map.of("b", "2"), List.of()));
+        stop();
+        assertArrayEquals(damaged, Files.readAllBytes(log), "the damaged log is left as it is");
+        assertTrue(refusedStrictly().contains(log.getFileName() + " at byte " + last));
+    }
+
+    @Test
+    void damageInsideTheLogQuarantinesTheMapNamingFileAndByte() throws Exception {
+        start(MapcastServer.builder());
+        for (int i = 1; i <= 5; i++) {
+            write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
+        }
+        write("other", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
+        stop();
+        Path log = lastLog("m");
         flip(log, 20);  // inside the first record: valid records follow it
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(log.getFileName().toString()) && e.getMessage().contains("at byte 0")
-                && e.getMessage().contains("valid record follows"), e.getMessage());
+        byte[] damaged = Files.readAllBytes(log);
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(log.getFileName().toString()) && why.contains("at byte 0")
+                && why.contains("valid record follows"), why);
+        assertEquals("1", get("other", "a").getValue().toStringUtf8(), "the other map is served");
+        stop();
+        String refused = refusedStrictly();
+        assertTrue(refused.contains("map \"m\"") && refused.contains(log.getFileName().toString())
+                && refused.contains("at byte 0"), refused);
         // Nothing was changed: the file is as damaged as it was, not cut.
+        assertArrayEquals(damaged, Files.readAllBytes(log));
         flip(log, 20);
         start(MapcastServer.builder());
         assertEquals(5, info("m").getRevision());
     }
 
     @Test
-    void aDamagedSnapshotFileRefusesTheStartAndIsLeftAsItIs() throws Exception {
+    void aDamagedSnapshotFileQuarantinesTheMapAndIsLeftAsItIs() throws Exception {
         start(MapcastServer.builder().snapshotLogBytes(1024));
         for (int i = 1; i <= 40; i++) {
             write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "value " + i), List.of());
         }
+        write("other", IterationOrder.ITERATION_ORDER_HASH, Map.of("a", "1"), List.of());
         stop();
         Path snapshot;
-        try (Stream<Path> files = Files.list(mapDir())) {
-            snapshot = files.filter(f -> f.getFileName().toString().startsWith("snapshot-")).sorted()
+        try (Stream<Path> files = Files.list(dataDir.resolve("maps").resolve(MapStore.directoryName("m")))) {
+            snapshot = files.filter(f -> MapStore.named(f.getFileName().toString(), "snapshot-", ".snap")).sorted()
                     .reduce((a, b) -> b).orElseThrow();
         }
         long size = Files.size(snapshot);
         flip(snapshot, size / 2);
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(snapshot.getFileName().toString()) && e.getMessage().contains("at byte"),
-                e.getMessage());
-        assertEquals(size, Files.size(snapshot), "the damaged file is kept for the operator");
+        byte[] damaged = Files.readAllBytes(snapshot);
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(snapshot.getFileName().toString()) && why.contains("at byte"), why);
+        assertEquals("1", get("other", "a").getValue().toStringUtf8(), "the other map is served");
+        stop();
+        String refused = refusedStrictly();
+        assertTrue(refused.contains(snapshot.getFileName().toString()) && refused.contains("at byte"), refused);
+        assertArrayEquals(damaged, Files.readAllBytes(snapshot), "the damaged file is kept for the operator");
         flip(snapshot, size / 2);
         start(MapcastServer.builder());
         assertEquals(40, info("m").getRevision());
@@ -279,10 +338,11 @@ class DurabilityTest {
         // the next one began, so that write was acknowledged.
         long size = Files.size(first);
         flip(first, recordsEnd(first) - 3);
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(first.getFileName().toString()) && e.getMessage().contains("at byte ")
-                && e.getMessage().contains("cannot be cut"), e.getMessage());
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(first.getFileName().toString()) && why.contains("at byte ")
+                && why.contains("cannot be cut"), why);
+        stop();
         assertEquals(size, Files.size(first), "the damaged log is kept as it is");
         flip(first, recordsEnd(first) - 3);
         start(MapcastServer.builder());
@@ -290,7 +350,7 @@ class DurabilityTest {
     }
 
     @Test
-    void zerosWhereARecordShouldBeRefuseTheStartWhenValidRecordsFollow() throws Exception {
+    void zerosWhereARecordShouldBeAreDamageWhenValidRecordsFollow() throws Exception {
         // Zeros also mark the end of the records (preallocation): what follows them tells the two apart.
         start(MapcastServer.builder());
         for (int i = 1; i <= 5; i++) {
@@ -300,15 +360,14 @@ class DurabilityTest {
         Path log = lastLog();
         long second = records(log).get(1)[0];
         overwrite(log, second, new byte[WriteAheadLog.HEADER_BYTES]);  // record 2's header reads back as zeros
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(log.getFileName().toString())
-                && e.getMessage().contains("at byte " + second) && e.getMessage().contains("valid record follows"),
-                e.getMessage());
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(log.getFileName().toString())
+                && why.contains("at byte " + second) && why.contains("valid record follows"), why);
     }
 
     @Test
-    void aLogMissingARecordRefusesTheStartNamingFileByteAndReason() throws Exception {
+    void aLogMissingARecordQuarantinesTheMapNamingFileByteAndReason() throws Exception {
         // One key written three times: without the second record the third still leads to the right
         // digest, so only the revision chain shows that an acknowledged write is missing.
         start(MapcastServer.builder());
@@ -325,16 +384,16 @@ class DurabilityTest {
         System.arraycopy(bytes, 0, without, 0, second);
         System.arraycopy(bytes, third, without, second, bytes.length - third);
         Files.write(log, without);
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(log.getFileName().toString())
-                && e.getMessage().contains("at byte " + second) && e.getMessage().contains("jumps from revision 1"),
-                e.getMessage());
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(log.getFileName().toString())
+                && why.contains("at byte " + second) && why.contains("jumps from revision 1"), why);
+        stop();
         assertArrayEquals(without, Files.readAllBytes(log), "nothing was cut");
     }
 
     @Test
-    void aLoggedDeltaThatDoesNotLeadToItsDigestRefusesTheStart() throws Exception {
+    void aLoggedDeltaThatDoesNotLeadToItsDigestQuarantinesTheMap() throws Exception {
         start(MapcastServer.builder());
         for (int i = 1; i <= 3; i++) {
             write("m", IterationOrder.ITERATION_ORDER_HASH, Map.of("k" + i, "v" + i), List.of());
@@ -353,11 +412,10 @@ class DurabilityTest {
         crc.update(bytes, from, to - from);
         ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).putInt((int) second[0] + 4, (int) crc.getValue());
         Files.write(log, bytes);
-        UncheckedIOException e = assertThrows(UncheckedIOException.class,
-                () -> MapcastServer.builder().port(0).dataDir(dataDir).build());
-        assertTrue(e.getMessage().contains(log.getFileName().toString())
-                && e.getMessage().contains("at byte " + second[0]) && e.getMessage().contains("digest"),
-                e.getMessage());
+        start(MapcastServer.builder());
+        String why = quarantined("m");
+        assertTrue(why.contains(log.getFileName().toString())
+                && why.contains("at byte " + second[0]) && why.contains("digest"), why);
     }
 
     @Test
@@ -597,6 +655,34 @@ class DurabilityTest {
         return kinds;
     }
 
+    /**
+     * Asserts that {@code map} is quarantined: listed with why (returned), and a call naming it
+     * refused with FAILED_PRECONDITION saying why and what to do.
+     */
+    private String quarantined(String map) {
+        String why = info(map).getDamaged();
+        assertFalse(why.isEmpty(), map + " is listed as damaged");
+        StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, () -> get(map, "k1"));
+        assertEquals(io.grpc.Status.Code.FAILED_PRECONDITION, refused.getStatus().getCode(), refused.toString());
+        assertTrue(refused.getStatus().getDescription().contains(why)
+                && refused.getStatus().getDescription().contains("mapcast data salvage"), refused.toString());
+        return why;
+    }
+
+    /** The message of a strict server's refusal to start on the data directory. */
+    private String refusedStrictly() {
+        UncheckedIOException e = assertThrows(UncheckedIOException.class,
+                () -> MapcastServer.builder().port(0).dataDir(dataDir).strict(true).build());
+        return e.getMessage();
+    }
+
+    private Path lastLog(String map) throws IOException {
+        try (Stream<Path> files = Files.list(dataDir.resolve("maps").resolve(MapStore.directoryName(map)))) {
+            return files.filter(f -> MapStore.named(f.getFileName().toString(), "wal-", ".log")).sorted()
+                    .reduce((a, b) -> b).orElseThrow();
+        }
+    }
+
     private Path mapDir() throws IOException {
         try (Stream<Path> dirs = Files.list(dataDir.resolve("maps"))) {
             return dirs.findFirst().orElseThrow();
@@ -605,7 +691,7 @@ class DurabilityTest {
 
     private Path lastLog() throws IOException {
         try (Stream<Path> files = Files.list(mapDir())) {
-            return files.filter(f -> f.getFileName().toString().startsWith("wal-")).sorted()
+            return files.filter(f -> MapStore.named(f.getFileName().toString(), "wal-", ".log")).sorted()
                     .reduce((a, b) -> b).orElseThrow();
         }
     }
@@ -620,7 +706,7 @@ class DurabilityTest {
     private static void awaitFewFiles(Path dir) {
         await().atMost(Duration.ofSeconds(10)).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(10))
                 .alias("older logs deleted")
-                .until(() -> files(dir), files -> files.stream().filter(f -> f.startsWith("wal-")).count() <= 2);
+                .until(() -> files(dir), files -> files.stream().filter(f -> f.startsWith("wal-") && f.endsWith(".log")).count() <= 2);
     }
 
     /** Where a log's records end: its first zero length (or the end of the file). */
