@@ -4,13 +4,9 @@ import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.core.PinnedView;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -35,12 +31,10 @@ public final class DataDirectoryCheck implements AutoCloseable {
     private static final int MAX_RECORD_BYTES = 2 * 256 * 1024 * 1024 + (1 << 20);
 
     private final Path dataDir;
-    private final FileChannel lockFile;
-    private final FileLock lock;
+    private final DataDirectoryLock lock;
 
-    private DataDirectoryCheck(Path dataDir, FileChannel lockFile, FileLock lock) {
+    private DataDirectoryCheck(Path dataDir, DataDirectoryLock lock) {
         this.dataDir = dataDir;
-        this.lockFile = lockFile;
         this.lock = lock;
     }
 
@@ -54,22 +48,8 @@ public final class DataDirectoryCheck implements AutoCloseable {
         if (!Files.isDirectory(dir.resolve("maps"))) {
             throw new StorageException(dir + " is not a mapcast data directory (expected: a directory with maps/ in it)");
         }
-        FileChannel channel = FileChannel.open(dir.resolve("LOCK"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        FileLock lock;
-        try {
-            lock = channel.tryLock();
-        } catch (OverlappingFileLockException sameProcess) {
-            lock = null;
-        } catch (IOException | RuntimeException e) {
-            channel.close();
-            throw e;
-        }
-        if (lock == null) {
-            channel.close();
-            throw new StorageException("data directory " + dir + " is in use by a running mapcast server: stop it"
-                    + " first (a server changes the files these checks read)");
-        }
-        return new DataDirectoryCheck(dir, channel, lock);
+        return new DataDirectoryCheck(dir, DataDirectoryLock.take(dir, "a running mapcast server: stop it first (a"
+                + " server changes the files these checks read)"));
     }
 
     /**
@@ -196,10 +176,6 @@ public final class DataDirectoryCheck implements AutoCloseable {
     /** Releases the data directory's lock. */
     @Override
     public void close() throws IOException {
-        try {
-            lock.release();
-        } finally {
-            lockFile.close();
-        }
+        lock.close();
     }
 }

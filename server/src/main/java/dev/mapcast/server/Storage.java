@@ -3,14 +3,10 @@ package dev.mapcast.server;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.IterationOrder;
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.channels.FileLock;
-import java.nio.channels.OverlappingFileLockException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -29,8 +25,7 @@ final class Storage implements AutoCloseable {
     final FsyncMode mode;
     final long snapshotLogBytes;
     private final Path mapsDir;
-    private final FileChannel lockFile;
-    private final FileLock lock;
+    private final DataDirectoryLock lock;
     /** Map name to directory name: what the catalog file holds; null until {@link #catalogued}. */
     private TreeMap<String, String> catalog;
 
@@ -38,12 +33,11 @@ final class Storage implements AutoCloseable {
     static final String DELETING = ".deleting-";
     private static final Logger log = LoggerFactory.getLogger(Storage.class);
 
-    private Storage(Path dataDir, FsyncMode mode, long snapshotLogBytes, FileChannel lockFile, FileLock lock) {
+    private Storage(Path dataDir, FsyncMode mode, long snapshotLogBytes, DataDirectoryLock lock) {
         this.dataDir = dataDir;
         this.mode = mode;
         this.snapshotLogBytes = snapshotLogBytes;
         this.mapsDir = dataDir.resolve("maps");
-        this.lockFile = lockFile;
         this.lock = lock;
     }
 
@@ -54,21 +48,7 @@ final class Storage implements AutoCloseable {
             throw new StorageException("data directory " + dir + " is not a directory");
         }
         Files.createDirectories(dir.resolve("maps"));
-        FileChannel channel = FileChannel.open(dir.resolve("LOCK"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        FileLock lock;
-        try {
-            lock = channel.tryLock();
-        } catch (OverlappingFileLockException sameProcess) {
-            lock = null;
-        } catch (IOException | RuntimeException e) {
-            channel.close();
-            throw e;
-        }
-        if (lock == null) {
-            channel.close();
-            throw new StorageException("data directory " + dir + " is in use by another mapcast server");
-        }
-        return new Storage(dir, mode, snapshotLogBytes, channel, lock);
+        return new Storage(dir, mode, snapshotLogBytes, DataDirectoryLock.take(dir, "another mapcast server"));
     }
 
     /** A map the catalog holds: its name and its directory (which may be missing: then it is damaged). */
@@ -169,10 +149,6 @@ final class Storage implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        try {
-            lock.release();
-        } finally {
-            lockFile.close();
-        }
+        lock.close();
     }
 }
