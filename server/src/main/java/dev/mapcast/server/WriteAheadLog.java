@@ -25,16 +25,21 @@ import java.util.zip.CRC32C;
  * refuses writes until the server restarts and recovers from what reached the disk (after a failed
  * fsync the kernel may have dropped the pages: retrying it would claim durability it cannot give).
  *
- * <p>Preallocation: the file is extended with zeros {@link #PREALLOCATE_BYTES} at a time ahead of
- * the records, so that a force rarely has a file size to journal as well (DurableWriteBenchmark,
- * one writer: mean 1.41 ms before, 0.99 ms after). A record is never empty, so a zero length marks
- * the end of the log; replay then checks that no valid record follows the zeros.
+ * <p>Preallocation: the file is extended with zeros ahead of the records, so that a force rarely
+ * has a file size to journal as well (DurableWriteBenchmark, one writer: mean 1.41 ms before, 0.99
+ * ms after). Each step is the file's size, at least {@link #FIRST_GROWTH_BYTES} and at most
+ * {@link #MAX_GROWTH_BYTES}: a small map's log takes 64 KiB, a busy one's grows in few steps. When
+ * the disk has no room for a step, the record gets just its own bytes. A record is never empty, so
+ * a zero length marks the end of the log; replay then checks that no valid record follows the
+ * zeros.
  */
 final class WriteAheadLog implements AutoCloseable {
 
     static final int HEADER_BYTES = 8;
-    /** Zeros written ahead of the records at a time. */
-    static final int PREALLOCATE_BYTES = 16 * 1024 * 1024;
+    /** The first preallocation step: what a new map's log takes on disk. */
+    static final long FIRST_GROWTH_BYTES = 64 * 1024;
+    /** The largest preallocation step. */
+    static final long MAX_GROWTH_BYTES = 16 * 1024 * 1024;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1024 * 1024).asReadOnlyBuffer();
 
     private final FsyncMode mode;
@@ -107,13 +112,41 @@ final class WriteAheadLog implements AutoCloseable {
 
     /** Extends the file with zeros past {@code needed}; the next force makes them durable with the records. */
     private void preallocate(long needed) throws IOException {
-        long to = Math.max(needed, allocated + PREALLOCATE_BYTES);
-        for (long at = allocated; at < to; ) {
-            ByteBuffer zeros = ZEROS.duplicate();
-            zeros.limit((int) Math.min(zeros.capacity(), to - at));
-            at += channel.write(zeros, at);
+        long step = Math.max(FIRST_GROWTH_BYTES, Math.min(MAX_GROWTH_BYTES, allocated));
+        long to = Math.max(needed, allocated + step);
+        try {
+            writeZeros(allocated, to);
+        } catch (IOException e) {
+            if (to == needed || !isNoSpace(e, to - allocated)) {
+                throw e;
+            }
+            // A nearly full disk: give back the zeros that fit and take just the record's room.
+            channel.truncate(allocated);
+            writeZeros(allocated, needed);
+            to = needed;
         }
         allocated = to;
+    }
+
+    private void writeZeros(long from, long until) throws IOException {
+        for (long at = from; at < until; ) {
+            ByteBuffer zeros = ZEROS.duplicate();
+            zeros.limit((int) Math.min(zeros.capacity(), until - at));
+            at += channel.write(zeros, at);
+        }
+    }
+
+    /** Whether {@code e} says the disk (or the quota) is full, or the file's store has less than {@code needed} left. */
+    private boolean isNoSpace(IOException e, long needed) {
+        String m = e.getMessage();
+        if (m != null && (m.contains("No space left on device") || m.contains("Disk quota exceeded"))) {
+            return true;
+        }
+        try {
+            return java.nio.file.Files.getFileStore(file).getUsableSpace() < needed;
+        } catch (IOException | RuntimeException unknown) {
+            return false;
+        }
     }
 
     /** Returns once the record ending at {@code end} is on disk (at once unless {@link FsyncMode#ALWAYS}). */
