@@ -17,6 +17,8 @@ import io.grpc.StatusRuntimeException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -227,8 +229,7 @@ final class HostedMap implements AutoCloseable {
                 try {
                     logEnd = store.append(event.bytes());
                 } catch (IOException e) {
-                    throw Status.UNAVAILABLE.withDescription("cannot log the write to map \"" + name + "\" ("
-                            + e.getMessage() + "); nothing was applied").withCause(e).asRuntimeException();
+                    throw storageFailure(e, "write to map \"" + name + "\" at revision " + next, false);
                 }
             }
             byte[] nextBytes = MapStore.revisionBytes(next);
@@ -275,9 +276,7 @@ final class HostedMap implements AutoCloseable {
         try {
             store.awaitDurable(logEnd);
         } catch (IOException e) {
-            throw Status.UNAVAILABLE.withDescription("the " + what + " was applied but could not be made durable ("
-                    + e.getMessage() + "); it may be lost on restart, and the map takes no more writes until then")
-                    .withCause(e).asRuntimeException();
+            throw storageFailure(e, what, true);
         }
         if (store.wantsSnapshot() && snapshotting.compareAndSet(false, true)) {
             try {
@@ -382,8 +381,7 @@ final class HostedMap implements AutoCloseable {
                 try {
                     logEnd = store.append(encoded.bytes());
                 } catch (IOException e) {
-                    throw Status.UNAVAILABLE.withDescription("cannot log the compaction of map \"" + name + "\" ("
-                            + e.getMessage() + ")").withCause(e).asRuntimeException();
+                    throw storageFailure(e, "compaction of map \"" + name + "\"", false);
                 }
             }
             publish(encoded);
@@ -595,8 +593,10 @@ final class HostedMap implements AutoCloseable {
             }
             if (store != null) {
                 try {
-                    store.force();  // the writes acknowledged so far are answered as durable
-                    deleteFiles.delete();
+                    if (!store.logFailing()) {
+                        store.force();  // the writes in flight are answered as durable, not failed
+                    }
+                    deleteFiles.delete();  // a map whose log failed can be deleted too: that is a cure
                 } catch (IOException e) {
                     throw Status.UNAVAILABLE.withDescription("cannot delete the files of map \"" + name + "\" ("
                             + e.getMessage() + "); nothing was deleted").withCause(e).asRuntimeException();
@@ -740,13 +740,136 @@ final class HostedMap implements AutoCloseable {
         }
         lifecycle.readLock().lock();
         try {
-            if (!closed && !deleted) {
+            if (!closed && !deleted && !store.logFailing()) {
                 store.force();
             }
         } catch (IOException e) {
-            log.error("forcing the log of map \"{}\" failed; it takes no more writes", name, e);
+            storageFailure(e, "periodic force of the log of map \"" + name + "\"", true);
         } finally {
             lifecycle.readLock().unlock();
+        }
+    }
+
+    /**
+     * The status for a write or compaction the store could not take ({@code e}; {@code applied}:
+     * it is in memory, its force failed), logging the first line of the episode (see
+     * {@link WriteAheadLog}): RESOURCE_EXHAUSTED for a full disk (one WARN line until a write
+     * succeeds again); UNAVAILABLE for a failing log (one ERROR line with the first cause; the map
+     * takes writes again by itself once {@link #retryStorage} has written and checked its log); and
+     * for a log file that lost its name, UNAVAILABLE and the map out of service (one ERROR line).
+     */
+    private StatusRuntimeException storageFailure(IOException e, String what, boolean applied) {
+        if (e instanceof WriteAheadLog.DiskFull full) {
+            Path dataDir = store.dataDir();
+            long usable = usableSpace(dataDir);
+            if (store.diskFull(name)) {
+                log.warn("map \"{}\": no space left in data directory {} ({} bytes usable; the {} needs {} bytes"
+                        + " of log): its writes are refused with RESOURCE_EXHAUSTED until there is room", name, dataDir,
+                        usable, what, full.needed);
+            }
+            return Status.RESOURCE_EXHAUSTED.withDescription("no space left for map \"" + name + "\" in data directory "
+                    + dataDir + ": the " + what + " needs " + full.needed + " bytes of log, " + usable + " bytes are"
+                    + " usable; nothing was applied").withCause(e).asRuntimeException();
+        }
+        if (!store.logFailing()) {  // the append failed but was cut off: the log goes on
+            return Status.UNAVAILABLE.withDescription("cannot log the " + what + " (" + e.getMessage()
+                    + "); nothing was applied").withCause(e).asRuntimeException();
+        }
+        IOException first = store.logFailure();
+        first = first == null ? e : first;
+        boolean gone = first instanceof WriteAheadLog.Gone || e.getCause() instanceof WriteAheadLog.Gone;
+        if (store.claimLogFailureReport() != null) {
+            if (gone) {
+                log.error("map \"{}\": {}; the map is out of service until the server restarts", name,
+                        WriteAheadLog.describe(first) + suppressed(first));
+            } else {
+                log.error("map \"{}\": its write-ahead log {} failed; writes are refused until it can be written"
+                        + " again (tried every {} ms)", name, store.logFile(), MapcastServer.STORAGE_RETRY_MILLIS, first);
+            }
+        }
+        String outcome = applied
+                ? " was applied in memory but not acknowledged: its log record may not be on disk"
+                : " was refused, nothing applied";
+        if (gone) {
+            goOutOfService(Status.UNAVAILABLE.withDescription("map \"" + name + "\" is out of service: "
+                    + WriteAheadLog.describe(first) + suppressed(first) + "; restart the server to recover it from its"
+                    + " files"));
+            return Status.UNAVAILABLE.withDescription("the " + what + outcome + ": " + WriteAheadLog.describe(first)
+                    + "; the map is out of service until the server restarts").withCause(e).asRuntimeException();
+        }
+        return Status.UNAVAILABLE.withDescription("the " + what + outcome + ": the write-ahead log "
+                + store.logFile() + " failed (first failure: " + WriteAheadLog.describe(first) + "); the map takes"
+                + " writes again once its log can be written and is checked on disk (tried every "
+                + MapcastServer.STORAGE_RETRY_MILLIS + " ms)").withCause(e).asRuntimeException();
+    }
+
+    /**
+     * One attempt to write a failing log again and check it on disk (the server's storage thread,
+     * every {@link MapcastServer#STORAGE_RETRY_MILLIS}); a log that lost acknowledged records, or
+     * its file, takes the map out of service.
+     */
+    void retryStorage() {
+        if (store == null || !store.logFailing()) {
+            return;
+        }
+        lifecycle.readLock().lock();
+        lock.writeLock().lock();
+        try {
+            if (closed || outOfService != null) {
+                return;
+            }
+            IOException first = store.logFailure();
+            if (store.reopenLog()) {
+                log.info("map \"{}\": its write-ahead log {} is written again and holds every acknowledged write (read"
+                        + " back from the disk); writes are accepted again (the failure was: {})", name,
+                        store.logFile(), first == null ? "none" : WriteAheadLog.describe(first));
+            }
+        } catch (IOException e) {
+            // Once: out of service, the map is not retried again.
+            store.claimLogFailureReport();
+            String what = WriteAheadLog.describe(e) + suppressed(e);
+            log.error("map \"{}\": {}; the map is out of service until the server restarts", name, what);
+            goOutOfService(Status.UNAVAILABLE.withDescription("map \"" + name + "\" is out of service: " + what
+                    + (e instanceof WriteAheadLog.Lost ? "; restore it from a snapshot file, or restart the server to"
+                            + " recover what its files hold" : "; restart the server to recover it from its files")));
+        } finally {
+            lock.writeLock().unlock();
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    /** Sets {@link #outOfService} (the first reason stays) and ends the watchers with it. */
+    private void goOutOfService(Status status) {
+        boolean locked = !lock.isWriteLockedByCurrentThread();
+        if (locked) {
+            lock.writeLock().lock();
+        }
+        try {
+            if (outOfService == null) {
+                outOfService = status;
+                endWatchers(status);
+            }
+        } finally {
+            if (locked) {
+                lock.writeLock().unlock();
+            }
+        }
+    }
+
+    /** What was done about a failure, as a message's tail (a log file copied back, say). */
+    private static String suppressed(Throwable e) {
+        StringBuilder out = new StringBuilder();
+        for (Throwable s : e.getSuppressed()) {
+            out.append("; ").append(WriteAheadLog.describe(s));
+        }
+        return out.toString();
+    }
+
+    private static long usableSpace(Path dir) {
+        try {
+            return Files.getFileStore(dir).getUsableSpace();
+        } catch (IOException | RuntimeException e) {
+            return -1;
         }
     }
 

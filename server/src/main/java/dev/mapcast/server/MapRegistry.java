@@ -355,8 +355,12 @@ final class MapRegistry implements AutoCloseable {
             try {
                 store = storage.create(name, order, incarnation);
             } catch (IOException e) {
-                throw Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + name + "\": "
-                        + e.getMessage()).withCause(e).asRuntimeException();
+                Status status = WriteAheadLog.isNoSpace(e, storage.dataDir, 1)
+                        ? Status.RESOURCE_EXHAUSTED.withDescription("no space left in data directory "
+                                + storage.dataDir + " to create map \"" + name + "\": " + e.getMessage())
+                        : Status.UNAVAILABLE.withDescription("cannot create the files of map \"" + name + "\": "
+                                + e.getMessage());
+                throw status.withCause(e).asRuntimeException();
             }
         }
         HostedMap created = new HostedMap(name, order, incarnation, limits, chunkBytes, store, background);

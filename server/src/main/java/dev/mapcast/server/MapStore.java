@@ -56,6 +56,9 @@ final class MapStore implements AutoCloseable {
     private WriteAheadLog wal;
     /** Log bytes appended since the last snapshot; guarded by the map's write lock. */
     private long logBytes;
+    /** Set while appends are refused for want of disk space (the map's name, for the line that ends it); under the map's write lock. */
+    private String diskFullMap;
+    private long diskFullRefusals;
 
     private MapStore(Path dir, long incarnation, FsyncMode mode, long snapshotLogBytes, WriteAheadLog wal) {
         this.dir = dir;
@@ -374,7 +377,51 @@ final class MapStore implements AutoCloseable {
     long append(ByteBuffer record) throws IOException {
         long end = wal.append(record);
         logBytes += WriteAheadLog.HEADER_BYTES + record.remaining();
+        if (diskFullMap != null) {
+            log.info("map \"{}\": its log takes writes again in data directory {} ({} writes were refused for want of"
+                    + " disk space)", diskFullMap, dataDir(), diskFullRefusals);
+            diskFullMap = null;
+        }
         return end;
+    }
+
+    /**
+     * Counts a write refused for want of disk space; true if it begins an episode (the caller logs
+     * it; the next append that succeeds ends it). Under the map's write lock.
+     */
+    boolean diskFull(String mapName) {
+        boolean first = diskFullMap == null;
+        diskFullMap = mapName;
+        diskFullRefusals = first ? 1 : diskFullRefusals + 1;
+        return first;
+    }
+
+    /** The data directory the map's directory is in. */
+    Path dataDir() {
+        return dir.getParent().getParent();
+    }
+
+    Path logFile() {
+        return wal.file();
+    }
+
+    /** Whether the log is failing (see {@link WriteAheadLog#failing}). */
+    boolean logFailing() {
+        return wal.failing();
+    }
+
+    IOException logFailure() {
+        return wal.firstFailure();
+    }
+
+    /** The log's first failure if nobody reported it yet, else null. */
+    IOException claimLogFailureReport() {
+        return wal.claimFailureReport();
+    }
+
+    /** One attempt to write a failing log again; see {@link WriteAheadLog#reopen}. Under the map's write lock. */
+    boolean reopenLog() throws IOException {
+        return wal.reopen();
     }
 
     void awaitDurable(long end) throws IOException {
@@ -424,7 +471,9 @@ final class MapStore implements AutoCloseable {
     @Override
     public void close() throws IOException {
         try {
-            wal.force();
+            if (!wal.failing()) {  // a failing log was reported already, and forcing it proves nothing
+                wal.force();
+            }
         } finally {
             wal.close();
         }

@@ -57,6 +57,8 @@ public final class MapcastServer implements AutoCloseable {
 
     /** How often {@link FsyncMode#PERIODIC} forces the logs. */
     static final long PERIODIC_FSYNC_MILLIS = 100;
+    /** How often a map whose log failed tries to write it again (see HostedMap#retryStorage). */
+    static final long STORAGE_RETRY_MILLIS = 1000;
 
     private final MapRegistry maps;
     private Storage storage;
@@ -92,6 +94,15 @@ public final class MapcastServer implements AutoCloseable {
         if (storage != null && b.fsync == FsyncMode.PERIODIC) {
             storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(HostedMap::forceLog),
                     PERIODIC_FSYNC_MILLIS, PERIODIC_FSYNC_MILLIS, TimeUnit.MILLISECONDS);
+        }
+        if (storage != null) {
+            storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(m -> {
+                try {
+                    m.retryStorage();
+                } catch (RuntimeException e) {  // a bug: it must not end the retries of every map
+                    log.error("retrying the log of map \"{}\"", m.name, e);
+                }
+            }), STORAGE_RETRY_MILLIS, STORAGE_RETRY_MILLIS, TimeUnit.MILLISECONDS);
         }
         this.loops = new ServerEventLoops(Runtime.getRuntime().availableProcessors());
         // Unbounded, as gRPC's default executor: durable writes wait here for their fsync, and

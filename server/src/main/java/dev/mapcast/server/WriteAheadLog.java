@@ -1,12 +1,21 @@
 package dev.mapcast.server;
 
+import com.sun.nio.file.ExtendedOpenOption;
 import dev.mapcast.codec.SnapshotFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
 import java.util.function.Consumer;
 import java.util.zip.CRC32C;
 
@@ -21,37 +30,133 @@ import java.util.zip.CRC32C;
  * a force has covered its record. The first writer to wait forces the file for every record
  * appended so far; the others wait for it, so concurrent writes share one fsync.
  *
- * <p>A failed write or force poisons the log: every later append and wait fails, and the map
- * refuses writes until the server restarts and recovers from what reached the disk (after a failed
- * fsync the kernel may have dropped the pages: retrying it would claim durability it cannot give).
+ * <p>Failures: a record the disk has no room for is cut off again and refused ({@link DiskFull});
+ * the log stays healthy. Any other failed write that cannot be cut off, or any failed force, makes
+ * the log <em>failing</em>: every append and wait fails ({@link Failed}, naming the first cause)
+ * until {@link #reopen} has written it again and checked it on disk. A file that lost its name
+ * (removed, renamed, replaced, its directory removed) is {@link Gone}: never reopened.
  *
- * <p>Preallocation: the file is extended with zeros {@link #PREALLOCATE_BYTES} at a time ahead of
- * the records, so that a force rarely has a file size to journal as well (DurableWriteBenchmark,
- * one writer: mean 1.41 ms before, 0.99 ms after). A record is never empty, so a zero length marks
- * the end of the log; replay then checks that no valid record follows the zeros.
+ * <p>Preallocation: the file is extended with zeros ahead of the records, so that a force rarely
+ * has a file size to journal as well (DurableWriteBenchmark, one writer: mean 1.41 ms before, 0.99
+ * ms after). Each step is the file's size, at least {@link #FIRST_GROWTH_BYTES} and at most
+ * {@link #MAX_GROWTH_BYTES}: a small map's log takes 64 KiB, a busy one's grows in few steps. When
+ * the disk has no room for a step, the record gets just its own bytes. A record is never empty, so
+ * a zero length marks the end of the log; replay then checks that no valid record follows the
+ * zeros.
+ *
+ * <p>Implementation notes.
+ * <ul>
+ * <li>Acknowledged prefix: {@code syncedFileEnd} is where the records a successful force covered
+ * end in the current file, {@code syncedFileCrc} the CRC-32C of the file's bytes before it, and
+ * {@code pending} holds the records appended after it (their payloads are the encoded events the
+ * map's history holds anyway). A force drops what it covered from {@code pending}. Appends happen
+ * under the map's write lock; {@code pending}, the synced figures and the failure state are guarded
+ * by {@code monitor}.
+ * <li>Why a failed log is not simply forced again: after a failed fsync Linux marks the dirty
+ * pages clean, so the page cache can hold bytes the disk never got, and a second fsync succeeds
+ * without writing them. Reading the file back through the cache would see them too. So
+ * {@link #reopen}, under the map's write lock (no appends meanwhile), (1) checks the path still
+ * names the file; (2) opens it again and rewrites every record after the acknowledged prefix from
+ * memory (so the map's memory, which holds those unacknowledged writes, matches the disk again),
+ * cuts whatever a failed append left after them, writes the zero end mark (a write that must
+ * succeed) and forces; (3) reads the file back from the disk itself (O_DIRECT where the file system
+ * allows it, else through the cache) and compares the CRC-32C of the acknowledged prefix, then of
+ * the whole, with what was written. A prefix that differs (or a file now shorter than it) means
+ * acknowledged writes are gone: {@link Lost}, the map goes out of service and is not reopened. A
+ * tail that differs, or any error, leaves the log failing for the next attempt.
+ * <li>Identity: after each successful force (and rotation) the path is checked to still name the
+ * file that was forced ({@code fileKey}: device and inode); one stat per group commit, not per
+ * record. A file removed or renamed keeps working through its open descriptor, so without this
+ * check writes would be acknowledged into a file no restart reads. When the path is then free and
+ * its directory still there, the acknowledged prefix is copied back to it from the open
+ * descriptor, so a restart finds every acknowledged write rather than an older state. A rename
+ * after the last check and before an acknowledgement is not seen: the check narrows the window,
+ * it cannot close it.
+ * </ul>
  */
 final class WriteAheadLog implements AutoCloseable {
 
     static final int HEADER_BYTES = 8;
-    /** Zeros written ahead of the records at a time. */
-    static final int PREALLOCATE_BYTES = 16 * 1024 * 1024;
+    /** The first preallocation step: what a new map's log takes on disk. */
+    static final long FIRST_GROWTH_BYTES = 64 * 1024;
+    /** The largest preallocation step. */
+    static final long MAX_GROWTH_BYTES = 16 * 1024 * 1024;
     private static final ByteBuffer ZEROS = ByteBuffer.allocateDirect(1024 * 1024).asReadOnlyBuffer();
 
     private final FsyncMode mode;
     private final Object monitor = new Object();
     private final CRC32C crc = new CRC32C();
+    /** Every byte of the current file's records so far; under the map's write lock. */
+    private final CRC32C fileCrc = new CRC32C();
     private final ByteBuffer header = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
 
     private FileChannel channel;
     private Path file;
+    /** The file's identity when opened (null where the platform has none). */
+    private Object fileKey;
     /** Logical offset (across rotations) of the end of the last appended record. */
     private volatile long written;
     /** Guarded by monitor: logical offset up to which records are on disk, and whether a force runs. */
     private long synced;
     private boolean syncing;
+    /** Guarded by monitor: records appended to the current file after the acknowledged prefix. */
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    private long syncedFileEnd;
+    private int syncedFileCrc;
+    /** Guarded by monitor: the first failure since the log was last healthy, and whether it was reported. */
     private IOException failed;
+    private boolean failureReported;
+    /** Guarded by monitor: {@link Gone} or {@link Lost}, never reopened. */
+    private IOException unrecoverable;
+    /** {@code failed != null}, read without the monitor. */
+    private volatile boolean failing;
     /** File offset up to which the file exists (records, then preallocated zeros); under the map's write lock. */
     private long allocated;
+
+    /** A record appended after the acknowledged prefix: enough to write it again, and the file's CRC after it. */
+    private record Pending(long end, long fileStart, int length, int recordCrc, int fileCrcAfter, ByteBuffer payload) {
+        long fileEnd() {
+            return fileStart + HEADER_BYTES + length;
+        }
+    }
+
+    /** The disk has no room for a record; nothing was written. */
+    static final class DiskFull extends IOException {
+        private static final long serialVersionUID = 1L;
+        final long needed;
+
+        DiskFull(Path file, long needed, IOException cause) {
+            super("no space left on the device for " + needed + " bytes of " + file, cause);
+            this.needed = needed;
+        }
+    }
+
+    /** The log's file lost its name while in use: removed, renamed, replaced, or its directory removed. */
+    static final class Gone extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Gone(String message) {
+            super(message);
+        }
+    }
+
+    /** On reopening, the disk no longer held every acknowledged record. */
+    static final class Lost extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Lost(String message) {
+            super(message);
+        }
+    }
+
+    /** The log failed earlier and has not been written again since; the cause is the first failure. */
+    static final class Failed extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Failed(Path file, IOException first) {
+            super("the write-ahead log " + file + " failed earlier (" + describe(first) + ")", first);
+        }
+    }
 
     /**
      * Opens {@code file} for appending at {@code end}, the end of its records as {@link #replay}
@@ -60,9 +165,27 @@ final class WriteAheadLog implements AutoCloseable {
     WriteAheadLog(Path file, FsyncMode mode, long end) throws IOException {
         this.mode = mode;
         this.file = file;
-        this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
-        channel.position(end);
-        allocated = channel.size();
+        this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        try {
+            fileKey = identity(file);
+            // The records replay just read (in the page cache): what a later reopen checks the disk against.
+            ByteBuffer buffer = ByteBuffer.allocate(64 * 1024);
+            for (long at = 0; at < end; ) {
+                buffer.clear().limit((int) Math.min(buffer.capacity(), end - at));
+                readFully(channel, buffer, at);
+                buffer.flip();
+                at += buffer.remaining();
+                fileCrc.update(buffer);
+            }
+            syncedFileEnd = end;
+            syncedFileCrc = (int) fileCrc.getValue();
+            channel.position(end);
+            allocated = channel.size();
+        } catch (IOException | RuntimeException e) {
+            channel.close();
+            throw e;
+        }
     }
 
     Path file() {
@@ -71,19 +194,23 @@ final class WriteAheadLog implements AutoCloseable {
 
     /**
      * Appends one record; called under the map's write lock. Returns the logical offset to pass to
-     * {@link #awaitDurable}. If writing fails, the partial record is cut off when possible.
+     * {@link #awaitDurable}. If writing fails, the partial record is cut off when possible (else the
+     * log is failing); {@link DiskFull} if the disk had no room for it.
      */
     long append(ByteBuffer payload) throws IOException {
         checkHealthy();
         ByteBuffer body = payload.duplicate();
+        int length = body.remaining();
         crc.reset();
         crc.update(body.duplicate());
+        int recordCrc = (int) crc.getValue();
         header.clear();
-        header.putInt(body.remaining()).putInt((int) crc.getValue()).flip();
+        header.putInt(length).putInt(recordCrc).flip();
         long start = channel.position();
+        long recordEnd = start + HEADER_BYTES + length;
         try {
-            if (start + HEADER_BYTES + body.remaining() > allocated) {
-                preallocate(start + HEADER_BYTES + body.remaining());
+            if (recordEnd > allocated) {
+                preallocate(recordEnd);
             }
             ByteBuffer[] parts = {header, body};
             while (header.hasRemaining() || body.hasRemaining()) {
@@ -96,22 +223,40 @@ final class WriteAheadLog implements AutoCloseable {
                 allocated = start;
             } catch (IOException cut) {
                 e.addSuppressed(cut);
-                poison(e);
+                synchronized (monitor) {
+                    fail(e);
+                }
+                throw failure();
+            }
+            if (isNoSpace(e, file, HEADER_BYTES + length)) {
+                throw new DiskFull(file, HEADER_BYTES + length, e);
             }
             throw e;
         }
-        long end = written + HEADER_BYTES + payload.remaining();
+        fileCrc.update(header.array(), 0, HEADER_BYTES);
+        fileCrc.update(payload.duplicate());
+        long end = written + HEADER_BYTES + length;
+        synchronized (monitor) {
+            pending.add(new Pending(end, start, length, recordCrc, (int) fileCrc.getValue(), payload.duplicate()));
+        }
         written = end;
         return end;
     }
 
     /** Extends the file with zeros past {@code needed}; the next force makes them durable with the records. */
     private void preallocate(long needed) throws IOException {
-        long to = Math.max(needed, allocated + PREALLOCATE_BYTES);
-        for (long at = allocated; at < to; ) {
-            ByteBuffer zeros = ZEROS.duplicate();
-            zeros.limit((int) Math.min(zeros.capacity(), to - at));
-            at += channel.write(zeros, at);
+        long step = Math.max(FIRST_GROWTH_BYTES, Math.min(MAX_GROWTH_BYTES, allocated));
+        long to = Math.max(needed, allocated + step);
+        try {
+            writeZeros(channel, allocated, to);
+        } catch (IOException e) {
+            if (to == needed || !isNoSpace(e, file, to - allocated)) {
+                throw e;
+            }
+            // A nearly full disk: give back the zeros that fit and take just the record's room.
+            channel.truncate(allocated);
+            writeZeros(channel, allocated, needed);
+            to = needed;
         }
         allocated = to;
     }
@@ -122,12 +267,22 @@ final class WriteAheadLog implements AutoCloseable {
             checkHealthy();
             return;
         }
+        forceThrough(end);
+    }
+
+    /**
+     * Group commit: returns once a force has covered {@code end}, forcing the file itself if no
+     * force runs; then the path is checked to still name the file.
+     */
+    private void forceThrough(long end) throws IOException {
         FileChannel toForce;
+        Path forced;
+        Object key;
         long target;
         synchronized (monitor) {
             while (true) {
                 if (failed != null) {
-                    throw new IOException("the write-ahead log " + file + " failed earlier", failed);
+                    throw failure();
                 }
                 if (synced >= end) {
                     return;
@@ -144,45 +299,39 @@ final class WriteAheadLog implements AutoCloseable {
             }
             syncing = true;
             toForce = channel;
+            forced = file;
+            key = fileKey;
             target = written;
         }
         IOException error = null;
         try {
             toForce.force(false);
+            checkNamed(forced, key);
         } catch (IOException e) {
             error = e;
         }
         synchronized (monitor) {
             syncing = false;
             if (error != null) {
-                failed = error;
+                fail(error);
             } else {
                 synced = Math.max(synced, target);
+                while (!pending.isEmpty() && pending.peekFirst().end() <= target) {
+                    Pending p = pending.removeFirst();
+                    syncedFileEnd = p.fileEnd();
+                    syncedFileCrc = p.fileCrcAfter();
+                }
             }
             monitor.notifyAll();
-        }
-        if (error != null) {
-            throw error;
+            if (error != null) {
+                throw failure();
+            }
         }
     }
 
     /** Forces what is appended now (the periodic mode's background flush, and clean shutdown). */
     void force() throws IOException {
-        long end = written;
-        if (mode == FsyncMode.ALWAYS) {
-            awaitDurable(end);
-            return;
-        }
-        synchronized (monitor) {
-            checkHealthy();
-            try {
-                channel.force(false);
-                synced = end;
-            } catch (IOException e) {
-                failed = e;
-                throw e;
-            }
-        }
+        forceThrough(written);
     }
 
     /**
@@ -191,35 +340,163 @@ final class WriteAheadLog implements AutoCloseable {
      * file's channel, closed.
      */
     void rotate(Path next) throws IOException {
-        FileChannel fresh = FileChannel.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+        FileChannel fresh = FileChannel.open(next, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
         synchronized (monitor) {
             while (syncing) {
                 try {
                     monitor.wait();
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    fresh.close();
+                    discard(fresh, next);
                     throw new IOException("interrupted rotating the write-ahead log", e);
                 }
             }
+            Object freshKey;
             try {
-                checkHealthy();
+                if (failed != null) {
+                    throw failure();
+                }
                 channel.force(false);
+                // The force acknowledges every waiter: only if the records are where a restart looks.
+                checkNamed(file, fileKey);
+                freshKey = identity(next);
             } catch (IOException e) {
-                fresh.close();
-                poison(e);
-                throw e;
+                discard(fresh, next);
+                if (failed == null) {
+                    fail(e);
+                }
+                throw failure();
             }
             synced = written;
+            pending.clear();
             FileChannel old = channel;
             old.truncate(old.position());  // the old log keeps no zeros past its records
             channel = fresh;
             file = next;
+            fileKey = freshKey;
             allocated = 0;
+            fileCrc.reset();
+            syncedFileEnd = 0;
+            syncedFileCrc = 0;
             old.close();
             monitor.notifyAll();
         }
         SnapshotFiles.forceDirectory(next.getParent());
+    }
+
+    /** Whether the log is failing: appends and waits fail until {@link #reopen} succeeds. */
+    boolean failing() {
+        return failing;
+    }
+
+    /** The first failure of the log as it is failing now, or null. */
+    IOException firstFailure() {
+        synchronized (monitor) {
+            return failed;
+        }
+    }
+
+    /** The first failure if nobody reported it yet (then it counts as reported), else null. */
+    IOException claimFailureReport() {
+        synchronized (monitor) {
+            if (failed == null || failureReported) {
+                return null;
+            }
+            failureReported = true;
+            return failed;
+        }
+    }
+
+    /**
+     * One attempt to make a failing log healthy again (see the implementation notes); under the
+     * map's write lock. Returns true once healthy (at once if it was), false if it still cannot be
+     * written; throws {@link Gone} or {@link Lost} if it never will be.
+     */
+    boolean reopen() throws IOException {
+        List<Pending> tail;
+        long prefixEnd;
+        int prefixCrc;
+        synchronized (monitor) {
+            while (syncing) {
+                try {
+                    monitor.wait();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return false;
+                }
+            }
+            if (failed == null) {
+                return true;
+            }
+            if (unrecoverable != null) {
+                throw unrecoverable;
+            }
+            tail = new ArrayList<>(pending);
+            prefixEnd = syncedFileEnd;
+            prefixCrc = syncedFileCrc;
+        }
+        long end = tail.isEmpty() ? prefixEnd : tail.get(tail.size() - 1).fileEnd();
+        try {
+            checkNamed(file, fileKey);
+        } catch (Gone g) {
+            synchronized (monitor) {
+                fail(g);
+            }
+            throw g;
+        } catch (IOException e) {
+            return false;
+        }
+        FileChannel fresh = null;
+        try {
+            fresh = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            ByteBuffer head = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+            for (Pending p : tail) {
+                head.clear();
+                head.putInt(p.length()).putInt(p.recordCrc()).flip();
+                writeFully(fresh, head, p.fileStart());
+                writeFully(fresh, p.payload().duplicate(), p.fileStart() + HEADER_BYTES);
+            }
+            fresh.truncate(end);  // whatever a failed append left after the records
+            writeZeros(fresh, end, end + HEADER_BYTES);  // the end mark
+            fresh.force(true);
+            long[] onDisk = diskCrcs(file, prefixEnd, end);
+            if (onDisk[0] != Integer.toUnsignedLong(prefixCrc)) {
+                Lost lost = new Lost("reading " + file + " back from the disk, its first " + prefixEnd + " bytes (every"
+                        + " acknowledged record) " + (onDisk[0] < 0 ? "are not all there" : "differ from what was written")
+                        + ": acknowledged writes were lost");
+                synchronized (monitor) {
+                    fail(lost);
+                }
+                throw lost;
+            }
+            if (onDisk[1] != Integer.toUnsignedLong((int) fileCrc.getValue())) {
+                fresh.close();
+                return false;  // the rewritten records did not reach the disk whole: try again later
+            }
+            fresh.position(end);
+        } catch (Lost e) {
+            closeQuietly(fresh);
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            closeQuietly(fresh);
+            return false;
+        }
+        synchronized (monitor) {
+            FileChannel old = channel;
+            channel = fresh;
+            allocated = end + HEADER_BYTES;
+            synced = written;
+            pending.clear();
+            syncedFileEnd = end;
+            syncedFileCrc = (int) fileCrc.getValue();
+            failed = null;
+            failureReported = false;
+            failing = false;
+            closeQuietly(old);
+            monitor.notifyAll();
+        }
+        return true;
     }
 
     @Override
@@ -230,21 +507,171 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     private void checkHealthy() throws IOException {
-        IOException e;
         synchronized (monitor) {
-            e = failed;
-        }
-        if (e != null) {
-            throw new IOException("the write-ahead log " + file + " failed earlier", e);
+            if (failed != null) {
+                throw failure();
+            }
         }
     }
 
-    private void poison(IOException e) {
+    private Failed failure() {
         synchronized (monitor) {
-            if (failed == null) {
-                failed = e;
+            return new Failed(file, failed);
+        }
+    }
+
+    /**
+     * Makes the log failing with {@code e} unless it already is; a {@link Gone} file gets its
+     * acknowledged prefix copied back to its path. Under the monitor.
+     */
+    private void fail(IOException e) {
+        if ((e instanceof Gone || e instanceof Lost) && unrecoverable == null) {
+            unrecoverable = e;
+            if (e instanceof Gone g) {
+                copyBack(g);
             }
-            monitor.notifyAll();
+        }
+        if (failed == null) {
+            failed = e;
+            failureReported = false;
+            failing = true;
+        }
+        monitor.notifyAll();
+    }
+
+    /** Copies the acknowledged prefix to the path the file lost, if it is free and its directory there. */
+    private void copyBack(Gone g) {
+        Path dir = file.getParent();
+        if (!Files.isDirectory(dir) || Files.exists(file, LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (FileChannel out = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            for (long at = 0; at < syncedFileEnd; ) {
+                at += channel.transferTo(at, syncedFileEnd - at, out);
+            }
+            writeZeros(out, syncedFileEnd, syncedFileEnd + HEADER_BYTES);
+            out.force(true);
+            SnapshotFiles.forceDirectory(dir);
+            g.addSuppressed(new IOException("its acknowledged records (" + syncedFileEnd + " bytes) were copied back"
+                    + " to " + file + " from the open file, for a restart to find"));
+        } catch (IOException e) {
+            g.addSuppressed(e);
+        }
+    }
+
+    /** Fails with {@link Gone} unless {@code path} still names the file whose identity is {@code key}. */
+    private static void checkNamed(Path path, Object key) throws IOException {
+        Object now;
+        try {
+            now = identity(path);
+        } catch (NoSuchFileException e) {
+            throw new Gone("the write-ahead log " + path + " was removed or renamed, or its directory was, while the"
+                    + " server wrote it");
+        }
+        if (key != null && !key.equals(now)) {
+            throw new Gone(path + " names another file than the write-ahead log the server writes (" + now
+                    + ", expected: " + key + ")");
+        }
+    }
+
+    private static Object identity(Path path) throws IOException {
+        return Files.readAttributes(path, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS).fileKey();
+    }
+
+    /** Whether {@code e} says the disk (or the quota) is full, or the file's store has less than {@code needed} left. */
+    static boolean isNoSpace(IOException e, Path file, long needed) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            String m = t.getMessage();
+            if (m != null && (m.contains("No space left on device") || m.contains("Disk quota exceeded"))) {
+                return true;
+            }
+        }
+        try {
+            return Files.getFileStore(file).getUsableSpace() < needed;
+        } catch (IOException | RuntimeException unknown) {
+            return false;
+        }
+    }
+
+    /** A failure's message for another message: its own, or its class. */
+    static String describe(Throwable e) {
+        return Objects.requireNonNullElse(e.getMessage(), e.getClass().getSimpleName());
+    }
+
+    /**
+     * The CRC-32C (unsigned) of {@code file}'s first {@code first} bytes and of its first
+     * {@code second} ({@code first <= second}), -1 where the file is shorter; read from the disk
+     * itself with O_DIRECT where the file system allows it, else through the page cache.
+     */
+    static long[] diskCrcs(Path file, long first, long second) throws IOException {
+        FileChannel opened;
+        int align;
+        try {
+            align = (int) Files.getFileStore(file).getBlockSize();
+            opened = FileChannel.open(file, StandardOpenOption.READ, ExtendedOpenOption.DIRECT);
+        } catch (IOException | UnsupportedOperationException noDirect) {
+            opened = FileChannel.open(file, StandardOpenOption.READ);
+            align = 1;
+        }
+        try (FileChannel in = opened) {
+            int chunk = Math.max(align, 1024 * 1024 / align * align);
+            ByteBuffer buffer = ByteBuffer.allocateDirect(chunk + align).alignedSlice(align);
+            CRC32C c = new CRC32C();
+            long[] out = {first == 0 ? 0 : -1, second == 0 ? 0 : -1};
+            for (long at = 0; at < second && at % align == 0; ) {
+                buffer.clear().limit(chunk);
+                int n = in.read(buffer, at);
+                if (n <= 0) {
+                    break;
+                }
+                long until = Math.min(at + n, second);
+                if (first > at && first <= until) {
+                    c.update(buffer.duplicate().position(0).limit((int) (first - at)));
+                    out[0] = c.getValue();
+                    c.update(buffer.duplicate().position((int) (first - at)).limit((int) (until - at)));
+                } else {
+                    c.update(buffer.duplicate().position(0).limit((int) (until - at)));
+                }
+                if (until == second) {
+                    out[1] = c.getValue();
+                }
+                at += n;
+            }
+            return out;
+        }
+    }
+
+    private static void writeZeros(FileChannel to, long from, long until) throws IOException {
+        for (long at = from; at < until; ) {
+            ByteBuffer zeros = ZEROS.duplicate();
+            zeros.limit((int) Math.min(zeros.capacity(), until - at));
+            at += to.write(zeros, at);
+        }
+    }
+
+    private static void writeFully(FileChannel to, ByteBuffer src, long position) throws IOException {
+        for (long at = position; src.hasRemaining(); ) {
+            at += to.write(src, at);
+        }
+    }
+
+    private static void discard(FileChannel fresh, Path next) {
+        closeQuietly(fresh);
+        try {
+            Files.deleteIfExists(next);
+        } catch (IOException ignored) {
+            // an empty log: recovery takes it as one
+        }
+    }
+
+    private static void closeQuietly(FileChannel c) {
+        if (c == null) {
+            return;
+        }
+        try {
+            c.close();
+        } catch (IOException ignored) {
+            // nothing left to lose: it is being replaced
         }
     }
 

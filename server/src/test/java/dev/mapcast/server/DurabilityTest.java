@@ -462,7 +462,8 @@ class DurabilityTest {
     }
 
     /**
-     * A write whose log record cannot be written changes nothing, not even the order of an
+     * A write whose log record cannot be written (no space: RESOURCE_EXHAUSTED naming the data
+     * directory) changes nothing, not even the order of an
      * INSERTION-order map (a snapshot at a revision is the same bytes whenever it is taken).
      */
     @Test
@@ -481,7 +482,9 @@ class DurabilityTest {
         StatusRuntimeException refused = assertThrows(StatusRuntimeException.class,
                 () -> write("m", IterationOrder.ITERATION_ORDER_INSERTION, Map.of("a", "changed", "c", "new"),
                         List.of("b")));
-        assertEquals(io.grpc.Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+        assertEquals(io.grpc.Status.Code.RESOURCE_EXHAUSTED, refused.getStatus().getCode(), refused.toString());
+        assertTrue(refused.getStatus().getDescription().contains("data directory " + dataDir.toAbsolutePath()),
+                refused.toString());
         Content after = content("m");
         assertEquals(before.revision, after.revision);
         assertEquals(before.digest, after.digest, "nothing of the refused write is visible");
