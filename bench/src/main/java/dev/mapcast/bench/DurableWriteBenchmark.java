@@ -1,8 +1,13 @@
 package dev.mapcast.bench;
 
+import com.google.protobuf.ByteString;
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.server.FsyncMode;
 import dev.mapcast.server.MapcastServer;
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,6 +40,10 @@ import org.openjdk.jmh.infra.ThreadParams;
  * (after the write to the OS, forced every 100 ms), {@code memory} (no data directory: the
  * in-memory server, for the cost of durability itself).
  *
+ * <p>{@code api}: {@code stream} (the SDK's writes, on its one WriteStream) or {@code unary} (one
+ * {@code Write} call per write through the generated blocking stub, as a client of the bare
+ * contract sends them).
+ *
  * <pre>{@code
  * mvn -B -q -pl bench -am package -DskipTests
  * java -jar bench/target/benchmarks.jar DurableWriteBenchmark -t 1
@@ -52,9 +61,14 @@ public class DurableWriteBenchmark {
     @Param({"always", "periodic", "memory"})
     String fsync;
 
+    @Param({"stream", "unary"})
+    String api;
+
     private Path dataDir;
     private MapcastServer server;
     private MapcastClient client;
+    private ManagedChannel channel;
+    private MapcastGrpc.MapcastBlockingStub unary;
     private byte[][] values;
 
     @Setup(Level.Trial)
@@ -68,6 +82,11 @@ public class DurableWriteBenchmark {
         }
         server = b.build().start();
         client = MapcastClient.builder().target("127.0.0.1:" + server.port()).build();
+        channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+        unary = MapcastGrpc.newBlockingStub(channel);
+        if (!api.equals("stream") && !api.equals("unary")) {
+            throw new IllegalArgumentException("api: " + api + " (expected: stream or unary)");
+        }
         Random random = new Random(42);
         values = new byte[256][64];
         for (byte[] v : values) {
@@ -90,12 +109,19 @@ public class DurableWriteBenchmark {
     @Benchmark
     public long write(Writer w) {
         int i = w.next++;
-        return client.put("bench", w.prefix + (i & 1023), values[i & 255]);
+        String key = w.prefix + (i & 1023);
+        byte[] value = values[i & 255];
+        if (api.equals("unary")) {
+            return unary.write(WriteRequest.newBuilder().setMap("bench")
+                    .putPuts(key, ByteString.copyFrom(value)).build()).getRevision();
+        }
+        return client.put("bench", key, value);
     }
 
     @TearDown(Level.Trial)
     public void tearDown() throws IOException {
         client.close();
+        channel.shutdownNow();
         server.close();
         if (dataDir != null) {
             try (Stream<Path> files = Files.walk(dataDir)) {
