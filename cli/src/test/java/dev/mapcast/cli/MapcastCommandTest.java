@@ -639,12 +639,17 @@ class MapcastCommandTest {
         // Served again from the same data directory, on NIO (Netty's switch): the write is there.
         Path err2 = file("serve2.err");
         Process again = command(List.of("-Dio.netty.transport.noNative=true"),
-                List.of("serve", "--listen", "127.0.0.1:0", "--data-dir", data.toString(), "--fsync", "periodic"))
+                List.of("serve", "--listen", "127.0.0.1:0", "--data-dir", data.toString(), "--fsync", "periodic",
+                        "--max-maps", "1"))
                 .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(err2.toFile()).start();
         try {
             String listen = servingAddress(err2, "nio", "maps kept in " + data.toAbsolutePath() + " (fsync periodic)",
                     again);
             assertOk("v", mapcast("get", "--server", listen, "s", "k"));
+            // RESOURCE_EXHAUSTED (a map limit here; a full disk is the same status) is a refusal, exit 3,
+            // never "cannot reach the server".
+            assertFailed(3, "mapcast: refused by the server: RESOURCE_EXHAUSTED: cannot create map \"t\": the server"
+                    + " holds 1 maps (expected: at most 1)", mapcast("put", "--server", listen, "t", "k", "v"));
         } finally {
             again.destroyForcibly();
             again.waitFor(Processes.PATIENCE_SECONDS, TimeUnit.SECONDS);
