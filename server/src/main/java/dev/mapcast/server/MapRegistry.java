@@ -131,11 +131,6 @@ final class MapRegistry implements AutoCloseable {
         return new TreeMap<>(damaged);
     }
 
-    /** Forgets that {@code name} is quarantined, once its files are deleted ({@link Storage#deleteMap}). */
-    void forgetDamaged(String name) {
-        damaged.remove(name);
-    }
-
     /**
      * Deletes a quarantined map's files ({@link Storage#deleteMap}: out of the catalog, then its
      * directory) and forgets it, so that a write or a restore may create the map afresh. Returns
