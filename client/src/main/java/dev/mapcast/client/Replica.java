@@ -824,6 +824,9 @@ public final class Replica<K, V> implements AutoCloseable {
 
     /** After a message of the current stream: the replica follows the server (or knows the map is absent). */
     private void following() {
+        if (connection == State.LIVE && !absent && !lossLogged) {
+            return;  // every delta of a live stream: nothing changes, and no lock is taken for it
+        }
         if (absent) {
             enter(State.ABSENT);
         } else if (staging == null && hasState()) {
