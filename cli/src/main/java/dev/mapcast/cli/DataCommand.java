@@ -1,7 +1,7 @@
 package dev.mapcast.cli;
 
-import dev.mapcast.server.DataDirectoryCheck;
-import dev.mapcast.server.StorageException;
+import dev.mapcast.server.storage.DataDirectoryCheck;
+import dev.mapcast.server.storage.StorageException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;

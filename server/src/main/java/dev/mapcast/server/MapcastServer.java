@@ -3,6 +3,12 @@ package dev.mapcast.server;
 import dev.mapcast.codec.SnapshotEncoder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.server.map.HostedMap;
+import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.rpc.MapcastService;
+import dev.mapcast.server.rpc.ServerEventLoops;
+import dev.mapcast.server.storage.Storage;
 import io.grpc.Server;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
@@ -50,15 +56,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class MapcastServer implements AutoCloseable {
 
-    /** What a call gets once the server is stopping: the client may retry elsewhere or later. */
-    static final Status SHUTTING_DOWN = Status.UNAVAILABLE.withDescription("the server is shutting down");
-
     private static final Logger log = LoggerFactory.getLogger(MapcastServer.class);
 
     /** How often {@link FsyncMode#PERIODIC} forces the logs. */
     static final long PERIODIC_FSYNC_MILLIS = 100;
-    /** How often a map whose log failed tries to write it again (see HostedMap#retryStorage). */
-    static final long STORAGE_RETRY_MILLIS = 1000;
 
     private final MapRegistry maps;
     private Storage storage;
@@ -102,7 +103,7 @@ public final class MapcastServer implements AutoCloseable {
                 } catch (RuntimeException e) {  // a bug: it must not end the retries of every map
                     log.error("retrying the log of map \"{}\"", m.name, e);
                 }
-            }), STORAGE_RETRY_MILLIS, STORAGE_RETRY_MILLIS, TimeUnit.MILLISECONDS);
+            }), Storage.RETRY_MILLIS, Storage.RETRY_MILLIS, TimeUnit.MILLISECONDS);
         }
         this.loops = new ServerEventLoops(Runtime.getRuntime().availableProcessors());
         // Unbounded, as gRPC's default executor: durable writes wait here for their fsync, and
@@ -176,10 +177,10 @@ public final class MapcastServer implements AutoCloseable {
         health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
         server.shutdown();
         for (HostedMap map : maps.all()) {
-            map.endWatchers(SHUTTING_DOWN);
+            map.endWatchers(MapRegistry.SHUTTING_DOWN);
         }
-        maps.endWaiting(SHUTTING_DOWN);
-        service.endWriteStreams(SHUTTING_DOWN);
+        maps.endWaiting(MapRegistry.SHUTTING_DOWN);
+        service.endWriteStreams(MapRegistry.SHUTTING_DOWN);
         try {
             if (!server.awaitTermination(shutdownGrace.toNanos(), TimeUnit.NANOSECONDS)) {
                 server.shutdownNow();

@@ -11,6 +11,8 @@ import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.server.storage.MapStore;
+import dev.mapcast.server.storage.WriteAheadLog;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;

@@ -12,6 +12,7 @@ import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResult;
+import dev.mapcast.server.rpc.WriteStreamCall;
 import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;

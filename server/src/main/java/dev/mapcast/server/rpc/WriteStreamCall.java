@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -28,10 +28,10 @@ import java.util.function.BiConsumer;
  * answered from the pool while messages arrive on the event loop, and gRPC's calls are not
  * thread-safe.
  */
-final class WriteStreamCall implements StreamObserver<ParsedRequest<WriteStreamCall.Received>> {
+public final class WriteStreamCall implements StreamObserver<ParsedRequest<WriteStreamCall.Received>> {
 
     /** Writes a stream may have requested or in flight; enough to keep the group commit busy. */
-    static final int MAX_UNANSWERED = 256;
+    public static final int MAX_UNANSWERED = 256;
 
     /** One StreamedWrite as received: its id, and its write or why that could not be parsed. */
     record Received(long id, ParsedRequest<WriteRequest> write) {

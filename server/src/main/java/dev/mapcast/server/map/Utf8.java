@@ -1,16 +1,16 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import java.nio.charset.StandardCharsets;
 
 /** UTF-8 helpers for keys and names in status descriptions. */
-final class Utf8 {
+public final class Utf8 {
 
     private static final int PREVIEW_CHARS = 40;
 
     private Utf8() {
     }
 
-    static byte[] bytes(String s) {
+    public static byte[] bytes(String s) {
         return s.getBytes(StandardCharsets.UTF_8);
     }
 

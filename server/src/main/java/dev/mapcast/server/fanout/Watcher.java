@@ -1,8 +1,14 @@
-package dev.mapcast.server;
+package dev.mapcast.server.fanout;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.codec.EventBatchEncoder;
 import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.server.map.HostedMap;
+import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.map.SnapshotSender;
+import dev.mapcast.server.map.Subscriber;
+import dev.mapcast.server.map.WatchEvents;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -49,18 +55,18 @@ import org.slf4j.LoggerFactory;
  * detaching run in the drain task, on the pool.
  * </ul>
  */
-final class Watcher {
+public final class Watcher implements Subscriber {
 
     private static final Logger log = LoggerFactory.getLogger(Watcher.class);
     private static final int MAX_BATCH_EVENTS = 512;
     private static final long MAX_BATCH_BYTES = 1 << 20;
 
     private final MapRegistry registry;
-    final String mapName;
+    private final String mapName;
     /** The map it is attached to; null before the first drain and while it waits for the map. */
     private volatile HostedMap map;
     /** Whether it waits for an absent (or deleted) map rather than ending (WatchRequest.wait_for_map). */
-    final boolean waitForMap;
+    private final boolean waitForMap;
     private final ServerCallStreamObserver<Encoded> call;
     /** The connection's event loop: sends and linger timers run here. */
     private final EventLoop loop;
@@ -114,7 +120,7 @@ final class Watcher {
      * Sets up the stream; called on the call's own thread (gRPC allows handlers to be set only
      * there). The first drain, on the pool, attaches it to the map (see {@link MapRegistry#attach}).
      */
-    Watcher(MapRegistry registry, ServerCallStreamObserver<Encoded> call, EventLoop loop, Executor pool,
+    public Watcher(MapRegistry registry, ServerCallStreamObserver<Encoded> call, EventLoop loop, Executor pool,
             WatchRequest request, Limits limits) {
         this.registry = registry;
         this.mapName = request.getMap();
@@ -137,7 +143,7 @@ final class Watcher {
     }
 
     /** Starts the stream: its first drain registers it with the map. */
-    void start() {
+    public void start() {
         schedule();
     }
 
@@ -145,7 +151,18 @@ final class Watcher {
      * Registers with {@code m} (from the drain, through {@link MapRegistry#attach}); false if
      * {@code m} was deleted meanwhile.
      */
-    boolean registerWith(HostedMap m) {
+    @Override
+    public String mapName() {
+        return mapName;
+    }
+
+    @Override
+    public boolean waitForMap() {
+        return waitForMap;
+    }
+
+    @Override
+    public boolean registerWith(HostedMap m) {
         map = m;
         try {
             m.register(this, afterRevision, clientIncarnation, fromCreation);
@@ -161,7 +178,8 @@ final class Watcher {
     }
 
     /** Parked by the registry until the map is created: the client is told it does not exist (once). */
-    void waitForCreation() {
+    @Override
+    public void waitForCreation() {
         fromCreation = true;
         if (!toldAbsent) {
             toldAbsent = true;
@@ -170,7 +188,8 @@ final class Watcher {
     }
 
     /** The map it waited for was created (under the registry's creation lock): attach to it. */
-    void mapCreated() {
+    @Override
+    public void mapCreated() {
         registered = false;
         schedule();
     }
@@ -179,7 +198,8 @@ final class Watcher {
      * Its map was deleted (under the map's lock): a waiting client is sent {@code notice} and waits
      * for the map again; any other stream ends with {@code gone}.
      */
-    void mapDeleted(Encoded notice, Status gone) {
+    @Override
+    public void mapDeleted(Encoded notice, Status gone) {
         if (!waitForMap) {
             end(gone);
             return;
@@ -195,7 +215,8 @@ final class Watcher {
     }
 
     /** Sets what to send first; called once, under the map's lock, by {@link HostedMap#register}. */
-    void begin(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history) {
+    @Override
+    public void begin(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history) {
         this.preface = preface;
         this.snapshot = snapshot;
         if (history != null) {
@@ -209,7 +230,8 @@ final class Watcher {
      * Queues an event for this watcher; called under the map's lock, in revision order. The caller
      * then sends it with {@link #sendFromCaller(long)} once the lock is released.
      */
-    void enqueue(Encoded event) {
+    @Override
+    public void enqueue(Encoded event) {
         if (overflowed || cancelled || endWith != null) {
             return;
         }
@@ -228,7 +250,8 @@ final class Watcher {
      * the linger ago, the delta waits for the linger timer instead, and goes with the others that
      * arrive meanwhile.
      */
-    void sendFromCaller(long now) {
+    @Override
+    public void sendFromCaller(long now) {
         if (overflowed) {
             schedule();
             return;
@@ -249,7 +272,8 @@ final class Watcher {
     }
 
     /** Moves this watcher to a Compaction event and a fresh snapshot (the map was restored). */
-    void resnapshot() {
+    @Override
+    public void resnapshot() {
         restartWanted = true;
         schedule();
     }
@@ -258,7 +282,8 @@ final class Watcher {
      * Replaces what is pending with {@code preface} (may be null) and a snapshot; called under the
      * map's lock, by the drain task.
      */
-    void restart(Encoded preface, SnapshotSender fresh) {
+    @Override
+    public void restart(Encoded preface, SnapshotSender fresh) {
         closeSnapshot();
         this.preface = preface;
         snapshot = fresh;
@@ -268,13 +293,15 @@ final class Watcher {
     }
 
     /** Ends the stream with this status (server shutdown, slow watcher). */
-    void end(Status status) {
+    @Override
+    public void end(Status status) {
         endWith = status;
         schedule();
     }
 
     /** Periodic check: a progress event when idle, and the end of a watcher stalled too long. */
-    void tick(long now, long progressIntervalNanos) {
+    @Override
+    public void tick(long now, long progressIntervalNanos) {
         boolean pending = hasPending();
         if (pending && !call.isReady() && now - lastSentNanos > slowTimeoutNanos) {
             end(Status.RESOURCE_EXHAUSTED.withDescription("watcher of map \"" + mapName
@@ -285,7 +312,8 @@ final class Watcher {
         }
     }
 
-    long queuedBytes() {
+    @Override
+    public long queuedBytes() {
         return queuedBytes.get();
     }
 

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import java.util.ArrayDeque;

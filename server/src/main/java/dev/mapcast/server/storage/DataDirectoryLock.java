@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
 import java.io.IOException;
 import java.nio.channels.FileChannel;

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.OffHeapMap;

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import io.grpc.netty.NettyServerBuilder;
 import io.netty.channel.EventLoop;
@@ -21,7 +21,7 @@ import java.util.concurrent.TimeUnit;
  * block: what can wait on a lock or a disk goes to the server's worker pool instead (see
  * {@link MapcastService}). A watch stream sends from its own connection's loop ({@link Watcher}).
  */
-final class ServerEventLoops implements AutoCloseable {
+public final class ServerEventLoops implements AutoCloseable {
 
     /**
      * Netty's native epoll transport where it is available (Linux on x86-64, bundled), else NIO.
@@ -33,7 +33,7 @@ final class ServerEventLoops implements AutoCloseable {
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
 
-    ServerEventLoops(int threads) {
+    public ServerEventLoops(int threads) {
         boss = new MultiThreadIoEventLoopGroup(1, new DefaultThreadFactory("mapcast-accept", true), ioHandlers());
         workers = new MultiThreadIoEventLoopGroup(threads, new DefaultThreadFactory("mapcast-io", true),
                 ioHandlers());
@@ -44,12 +44,12 @@ final class ServerEventLoops implements AutoCloseable {
     }
 
     /** "epoll" or "nio": what the serving log line names. */
-    static String transport() {
+    public static String transport() {
         return EPOLL ? "epoll" : "nio";
     }
 
     /** Serves the builder's connections on these loops. */
-    NettyServerBuilder configure(NettyServerBuilder builder) {
+    public NettyServerBuilder configure(NettyServerBuilder builder) {
         return builder.bossEventLoopGroup(boss).workerEventLoopGroup(workers)
                 .channelType(EPOLL ? EpollServerSocketChannel.class : NioServerSocketChannel.class).directExecutor();
     }

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.proto.v1.SnapshotHeader;
@@ -30,9 +30,9 @@ import java.util.zip.CRC32C;
  * crc32c 1a2b3c4d                     CRC-32C of every byte before this line
  * </pre>
  */
-final class Catalog {
+public final class Catalog {
 
-    static final String FILE = "catalog";
+    public static final String FILE = "catalog";
     private static final String HEADER = "mapcast catalog 1";
     private static final String CRC = "crc32c ";
 
@@ -40,7 +40,7 @@ final class Catalog {
     }
 
     /** The maps (name to directory name) in {@code dataDir}'s catalog, or null if it has none. */
-    static TreeMap<String, String> read(Path dataDir) throws IOException {
+    public static TreeMap<String, String> read(Path dataDir) throws IOException {
         Path file = dataDir.resolve(FILE);
         byte[] bytes;
         try {

@@ -1,6 +1,7 @@
-package dev.mapcast.server;
+package dev.mapcast.server.fanout;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
+import dev.mapcast.server.map.SnapshotSender;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import java.util.concurrent.Executor;
@@ -10,7 +11,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /** One Snapshot call: chunks from a pinned view, encoded one at a time as the client takes them. */
-final class SnapshotStream {
+public final class SnapshotStream {
 
     private static final Logger log = LoggerFactory.getLogger(SnapshotStream.class);
 
@@ -21,7 +22,7 @@ final class SnapshotStream {
     private volatile boolean cancelled;
     private boolean done;
 
-    SnapshotStream(SnapshotSender sender, ServerCallStreamObserver<Encoded> call, Executor executor) {
+    public SnapshotStream(SnapshotSender sender, ServerCallStreamObserver<Encoded> call, Executor executor) {
         this.sender = sender;
         this.call = call;
         this.executor = executor;
@@ -32,7 +33,7 @@ final class SnapshotStream {
         call.setOnReadyHandler(this::schedule);
     }
 
-    void start() {
+    public void start() {
         schedule();
     }
 

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.codec.DeltaEncoder;
@@ -12,6 +12,9 @@ import dev.mapcast.core.PinnedView;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.server.storage.MapStore;
+import dev.mapcast.server.storage.Storage;
+import dev.mapcast.server.storage.WriteAheadLog;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
@@ -47,16 +50,16 @@ import org.slf4j.LoggerFactory;
  * to R (what makes a Progress event true).
  * </ul>
  */
-final class HostedMap implements AutoCloseable {
+public final class HostedMap implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(HostedMap.class);
 
     private static final byte[] NO_VALUE = new byte[0];
 
-    final String name;
+    public final String name;
     final IterationOrder order;
     /** Random, chosen when the map is created: a map deleted and created again has another. */
-    final long incarnation;
+    public final long incarnation;
     private final Limits limits;
     private final int chunkBytes;
     /** Replaced whole by a restore (under both locks' write side); read under either. */
@@ -69,7 +72,7 @@ final class HostedMap implements AutoCloseable {
     /** Held (read) by work done outside {@link #lock} on the maps, so close() waits for it. */
     private final ReentrantReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private final DeltaHistory history;
-    private final List<Watcher> watchers = new CopyOnWriteArrayList<>();
+    private final List<Subscriber> watchers = new CopyOnWriteArrayList<>();
     private volatile long revision;
     /** The revision and the digest at it, published together (Progress events carry both). */
     private volatile Head head = new Head(0, 0);
@@ -129,7 +132,7 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** How a map's entries are built (recovery gives the order from the file). */
-    static OffHeapMap.Builder entriesBuilder(Limits limits) {
+    public static OffHeapMap.Builder entriesBuilder(Limits limits) {
         return OffHeapMap.builder().threadSafe(true).trackDigest(true)
                 .maxKeyLength(limits.maxKeyBytes()).maxValueLength(limits.maxValueBytes());
     }
@@ -144,10 +147,10 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** A map revision and the content digest at it. */
-    record Head(long revision, long digest) {
+    public record Head(long revision, long digest) {
     }
 
-    Head head() {
+    public Head head() {
         return head;
     }
 
@@ -169,7 +172,7 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** The lock writes and restores take: tests hold it to make calls on the map wait. */
-    ReentrantReadWriteLock.WriteLock writeLock() {
+    public ReentrantReadWriteLock.WriteLock writeLock() {
         return lock.writeLock();
     }
 
@@ -325,7 +328,7 @@ final class HostedMap implements AutoCloseable {
         }
     }
 
-    GetResponse get(byte[] key) {
+    public GetResponse get(byte[] key) {
         lock.readLock().lock();
         try {
             checkServing();
@@ -344,7 +347,7 @@ final class HostedMap implements AutoCloseable {
      * Reclaims dead records and tombstones, purges history through {@code requested} (0: the current
      * revision) and tells every watcher.
      */
-    Compaction compact(long requested) {
+    public Compaction compact(long requested) {
         long current = revision;
         if (requested > current) {
             throw Limits.invalid("revision: " + requested + " (expected: 0 or at most the revision of map \""
@@ -451,7 +454,7 @@ final class HostedMap implements AutoCloseable {
             compactRevision = next;
             head = new Head(next, entries.digest());
             revision = next;
-            for (Watcher w : watchers) {
+            for (Subscriber w : watchers) {
                 w.resnapshot();
             }
         } finally {
@@ -480,7 +483,7 @@ final class HostedMap implements AutoCloseable {
         }
     }
 
-    MapInfo info() {
+    public MapInfo info() {
         lock.readLock().lock();
         try {
             checkOpen();
@@ -508,7 +511,7 @@ final class HostedMap implements AutoCloseable {
      * {@code fromCreation}: it waited for this map to be created, and starts from the empty map at
      * revision 0 followed by every delta, while the history still reaches back to the creation.
      */
-    void register(Watcher watcher, long after, long clientIncarnation, boolean fromCreation) {
+    public void register(Subscriber watcher, long after, long clientIncarnation, boolean fromCreation) {
         lock.readLock().lock();
         try {
             checkServing();
@@ -542,7 +545,7 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** Pins the map at its current revision for a snapshot stream. */
-    SnapshotSender snapshot(boolean asWatchResponses) {
+    public SnapshotSender snapshot(boolean asWatchResponses) {
         lock.readLock().lock();
         try {
             checkServing();
@@ -557,7 +560,7 @@ final class HostedMap implements AutoCloseable {
      * Moves a watcher to a snapshot of the current revision: one that fell behind, or (with
      * {@code compactionFirst}) every watcher after a restore, told by a Compaction event first.
      */
-    void restartFromSnapshot(Watcher watcher, boolean compactionFirst) {
+    public void restartFromSnapshot(Subscriber watcher, boolean compactionFirst) {
         lock.readLock().lock();
         try {
             checkServing();
@@ -571,7 +574,7 @@ final class HostedMap implements AutoCloseable {
 
     /**
      * Deletes the map: its files (durably, before anything else changes), then its watchers are
-     * told (see {@link Watcher#mapDeleted}) and every later call on it finds it gone. Its memory is
+     * told (see {@link Subscriber#mapDeleted}) and every later call on it finds it gone. Its memory is
      * freed once no snapshot stream reads it ({@link #freeIfUnread}). Returns the revision it had.
      *
      * @throws io.grpc.StatusRuntimeException FAILED_PRECONDITION if a condition does not hold,
@@ -610,7 +613,7 @@ final class HostedMap implements AutoCloseable {
             deleted = true;
             Encoded notice = WatchEvents.mapDeleted(revision, incarnation);
             Status status = gone().getStatus();
-            for (Watcher w : watchers) {
+            for (Subscriber w : watchers) {
                 w.mapDeleted(notice, status);
             }
             watchers.clear();
@@ -629,7 +632,7 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** Whether the map was deleted (a call that still holds it finds it gone: NOT_FOUND). */
-    boolean isDeleted() {
+    public boolean isDeleted() {
         return deleted;
     }
 
@@ -653,32 +656,32 @@ final class HostedMap implements AutoCloseable {
                 .asRuntimeException();
     }
 
-    void removeWatcher(Watcher watcher) {
+    public void removeWatcher(Subscriber watcher) {
         watchers.remove(watcher);
     }
 
-    int watcherCount() {
+    public int watcherCount() {
         return watchers.size();
     }
 
     /** Bytes queued for this map's watchers, in all. */
-    long queuedBytes() {
+    public long queuedBytes() {
         long sum = 0;
-        for (Watcher w : watchers) {
+        for (Subscriber w : watchers) {
             sum += w.queuedBytes();
         }
         return sum;
     }
 
-    void tick(long now, long progressIntervalNanos) {
-        for (Watcher w : watchers) {
+    public void tick(long now, long progressIntervalNanos) {
+        for (Subscriber w : watchers) {
             w.tick(now, progressIntervalNanos);
         }
         closeRetired();
     }
 
-    void endWatchers(Status status) {
-        for (Watcher w : watchers) {
+    public void endWatchers(Status status) {
+        for (Subscriber w : watchers) {
             w.end(status);
         }
     }
@@ -715,7 +718,7 @@ final class HostedMap implements AutoCloseable {
 
     /** Queues an event to every watcher; under the write lock, so every queue is in revision order. */
     private void publish(Encoded event) {
-        for (Watcher w : watchers) {
+        for (Subscriber w : watchers) {
             w.enqueue(event);
         }
     }
@@ -723,7 +726,7 @@ final class HostedMap implements AutoCloseable {
     /** Sends what {@link #publish} queued, on this thread; after the lock is released. */
     private void sendQueued() {
         long now = System.nanoTime();  // once per write, not per watcher: it is read for every one
-        for (Watcher w : watchers) {
+        for (Subscriber w : watchers) {
             w.sendFromCaller(now);
         }
     }
@@ -734,7 +737,7 @@ final class HostedMap implements AutoCloseable {
     }
 
     /** Forces the log now (the periodic fsync mode's flush). */
-    void forceLog() {
+    public void forceLog() {
         if (store == null) {
             return;
         }
@@ -784,7 +787,7 @@ final class HostedMap implements AutoCloseable {
                         WriteAheadLog.describe(first) + suppressed(first));
             } else {
                 log.error("map \"{}\": its write-ahead log {} failed; writes are refused until it can be written"
-                        + " again (tried every {} ms)", name, store.logFile(), MapcastServer.STORAGE_RETRY_MILLIS, first);
+                        + " again (tried every {} ms)", name, store.logFile(), Storage.RETRY_MILLIS, first);
             }
         }
         String outcome = applied
@@ -800,15 +803,15 @@ final class HostedMap implements AutoCloseable {
         return Status.UNAVAILABLE.withDescription("the " + what + outcome + ": the write-ahead log "
                 + store.logFile() + " failed (first failure: " + WriteAheadLog.describe(first) + "); the map takes"
                 + " writes again once its log can be written and is checked on disk (tried every "
-                + MapcastServer.STORAGE_RETRY_MILLIS + " ms)").withCause(e).asRuntimeException();
+                + Storage.RETRY_MILLIS + " ms)").withCause(e).asRuntimeException();
     }
 
     /**
      * One attempt to write a failing log again and check it on disk (the server's storage thread,
-     * every {@link MapcastServer#STORAGE_RETRY_MILLIS}); a log that lost acknowledged records, or
+     * every {@link Storage#RETRY_MILLIS}); a log that lost acknowledged records, or
      * its file, takes the map out of service.
      */
-    void retryStorage() {
+    public void retryStorage() {
         if (store == null || !store.logFailing()) {
             return;
         }
@@ -886,7 +889,7 @@ final class HostedMap implements AutoCloseable {
             throw gone();
         }
         if (closed) {
-            throw MapcastServer.SHUTTING_DOWN.asRuntimeException();
+            throw MapRegistry.SHUTTING_DOWN.asRuntimeException();
         }
     }
 

@@ -1,7 +1,11 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
+import dev.mapcast.server.storage.MapStore;
+import dev.mapcast.server.storage.Storage;
+import dev.mapcast.server.storage.StorageException;
+import dev.mapcast.server.storage.WriteAheadLog;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.io.IOException;
@@ -33,7 +37,10 @@ import org.slf4j.LoggerFactory;
  * <p>A stored map whose files fail verification at start is quarantined: listed, its files left as
  * they are, and every call naming it refused with FAILED_PRECONDITION until it is deleted.
  */
-final class MapRegistry implements AutoCloseable {
+public final class MapRegistry implements AutoCloseable {
+
+    /** What a call gets once the server is stopping: the client may retry elsewhere or later. */
+    public static final Status SHUTTING_DOWN = Status.UNAVAILABLE.withDescription("the server is shutting down");
 
     private static final Logger log = LoggerFactory.getLogger(MapRegistry.class);
 
@@ -44,7 +51,7 @@ final class MapRegistry implements AutoCloseable {
     private final ConcurrentHashMap<String, String> damaged = new ConcurrentHashMap<>();
     private final Object creation = new Object();
     /** Watchers waiting for an absent map to be created, by name; guarded by {@code creation}. */
-    private final Map<String, List<Watcher>> waiting = new HashMap<>();
+    private final Map<String, List<Subscriber>> waiting = new HashMap<>();
     /** Deleted maps whose memory a snapshot stream may still read; freed by {@link #tick}. */
     private final List<HostedMap> deleted = new CopyOnWriteArrayList<>();
     /** Draws incarnations; guarded by {@code creation}. */
@@ -58,7 +65,7 @@ final class MapRegistry implements AutoCloseable {
      * map that cannot be recovered is quarantined (see {@link #damage}) and the others are served;
      * with {@code strict}, it fails the whole start instead, naming its file and what is wrong.
      */
-    MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background, boolean strict)
+    public MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background, boolean strict)
             throws IOException {
         this.limits = limits;
         this.chunkBytes = chunkBytes;
@@ -91,7 +98,7 @@ final class MapRegistry implements AutoCloseable {
         }
     }
 
-    MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background) throws IOException {
+    public MapRegistry(Limits limits, int chunkBytes, Storage storage, Executor background) throws IOException {
         this(limits, chunkBytes, storage, background, false);
     }
 
@@ -122,12 +129,12 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** Why map {@code name} is quarantined (its file, the byte, the problem), or null if it is not. */
-    String damage(String name) {
+    public String damage(String name) {
         return damaged.get(name);
     }
 
     /** The quarantined maps: name to why. */
-    Map<String, String> damaged() {
+    public Map<String, String> damaged() {
         return new TreeMap<>(damaged);
     }
 
@@ -137,7 +144,7 @@ final class MapRegistry implements AutoCloseable {
      * false if {@code name} is not quarantined. Under the creation lock: no write creates the map
      * while its old files go.
      */
-    boolean deleteDamaged(String name) throws IOException {
+    public boolean deleteDamaged(String name) throws IOException {
         synchronized (creation) {
             if (!damaged.containsKey(name)) {
                 return false;
@@ -149,7 +156,7 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** FAILED_PRECONDITION if {@code name} is quarantined: no call may use it, nor create a map in its place. */
-    void checkNotDamaged(String name) {
+    public void checkNotDamaged(String name) {
         String problem = damaged.get(name);
         if (problem != null) {
             throw Status.FAILED_PRECONDITION.withDescription("map \"" + name + "\" is damaged and quarantined: "
@@ -161,7 +168,7 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** The map, or NOT_FOUND (FAILED_PRECONDITION if it is quarantined). */
-    HostedMap existing(String name) {
+    public HostedMap existing(String name) {
         limits.checkMapName(name);
         HostedMap map = maps.get(name);
         if (map == null) {
@@ -172,13 +179,13 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** What {@link #tryWrite} returns when the write would have to wait. */
-    static final long WOULD_WAIT = 0;
+    public static final long WOULD_WAIT = 0;
 
     /**
      * Commits a write without waiting: to an existing map kept in memory whose lock is free.
      * Otherwise does nothing and returns {@link #WOULD_WAIT}: then {@link #write} it.
      */
-    long tryWrite(NormalisedWrite write) {
+    public long tryWrite(NormalisedWrite write) {
         HostedMap map = maps.get(write.map);
         if (map == null) {
             return WOULD_WAIT;
@@ -197,7 +204,7 @@ final class MapRegistry implements AutoCloseable {
      * Commits a write, creating its map first if needed and if the write puts something; a refused
      * write creates nothing. A write that would create nothing on an absent map is NOT_FOUND.
      */
-    long write(NormalisedWrite write) {
+    public long write(NormalisedWrite write) {
         String refusal = write.putKeys.isEmpty() ? "map \"" + write.map + "\" does not exist: a write that only"
                 + " deletes keys or only sets conditions creates nothing (a write that puts a key creates the map)"
                 : null;
@@ -205,11 +212,11 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** A map's revision, and the incarnation it belongs to. */
-    record Version(long revision, long incarnation) {
+    public record Version(long revision, long incarnation) {
     }
 
     /** Replaces a map's content with {@code staged} (checked), creating the map if needed. */
-    Version restore(String name, OffHeapMap staged) {
+    public Version restore(String name, OffHeapMap staged) {
         long[] incarnation = new long[1];
         long revision = createIfAbsent(name, staged.order(), null, m -> {
             long r = m.restore(staged);
@@ -224,7 +231,7 @@ final class MapRegistry implements AutoCloseable {
      * revision and incarnation it had; a quarantined map's files are deleted whatever the
      * conditions (its revision and incarnation are unknown: both 0).
      */
-    Version delete(String name, long expectedRevision, long expectedIncarnation) {
+    public Version delete(String name, long expectedRevision, long expectedIncarnation) {
         limits.checkMapName(name);
         synchronized (creation) {
             HostedMap map = maps.get(name);
@@ -253,51 +260,51 @@ final class MapRegistry implements AutoCloseable {
      * Attaches a watcher (from its drain task) to its map, or, if the map does not exist and the
      * watcher waits for it, parks it until a write creates the map; else NOT_FOUND.
      */
-    void attach(Watcher watcher) {
-        HostedMap map = maps.get(watcher.mapName);
+    public void attach(Subscriber watcher) {
+        HostedMap map = maps.get(watcher.mapName());
         if (map != null && watcher.registerWith(map)) {
             return;
         }
         synchronized (creation) {
-            map = maps.get(watcher.mapName);
+            map = maps.get(watcher.mapName());
             if (map != null) {
                 if (!watcher.registerWith(map)) {
-                    throw new IllegalStateException("map \"" + watcher.mapName + "\" deleted outside the creation lock");
+                    throw new IllegalStateException("map \"" + watcher.mapName() + "\" deleted outside the creation lock");
                 }
                 return;
             }
-            checkNotDamaged(watcher.mapName);
-            if (!watcher.waitForMap) {
-                throw notFound(watcher.mapName);
+            checkNotDamaged(watcher.mapName());
+            if (!watcher.waitForMap()) {
+                throw notFound(watcher.mapName());
             }
-            waiting.computeIfAbsent(watcher.mapName, k -> new ArrayList<>()).add(watcher);
+            waiting.computeIfAbsent(watcher.mapName(), k -> new ArrayList<>()).add(watcher);
             watcher.waitForCreation();
         }
     }
 
     /** Forgets a watcher that ended while it waited for its map (no-op for any other). */
-    void stopWaiting(Watcher watcher) {
+    public void stopWaiting(Subscriber watcher) {
         synchronized (creation) {
-            List<Watcher> list = waiting.get(watcher.mapName);
+            List<Subscriber> list = waiting.get(watcher.mapName());
             if (list != null && list.remove(watcher) && list.isEmpty()) {
-                waiting.remove(watcher.mapName);
+                waiting.remove(watcher.mapName());
             }
         }
     }
 
     /** Ends every watcher waiting for a map to be created (the server is stopping). */
-    void endWaiting(Status status) {
-        List<Watcher> all = new ArrayList<>();
+    public void endWaiting(Status status) {
+        List<Subscriber> all = new ArrayList<>();
         synchronized (creation) {
             waiting.values().forEach(all::addAll);
         }
-        for (Watcher w : all) {
+        for (Subscriber w : all) {
             w.end(status);
         }
     }
 
     /** Frees the memory of deleted maps that no snapshot stream reads any more. */
-    void tick() {
+    public void tick() {
         for (HostedMap map : deleted) {
             if (map.freeIfUnread()) {
                 deleted.remove(map);
@@ -371,9 +378,9 @@ final class MapRegistry implements AutoCloseable {
                 }
             }
             maps.put(name, created);
-            List<Watcher> waiters = waiting.remove(name);
+            List<Subscriber> waiters = waiting.remove(name);
             if (waiters != null) {
-                waiters.forEach(Watcher::mapCreated);
+                waiters.forEach(Subscriber::mapCreated);
             }
             return revision;
         } catch (RuntimeException | Error e) {
@@ -383,7 +390,7 @@ final class MapRegistry implements AutoCloseable {
     }
 
     /** The maps, by name. */
-    List<HostedMap> all() {
+    public List<HostedMap> all() {
         List<HostedMap> out = new ArrayList<>(maps.values());
         out.sort(Comparator.comparing(m -> m.name));
         return out;

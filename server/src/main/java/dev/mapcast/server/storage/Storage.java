@@ -1,7 +1,8 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.IterationOrder;
+import dev.mapcast.server.FsyncMode;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -19,18 +20,21 @@ import org.slf4j.LoggerFactory;
  * The data directory: {@code LOCK} (held while a server uses it), {@code catalog} (the maps that
  * exist, see {@link Catalog}) and {@code maps/}, one {@link MapStore} directory per map.
  */
-final class Storage implements AutoCloseable {
+public final class Storage implements AutoCloseable {
 
-    final Path dataDir;
-    final FsyncMode mode;
-    final long snapshotLogBytes;
+    /** How often a map whose log failed tries to write it again (see HostedMap#retryStorage). */
+    public static final long RETRY_MILLIS = 1000;
+
+    public final Path dataDir;
+    public final FsyncMode mode;
+    public final long snapshotLogBytes;
     private final Path mapsDir;
     private final DataDirectoryLock lock;
     /** Map name to directory name: what the catalog file holds; null until {@link #catalogued}. */
     private TreeMap<String, String> catalog;
 
     /** Prefix of a map directory being deleted; recovery deletes these (see {@link #deleteMap}). */
-    static final String DELETING = ".deleting-";
+    public static final String DELETING = ".deleting-";
     private static final Logger log = LoggerFactory.getLogger(Storage.class);
 
     private Storage(Path dataDir, FsyncMode mode, long snapshotLogBytes, DataDirectoryLock lock) {
@@ -42,7 +46,7 @@ final class Storage implements AutoCloseable {
     }
 
     /** Opens (creating if needed) and locks the data directory; fails if another server holds it. */
-    static Storage open(Path dataDir, FsyncMode mode, long snapshotLogBytes) throws IOException {
+    public static Storage open(Path dataDir, FsyncMode mode, long snapshotLogBytes) throws IOException {
         Path dir = dataDir.toAbsolutePath();
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
             throw new StorageException("data directory " + dir + " is not a directory");
@@ -52,7 +56,7 @@ final class Storage implements AutoCloseable {
     }
 
     /** A map the catalog holds: its name and its directory (which may be missing: then it is damaged). */
-    record Catalogued(String name, Path dir) {
+    public record Catalogued(String name, Path dir) {
     }
 
     /**
@@ -61,7 +65,7 @@ final class Storage implements AutoCloseable {
      * catalogs), and deletes the directories it does not name (a creation whose write was never
      * acknowledged, or a deletion a crash interrupted), and those being created or deleted.
      */
-    synchronized List<Catalogued> catalogued() throws IOException {
+    public synchronized List<Catalogued> catalogued() throws IOException {
         if (catalog == null) {
             TreeMap<String, String> read = Catalog.read(dataDir);
             if (read == null) {
@@ -92,7 +96,7 @@ final class Storage implements AutoCloseable {
     }
 
     /** Creates the files of a new map; it exists once {@link #catalogue} has added it. */
-    MapStore create(String name, IterationOrder order, long incarnation) throws IOException {
+    public MapStore create(String name, IterationOrder order, long incarnation) throws IOException {
         return MapStore.create(mapsDir, name, order, incarnation, mode, snapshotLogBytes);
     }
 
@@ -100,7 +104,7 @@ final class Storage implements AutoCloseable {
      * Adds a created map to the catalog, durably: from then on it exists (a restart recovers it).
      * Its creating write is acknowledged only after this.
      */
-    synchronized void catalogue(String name) throws IOException {
+    public synchronized void catalogue(String name) throws IOException {
         TreeMap<String, String> next = new TreeMap<>(catalog());
         next.put(name, MapStore.directoryName(name));
         Catalog.write(dataDir, next);
@@ -113,7 +117,7 @@ final class Storage implements AutoCloseable {
      * the map whole (still in the catalog) or gone (the next start deletes what is left). The
      * caller has closed the map's log. Returns false if the catalog does not hold the map.
      */
-    synchronized boolean deleteMap(String name) throws IOException {
+    public synchronized boolean deleteMap(String name) throws IOException {
         TreeMap<String, String> next = new TreeMap<>(catalog());
         String dir = next.remove(name);
         if (dir == null) {

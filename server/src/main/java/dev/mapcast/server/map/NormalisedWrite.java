@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.core.IterationOrder;
@@ -16,7 +16,7 @@ import java.util.Set;
  * INSERTION-order replica applies them in the server's order. A key both put and deleted in one
  * Write is deleted: a Write's deletes apply after its puts, as a Delta's do.
  */
-final class NormalisedWrite {
+public final class NormalisedWrite {
 
     final String map;
     final IterationOrder order;
@@ -27,7 +27,7 @@ final class NormalisedWrite {
     final List<byte[]> expectedKeys;
     final long[] expectedModRevisions;
     /** The incarnation of the map the write committed to: set by the map when it commits. */
-    long incarnation;
+    public long incarnation;
 
     private NormalisedWrite(WriteRequest request, Limits limits) {
         this.map = request.getMap();
@@ -88,7 +88,7 @@ final class NormalisedWrite {
     }
 
     /** Checks and normalises; INVALID_ARGUMENT names the first bad value. */
-    static NormalisedWrite of(WriteRequest request, Limits limits) {
+    public static NormalisedWrite of(WriteRequest request, Limits limits) {
         return new NormalisedWrite(request, limits);
     }
 }

@@ -1,6 +1,7 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import com.google.common.util.concurrent.MoreExecutors;
+import dev.mapcast.server.map.MapRegistry;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
@@ -29,7 +30,7 @@ final class OffloadedCallHandler<Q, R> implements ServerCallHandler<Q, R> {
         try {
             listener.serial.execute(() -> listener.delegate = handler.startCall(call, headers));
         } catch (RejectedExecutionException closing) {
-            call.close(MapcastServer.SHUTTING_DOWN, new Metadata());
+            call.close(MapRegistry.SHUTTING_DOWN, new Metadata());
             return new ServerCall.Listener<>() { };
         }
         return listener;

@@ -1,7 +1,8 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
 import com.sun.nio.file.ExtendedOpenOption;
 import dev.mapcast.codec.SnapshotFiles;
+import dev.mapcast.server.FsyncMode;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -77,9 +78,9 @@ import java.util.zip.CRC32C;
  * it cannot close it.
  * </ul>
  */
-final class WriteAheadLog implements AutoCloseable {
+public final class WriteAheadLog implements AutoCloseable {
 
-    static final int HEADER_BYTES = 8;
+    public static final int HEADER_BYTES = 8;
     /** The first preallocation step: what a new map's log takes on disk. */
     static final long FIRST_GROWTH_BYTES = 64 * 1024;
     /** The largest preallocation step. */
@@ -134,39 +135,39 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     /** The disk has no room for a record; nothing was written. */
-    static final class DiskFull extends IOException {
+    public static final class DiskFull extends IOException {
         private static final long serialVersionUID = 1L;
-        final long needed;
+        public final long needed;
 
-        DiskFull(Path file, long needed, IOException cause) {
+        public DiskFull(Path file, long needed, IOException cause) {
             super("no space left on the device for " + needed + " bytes of " + file, cause);
             this.needed = needed;
         }
     }
 
     /** The log's file lost its name while in use: removed, renamed, replaced, or its directory removed. */
-    static final class Gone extends IOException {
+    public static final class Gone extends IOException {
         private static final long serialVersionUID = 1L;
 
-        Gone(String message) {
+        public Gone(String message) {
             super(message);
         }
     }
 
     /** On reopening, the disk no longer held every acknowledged record. */
-    static final class Lost extends IOException {
+    public static final class Lost extends IOException {
         private static final long serialVersionUID = 1L;
 
-        Lost(String message) {
+        public Lost(String message) {
             super(message);
         }
     }
 
     /** The log failed earlier and has not been written again since; the cause is the first failure. */
-    static final class Failed extends IOException {
+    public static final class Failed extends IOException {
         private static final long serialVersionUID = 1L;
 
-        Failed(Path file, IOException first) {
+        public Failed(Path file, IOException first) {
             super("the write-ahead log " + file + " failed earlier (" + describe(first) + ")", first);
         }
     }
@@ -175,7 +176,7 @@ final class WriteAheadLog implements AutoCloseable {
      * Opens {@code file} for appending at {@code end}, the end of its records as {@link #replay}
      * found it (0 for a new file).
      */
-    WriteAheadLog(Path file, FsyncMode mode, long end) throws IOException {
+    public WriteAheadLog(Path file, FsyncMode mode, long end) throws IOException {
         this.mode = mode;
         this.file = file;
         this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
@@ -210,7 +211,7 @@ final class WriteAheadLog implements AutoCloseable {
      * {@link #awaitDurable}. If writing fails, the partial record is cut off when possible (else the
      * log is failing); {@link DiskFull} if the disk had no room for it.
      */
-    long append(ByteBuffer payload) throws IOException {
+    public long append(ByteBuffer payload) throws IOException {
         checkHealthy();
         ByteBuffer body = payload.duplicate();
         int length = body.remaining();
@@ -275,7 +276,7 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     /** Returns once the record ending at {@code end} is on disk (at once unless {@link FsyncMode#ALWAYS}). */
-    void awaitDurable(long end) throws IOException {
+    public void awaitDurable(long end) throws IOException {
         if (mode != FsyncMode.ALWAYS) {
             checkHealthy();
             return;
@@ -404,7 +405,7 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     /** Whether the log is failing: appends and waits fail until {@link #reopen} succeeds. */
-    boolean failing() {
+    public boolean failing() {
         return failing;
     }
 
@@ -431,7 +432,7 @@ final class WriteAheadLog implements AutoCloseable {
      * map's write lock. Returns true once healthy (at once if it was), false if it still cannot be
      * written; throws {@link Gone} or {@link Lost} if it never will be.
      */
-    boolean reopen() throws IOException {
+    public boolean reopen() throws IOException {
         List<Pending> tail;
         long prefixEnd;
         int prefixCrc;
@@ -607,7 +608,7 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     /** Whether {@code e} says the disk (or the quota) is full, or the file's store has less than {@code needed} left. */
-    static boolean isNoSpace(IOException e, Path file, long needed) {
+    public static boolean isNoSpace(IOException e, Path file, long needed) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             String m = t.getMessage();
             if (m != null && (m.contains("No space left on device") || m.contains("Disk quota exceeded"))) {
@@ -622,7 +623,7 @@ final class WriteAheadLog implements AutoCloseable {
     }
 
     /** A failure's message for another message: its own, or its class. */
-    static String describe(Throwable e) {
+    public static String describe(Throwable e) {
         return Objects.requireNonNullElse(e.getMessage(), e.getClass().getSimpleName());
     }
 
@@ -717,11 +718,11 @@ final class WriteAheadLog implements AutoCloseable {
      * What {@link #replay} found: the records applied, the byte where they end (where a torn or
      * damaged record begins), how it ended and, unless {@link End#CLEAN}, what is wrong there.
      */
-    record Replayed(long records, long validBytes, End end, String problem) {
+    public record Replayed(long records, long validBytes, End end, String problem) {
     }
 
     /** Disk sectors are written whole or not at all; a crash leaves an unwritten one as it was: zeros. */
-    static final int SECTOR_BYTES = 512;
+    public static final int SECTOR_BYTES = 512;
 
     /**
      * Reads every record of {@code file} in order, handing each payload to {@code apply}; changes
@@ -740,7 +741,7 @@ final class WriteAheadLog implements AutoCloseable {
      * a valid record follows them.
      * </ul>
      */
-    static Replayed replay(Path file, int maxRecordBytes, boolean newest, Consumer<ByteBuffer> apply)
+    public static Replayed replay(Path file, int maxRecordBytes, boolean newest, Consumer<ByteBuffer> apply)
             throws IOException {
         try (FileChannel in = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = in.size();

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.MessageLite;

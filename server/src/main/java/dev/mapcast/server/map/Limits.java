@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -8,7 +8,7 @@ import java.time.Duration;
  * The server's limits, set through {@link MapcastServer.Builder}. A request over a limit is refused
  * whole with a status naming the value and the limit.
  */
-record Limits(
+public record Limits(
         int maxKeyBytes,
         int maxValueBytes,
         int maxWriteBytes,
@@ -22,7 +22,7 @@ record Limits(
         Duration progressInterval,
         Duration watchLinger) {
 
-    static final Limits DEFAULTS = new Limits(
+    public static final Limits DEFAULTS = new Limits(
             4 * 1024,            // key: a configuration key, not a document
             1024 * 1024,         // value
             4 * 1024 * 1024,     // one Write, all puts and deletes
@@ -41,7 +41,7 @@ record Limits(
     }
 
     /** Checks a map name: non-empty and at most {@link #maxMapNameBytes} UTF-8 bytes. */
-    void checkMapName(String name) {
+    public void checkMapName(String name) {
         if (name.isEmpty()) {
             throw invalid("map: empty (expected: a map name)");
         }
@@ -52,7 +52,7 @@ record Limits(
     }
 
     /** Checks a key's UTF-8 bytes: non-empty and at most {@link #maxKeyBytes}. */
-    void checkKey(byte[] key, String what) {
+    public void checkKey(byte[] key, String what) {
         if (key.length == 0) {
             throw invalid(what + ": empty key (expected: 1 to " + maxKeyBytes + " bytes of UTF-8)");
         }

@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import dev.mapcast.codec.MalformedMessageException;
 import dev.mapcast.codec.MessageDecoder;
@@ -6,6 +6,9 @@ import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.RestoreResponse;
+import dev.mapcast.server.map.HostedMap;
+import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.MapRegistry;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;

@@ -1,5 +1,7 @@
-package dev.mapcast.server;
+package dev.mapcast.server.storage;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
 import dev.mapcast.codec.SnapshotFileException;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.IterationOrder;
@@ -7,8 +9,7 @@ import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.core.PinnedView;
 import dev.mapcast.proto.v1.Delta;
 import dev.mapcast.proto.v1.WatchResponse;
-import com.google.protobuf.ByteString;
-import com.google.protobuf.InvalidProtocolBufferException;
+import dev.mapcast.server.FsyncMode;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -41,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * after it; a torn record at the end of the newest log is cut off (it was never acknowledged),
  * the file as it was kept aside first; anything else wrong is damage ({@link #read}).
  */
-final class MapStore implements AutoCloseable {
+public final class MapStore implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(MapStore.class);
     private static final String SNAPSHOT = "snapshot-";
@@ -50,7 +51,7 @@ final class MapStore implements AutoCloseable {
 
     final Path dir;
     /** The map's incarnation, written into every snapshot's header. */
-    final long incarnation;
+    public final long incarnation;
     private final FsyncMode mode;
     private final long snapshotLogBytes;
     private WriteAheadLog wal;
@@ -69,7 +70,7 @@ final class MapStore implements AutoCloseable {
     }
 
     /** Prefix of a map directory still being created; recovery deletes these (see {@link #create}). */
-    static final String CREATING = ".creating-";
+    public static final String CREATING = ".creating-";
 
     /**
      * Creates the files of a new, empty map: its revision-0 snapshot and an empty log. Atomic: the
@@ -117,7 +118,7 @@ final class MapStore implements AutoCloseable {
     }
 
     /** What recovery rebuilt: the maps (the caller owns them), revisions, and the deltas replayed. */
-    record Recovered(String name, IterationOrder order, OffHeapMap entries, OffHeapMap modRevisions, long revision,
+    public record Recovered(String name, IterationOrder order, OffHeapMap entries, OffHeapMap modRevisions, long revision,
             long snapshotRevision, long compactRevision, List<ByteBuffer> deltas, MapStore store) {
     }
 
@@ -127,7 +128,7 @@ final class MapStore implements AutoCloseable {
      * {@link WriteAheadLog#cutTornTail}); any other problem (see {@link #read}) is thrown as a
      * {@link StorageException} naming the file, the byte and what is wrong, and nothing is changed.
      */
-    static Recovered recover(Path dir, FsyncMode mode, long snapshotLogBytes, OffHeapMap.Builder entriesBuilder,
+    public static Recovered recover(Path dir, FsyncMode mode, long snapshotLogBytes, OffHeapMap.Builder entriesBuilder,
             OffHeapMap.Builder modRevisionsBuilder, int maxRecordBytes) throws IOException {
         deleteTemporaryFiles(dir);
         Read read = read(dir, entriesBuilder, modRevisionsBuilder, maxRecordBytes, false);
@@ -374,7 +375,7 @@ final class MapStore implements AutoCloseable {
     }
 
     /** Appends one record (under the map's write lock); returns its end for {@link #awaitDurable}. */
-    long append(ByteBuffer record) throws IOException {
+    public long append(ByteBuffer record) throws IOException {
         long end = wal.append(record);
         logBytes += WriteAheadLog.HEADER_BYTES + record.remaining();
         if (diskFullMap != null) {
@@ -389,7 +390,7 @@ final class MapStore implements AutoCloseable {
      * Counts a write refused for want of disk space; true if it begins an episode (the caller logs
      * it; the next append that succeeds ends it). Under the map's write lock.
      */
-    boolean diskFull(String mapName) {
+    public boolean diskFull(String mapName) {
         boolean first = diskFullMap == null;
         diskFullMap = mapName;
         diskFullRefusals = first ? 1 : diskFullRefusals + 1;
@@ -397,50 +398,50 @@ final class MapStore implements AutoCloseable {
     }
 
     /** The data directory the map's directory is in. */
-    Path dataDir() {
+    public Path dataDir() {
         return dir.getParent().getParent();
     }
 
-    Path logFile() {
+    public Path logFile() {
         return wal.file();
     }
 
     /** Whether the log is failing (see {@link WriteAheadLog#failing}). */
-    boolean logFailing() {
+    public boolean logFailing() {
         return wal.failing();
     }
 
-    IOException logFailure() {
+    public IOException logFailure() {
         return wal.firstFailure();
     }
 
     /** The log's first failure if nobody reported it yet, else null. */
-    IOException claimLogFailureReport() {
+    public IOException claimLogFailureReport() {
         return wal.claimFailureReport();
     }
 
     /** One attempt to write a failing log again; see {@link WriteAheadLog#reopen}. Under the map's write lock. */
-    boolean reopenLog() throws IOException {
+    public boolean reopenLog() throws IOException {
         return wal.reopen();
     }
 
-    void awaitDurable(long end) throws IOException {
+    public void awaitDurable(long end) throws IOException {
         wal.awaitDurable(end);
     }
 
     /** Whether the log has grown enough for a snapshot (read under the map's write lock). */
-    boolean wantsSnapshot() {
+    public boolean wantsSnapshot() {
         return logBytes >= snapshotLogBytes;
     }
 
     /** Starts the log after {@code revision} anew; under the map's write lock, with the maps pinned at it. */
-    void rotate(long revision) throws IOException {
+    public void rotate(long revision) throws IOException {
         wal.rotate(dir.resolve(logName(revision + 1)));
         logBytes = 0;
     }
 
     /** Writes the snapshot of {@code revision} from pinned views, then deletes what it makes obsolete. */
-    void writeSnapshot(String name, PinnedView entries, PinnedView modRevisions, long revision, long compactRevision)
+    public void writeSnapshot(String name, PinnedView entries, PinnedView modRevisions, long revision, long compactRevision)
             throws IOException {
         writeSnapshotFiles(dir, name, entries, modRevisions, revision, compactRevision, incarnation);
         Path currentLog = wal.file();
@@ -458,13 +459,13 @@ final class MapStore implements AutoCloseable {
     }
 
     /** Whether a complete snapshot of {@code revision} (both files) is in place. */
-    boolean hasSnapshot(long revision) {
+    public boolean hasSnapshot(long revision) {
         return Files.exists(snapshotFile(dir, SNAPSHOT, revision))
                 && Files.exists(snapshotFile(dir, MOD_REVISIONS, revision));
     }
 
     /** Forces the log (periodic mode's flush; shutdown). */
-    void force() throws IOException {
+    public void force() throws IOException {
         wal.force();
     }
 
@@ -480,7 +481,7 @@ final class MapStore implements AutoCloseable {
     }
 
     /** Closes the log and deletes the map's directory (a map whose creating write was refused). */
-    void deleteFiles() {
+    public void deleteFiles() {
         try {
             wal.close();
             deleteTree(dir);
@@ -514,12 +515,12 @@ final class MapStore implements AutoCloseable {
         return dir.resolve(prefix + String.format("%020d", revision) + ".snap");
     }
 
-    static String logName(long firstRevision) {
+    public static String logName(long firstRevision) {
         return LOG + String.format("%020d", firstRevision) + ".log";
     }
 
     /** A directory name for a map name: readable when the name is plain, a digest otherwise. */
-    static String directoryName(String name) {
+    public static String directoryName(String name) {
         if (name.matches("[A-Za-z0-9._-]{1,64}") && !name.startsWith(".")) {
             return "m-" + name;
         }
@@ -548,7 +549,7 @@ final class MapStore implements AutoCloseable {
     }
 
     /** Whether {@code f} is exactly {@code <prefix><20 digits><suffix>}, as the store names its files. */
-    static boolean named(String f, String prefix, String suffix) {
+    public static boolean named(String f, String prefix, String suffix) {
         return f.length() == prefix.length() + 20 + suffix.length() && f.startsWith(prefix) && f.endsWith(suffix)
                 && number(f) >= 0;
     }
@@ -585,7 +586,7 @@ final class MapStore implements AutoCloseable {
         }
     }
 
-    static byte[] revisionBytes(long revision) {
+    public static byte[] revisionBytes(long revision) {
         return ByteBuffer.allocate(Long.BYTES).order(ByteOrder.LITTLE_ENDIAN).putLong(revision).array();
     }
 }

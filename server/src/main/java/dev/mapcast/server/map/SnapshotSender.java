@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.codec.SnapshotEncoder;
@@ -10,7 +10,7 @@ import java.nio.ByteBuffer;
  * one chunk per message. Writers go on meanwhile; the view keeps what it needs alive until closed.
  * Used by one thread at a time.
  */
-final class SnapshotSender implements AutoCloseable {
+public final class SnapshotSender implements AutoCloseable {
 
     private final PinnedView view;
     private final SnapshotEncoder encoder;
@@ -25,12 +25,12 @@ final class SnapshotSender implements AutoCloseable {
         this.encoder = new SnapshotEncoder(view, map, revision, compactRevision, incarnation, chunkBytes);
     }
 
-    boolean hasNext() {
+    public boolean hasNext() {
         return encoder.hasNext();
     }
 
     /** The next chunk (or WatchResponse holding it), copied from the view's records. */
-    Encoded next() {
+    public Encoded next() {
         if (asWatchResponses) {
             ByteBuffer out = ByteBuffer.allocate(encoder.nextWatchResponseSize());
             encoder.writeNextWatchResponse(out);

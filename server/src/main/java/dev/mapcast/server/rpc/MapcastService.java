@@ -1,4 +1,4 @@
-package dev.mapcast.server;
+package dev.mapcast.server.rpc;
 
 import com.google.protobuf.MessageLite;
 import com.google.protobuf.Parser;
@@ -20,6 +20,13 @@ import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
+import dev.mapcast.server.fanout.SnapshotStream;
+import dev.mapcast.server.fanout.Watcher;
+import dev.mapcast.server.map.HostedMap;
+import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.map.NormalisedWrite;
+import dev.mapcast.server.map.Utf8;
 import io.grpc.MethodDescriptor;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerServiceDefinition;
@@ -52,7 +59,7 @@ import org.slf4j.LoggerFactory;
  * in-memory map whose lock is free commits right there, and a Watch sends from there; everything
  * that may wait (a durable write, a busy lock, reads, snapshots, restores) runs on the worker pool.
  */
-final class MapcastService {
+public final class MapcastService {
 
     private static final Logger log = LoggerFactory.getLogger(MapcastService.class);
 
@@ -64,14 +71,14 @@ final class MapcastService {
     private final Semaphore restoreSlot = new Semaphore(1);
     private final Set<WriteStreamCall> writeStreams = ConcurrentHashMap.newKeySet();
 
-    MapcastService(MapRegistry maps, Limits limits, ServerEventLoops loops, Executor pool) {
+    public MapcastService(MapRegistry maps, Limits limits, ServerEventLoops loops, Executor pool) {
         this.maps = maps;
         this.limits = limits;
         this.loops = loops;
         this.pool = pool;
     }
 
-    ServerServiceDefinition definition() {
+    public ServerServiceDefinition definition() {
         var get = parsed(MapcastGrpc.getGetMethod(), GetRequest.parser());
         var write = parsed(MapcastGrpc.getWriteMethod(), WriteRequest.parser());
         var compact = parsed(MapcastGrpc.getCompactMethod(), CompactRequest.parser());
@@ -102,7 +109,7 @@ final class MapcastService {
     }
 
     /** Ends every open WriteStream with {@code status} once the writes it has read are answered. */
-    void endWriteStreams(Status status) {
+    public void endWriteStreams(Status status) {
         for (WriteStreamCall stream : writeStreams) {
             stream.end(status);
         }
@@ -164,7 +171,7 @@ final class MapcastService {
                 outcome.done(committed, write.incarnation, null);
             });
         } catch (RejectedExecutionException closing) {
-            outcome.done(0, 0, MapcastServer.SHUTTING_DOWN);
+            outcome.done(0, 0, MapRegistry.SHUTTING_DOWN);
         }
     }
 

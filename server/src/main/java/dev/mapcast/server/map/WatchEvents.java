@@ -1,27 +1,27 @@
-package dev.mapcast.server;
+package dev.mapcast.server.map;
 
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.core.IterationOrder;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.MapDeleted;
-import dev.mapcast.proto.v1.SnapshotChunk;
 import dev.mapcast.proto.v1.Progress;
+import dev.mapcast.proto.v1.SnapshotChunk;
 import dev.mapcast.proto.v1.WatchResponse;
 import java.nio.ByteBuffer;
 
 /** The small Watch events, encoded once with protobuf-java and shared by every watcher. */
-final class WatchEvents {
+public final class WatchEvents {
 
     private WatchEvents() {
     }
 
-    static Encoded progress(long revision, long digest, long incarnation) {
+    public static Encoded progress(long revision, long digest, long incarnation) {
         return encode(WatchResponse.newBuilder().setProgress(Progress.newBuilder().setRevision(revision)
                 .setDigest(digest).setIncarnation(incarnation)).build());
     }
 
     /** The map does not exist: deleted at {@code revision} of {@code incarnation}, or never created (both 0). */
-    static Encoded mapDeleted(long revision, long incarnation) {
+    public static Encoded mapDeleted(long revision, long incarnation) {
         return encode(WatchResponse.newBuilder().setDeleted(MapDeleted.newBuilder().setRevision(revision)
                 .setIncarnation(incarnation)).build());
     }
