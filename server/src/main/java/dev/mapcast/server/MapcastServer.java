@@ -5,6 +5,7 @@ import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.server.map.HostedMap;
 import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.LocalOrder;
 import dev.mapcast.server.map.MapRegistry;
 import dev.mapcast.server.rpc.MapcastService;
 import dev.mapcast.server.rpc.ServerEventLoops;
@@ -110,7 +111,7 @@ public final class MapcastServer implements AutoCloseable {
         // only writes waiting together share one (group commit).
         this.pool = Executors.newCachedThreadPool(daemonThreads("mapcast-worker"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
-        this.service = new MapcastService(maps, limits, loops, pool);
+        this.service = new MapcastService(maps, new LocalOrder(maps, pool), limits, loops, pool);
         this.host = b.host;
         this.port = b.port;
     }

@@ -208,17 +208,20 @@ public final class MapRegistry implements AutoCloseable {
         String refusal = write.putKeys.isEmpty() ? "map \"" + write.map + "\" does not exist: a write that only"
                 + " deletes keys or only sets conditions creates nothing (a write that puts a key creates the map)"
                 : null;
-        return createIfAbsent(write.map, write.order, refusal, m -> m.write(write));
+        return createIfAbsent(write.map, write.order, write.incarnationIfCreated, refusal, m -> m.write(write));
     }
 
     /** A map's revision, and the incarnation it belongs to. */
     public record Version(long revision, long incarnation) {
     }
 
-    /** Replaces a map's content with {@code staged} (checked), creating the map if needed. */
-    public Version restore(String name, OffHeapMap staged) {
+    /**
+     * Replaces a map's content with {@code staged} (checked), creating the map if needed, with
+     * {@code incarnationIfCreated} (0: a random one).
+     */
+    public Version restore(String name, OffHeapMap staged, long incarnationIfCreated) {
         long[] incarnation = new long[1];
-        long revision = createIfAbsent(name, staged.order(), null, m -> {
+        long revision = createIfAbsent(name, staged.order(), incarnationIfCreated, null, m -> {
             long r = m.restore(staged);
             incarnation[0] = m.incarnation;
             return r;
@@ -316,14 +319,15 @@ public final class MapRegistry implements AutoCloseable {
      * Runs {@code change} on the map, first creating it if absent (refused with NOT_FOUND and
      * {@code refusal} if that is not null); if the change is refused, creates nothing.
      */
-    private long createIfAbsent(String name, IterationOrder order, String refusal, ToLongFunction<HostedMap> change) {
+    private long createIfAbsent(String name, IterationOrder order, long incarnation, String refusal,
+            ToLongFunction<HostedMap> change) {
         while (true) {
             HostedMap map = maps.get(name);
             if (map == null) {
                 synchronized (creation) {
                     map = maps.get(name);
                     if (map == null) {
-                        return create(name, order, refusal, change);
+                        return create(name, order, incarnation, refusal, change);
                     }
                 }
             }
@@ -339,7 +343,8 @@ public final class MapRegistry implements AutoCloseable {
     }
 
     /** Creates map {@code name} with {@code change} as its first; under the creation lock. */
-    private long create(String name, IterationOrder order, String refusal, ToLongFunction<HostedMap> change) {
+    private long create(String name, IterationOrder order, long incarnation, String refusal,
+            ToLongFunction<HostedMap> change) {
         checkNotDamaged(name);  // no fresh start in place of a map whose files are kept
         if (refusal != null) {
             throw Status.NOT_FOUND.withDescription(refusal).asRuntimeException();
@@ -348,10 +353,9 @@ public final class MapRegistry implements AutoCloseable {
             throw Status.RESOURCE_EXHAUSTED.withDescription("cannot create map \"" + name + "\": the server holds "
                     + maps.size() + " maps (expected: at most " + limits.maxMaps() + ")").asRuntimeException();
         }
-        long incarnation;
-        do {
+        while (incarnation == 0) {  // 0 means "none" on the wire
             incarnation = random.nextLong();
-        } while (incarnation == 0);  // 0 means "none" on the wire
+        }
         MapStore store = null;
         if (storage != null) {
             try {

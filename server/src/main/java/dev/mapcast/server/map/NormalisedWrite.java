@@ -28,6 +28,11 @@ public final class NormalisedWrite {
     final long[] expectedModRevisions;
     /** The incarnation of the map the write committed to: set by the map when it commits. */
     public long incarnation;
+    /**
+     * The incarnation the map gets if this write creates it; 0: a random one. A cluster sets it
+     * where the write is proposed, so that every member gives the map the same.
+     */
+    public long incarnationIfCreated;
 
     private NormalisedWrite(WriteRequest request, Limits limits) {
         this.map = request.getMap();
@@ -85,6 +90,11 @@ public final class NormalisedWrite {
             throw Limits.invalid("a write needs at least one put or delete (map \"" + map + "\": puts and deletes"
                     + " are empty)");
         }
+    }
+
+    /** The map it writes to. */
+    public String map() {
+        return map;
     }
 
     /** Checks and normalises; INVALID_ARGUMENT names the first bad value. */

@@ -22,6 +22,7 @@ import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
 import dev.mapcast.server.fanout.SnapshotStream;
 import dev.mapcast.server.fanout.Watcher;
+import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.HostedMap;
 import dev.mapcast.server.map.Limits;
 import dev.mapcast.server.map.MapRegistry;
@@ -42,7 +43,6 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
@@ -64,6 +64,8 @@ public final class MapcastService {
     private static final Logger log = LoggerFactory.getLogger(MapcastService.class);
 
     private final MapRegistry maps;
+    /** Where every change goes: applied at once on one server, ordered by Raft in a cluster. */
+    private final ChangeOrder order;
     private final Limits limits;
     private final ServerEventLoops loops;
     private final Executor pool;
@@ -71,8 +73,10 @@ public final class MapcastService {
     private final Semaphore restoreSlot = new Semaphore(1);
     private final Set<WriteStreamCall> writeStreams = ConcurrentHashMap.newKeySet();
 
-    public MapcastService(MapRegistry maps, Limits limits, ServerEventLoops loops, Executor pool) {
+    public MapcastService(MapRegistry maps, ChangeOrder order, Limits limits, ServerEventLoops loops,
+            Executor pool) {
         this.maps = maps;
+        this.order = order;
         this.limits = limits;
         this.loops = loops;
         this.pool = pool;
@@ -101,7 +105,7 @@ public final class MapcastService {
                 .addMethod(snapshot, offloaded(streaming("SnapshotRequest", this::snapshot)))
                 .addMethod(watch, streaming("WatchRequest", this::watch))
                 .addMethod(restore, offloaded(ServerCalls.asyncClientStreamingCall(
-                        response -> new RestoreReceiver(maps, limits, response, restoreSlot))))
+                        response -> new RestoreReceiver(maps, order, limits, response, restoreSlot))))
                 .addMethod(writeStream, ServerCalls.asyncBidiStreamingCall(response -> WriteStreamCall.start(
                         this::commit, (ServerCallStreamObserver<WriteResult>) response, writeStreams)))
                 .addMethod(deleteMap, offloaded(unary("DeleteMapRequest", this::deleteMap)))
@@ -120,6 +124,9 @@ public final class MapcastService {
     }
 
     private GetResponse get(GetRequest request) {
+        if (!request.getLocal()) {
+            order.awaitReadable();
+        }
         HostedMap map = maps.existing(request.getMap());
         byte[] key = Utf8.bytes(request.getKey());
         limits.checkKey(key, "key");
@@ -136,43 +143,16 @@ public final class MapcastService {
         });
     }
 
-    /** Where a write's outcome goes: its revision and map incarnation, or why it failed (then both are 0). */
-    interface WriteOutcome {
-        void done(long revision, long incarnation, Status failure);
-    }
-
-    /**
-     * Commits a write (of a Write call or a WriteStream) on the event loop when that cannot wait
-     * (see {@link MapRegistry#tryWrite}), else on the pool.
-     */
-    void commit(ParsedRequest<WriteRequest> request, WriteOutcome outcome) {
+    /** Checks and normalises a write (of a Write call or a WriteStream) and hands it to the order. */
+    void commit(ParsedRequest<WriteRequest> request, ChangeOrder.WriteOutcome outcome) {
         NormalisedWrite write;
-        long revision;
         try {
             write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
-            revision = maps.tryWrite(write);
         } catch (RuntimeException | Error e) {
             outcome.done(0, 0, toStatus(e, "WriteRequest").getStatus());
             return;
         }
-        if (revision != MapRegistry.WOULD_WAIT) {
-            outcome.done(revision, write.incarnation, null);
-            return;
-        }
-        try {
-            pool.execute(() -> {
-                long committed;
-                try {
-                    committed = maps.write(write);
-                } catch (RuntimeException | Error e) {
-                    outcome.done(0, 0, toStatus(e, "WriteRequest").getStatus());
-                    return;
-                }
-                outcome.done(committed, write.incarnation, null);
-            });
-        } catch (RejectedExecutionException closing) {
-            outcome.done(0, 0, MapRegistry.SHUTTING_DOWN);
-        }
+        order.write(write, outcome);
     }
 
     private static <R> void respond(StreamObserver<R> response, R result) {
@@ -181,7 +161,7 @@ public final class MapcastService {
     }
 
     private DeleteMapResponse deleteMap(DeleteMapRequest request) {
-        MapRegistry.Version deleted = maps.delete(request.getMap(), request.getExpectedRevision(),
+        MapRegistry.Version deleted = order.delete(request.getMap(), request.getExpectedRevision(),
                 request.getExpectedIncarnation());
         log.info("map \"{}\" deleted at revision {}", request.getMap(), deleted.revision());
         return DeleteMapResponse.newBuilder().setRevision(deleted.revision()).setIncarnation(deleted.incarnation())
@@ -189,8 +169,8 @@ public final class MapcastService {
     }
 
     private CompactResponse compact(CompactRequest request) {
-        HostedMap map = maps.existing(request.getMap());
-        return CompactResponse.newBuilder().setCompaction(map.compact(request.getRevision())).build();
+        return CompactResponse.newBuilder().setCompaction(order.compact(request.getMap(), request.getRevision()))
+                .build();
     }
 
     private ListMapsResponse listMaps(ListMapsRequest request) {
@@ -209,6 +189,9 @@ public final class MapcastService {
     }
 
     private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {
+        if (!request.getLocal()) {
+            order.awaitReadable();
+        }
         HostedMap map = maps.existing(request.getMap());
         new SnapshotStream(map.snapshot(false), call, pool).start();
     }

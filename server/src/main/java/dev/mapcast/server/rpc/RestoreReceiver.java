@@ -6,6 +6,7 @@ import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.RestoreResponse;
+import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.HostedMap;
 import dev.mapcast.server.map.Limits;
 import dev.mapcast.server.map.MapRegistry;
@@ -36,6 +37,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     private static final long SLOT_WAIT_MILLIS = 1000;
 
     private final MapRegistry maps;
+    private final ChangeOrder order;
     private final Limits limits;
     private final StreamObserver<RestoreResponse> response;
     private final Semaphore slot;
@@ -46,8 +48,9 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     private int chunks;
     private boolean ended;
 
-    RestoreReceiver(MapRegistry maps, Limits limits, StreamObserver<RestoreResponse> response, Semaphore slot) {
+    RestoreReceiver(MapRegistry maps, ChangeOrder order, Limits limits, StreamObserver<RestoreResponse> response, Semaphore slot) {
         this.maps = maps;
+        this.order = order;
         this.limits = limits;
         this.response = response;
         this.slot = slot;
@@ -138,7 +141,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
                 throw invalid("the snapshot holds an empty key (keys must not be empty)");
             }
             long entries = staged.size();
-            MapRegistry.Version restored = maps.restore(map, staged);
+            MapRegistry.Version restored = order.restore(map, staged);
             long revision = restored.revision();
             staged = null;  // the map owns it now
             ended = true;

@@ -7,6 +7,7 @@ import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResult;
+import dev.mapcast.server.map.ChangeOrder;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -37,7 +38,7 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
     record Received(long id, ParsedRequest<WriteRequest> write) {
     }
 
-    private final BiConsumer<ParsedRequest<WriteRequest>, MapcastService.WriteOutcome> commit;
+    private final BiConsumer<ParsedRequest<WriteRequest>, ChangeOrder.WriteOutcome> commit;
     private final ServerCallStreamObserver<WriteResult> call;
     private final Set<WriteStreamCall> open;
 
@@ -48,7 +49,7 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
     private Status ending;   // set: read nothing more, end with this once every write is answered
     private boolean ended;
 
-    private WriteStreamCall(BiConsumer<ParsedRequest<WriteRequest>, MapcastService.WriteOutcome> commit,
+    private WriteStreamCall(BiConsumer<ParsedRequest<WriteRequest>, ChangeOrder.WriteOutcome> commit,
             ServerCallStreamObserver<WriteResult> call, Set<WriteStreamCall> open) {
         this.commit = commit;
         this.call = call;
@@ -59,7 +60,7 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
      * Starts serving {@code call}, registered in {@code open} until it ends; call from the handler.
      * Each write goes to {@code commit} ({@link MapcastService#commit}).
      */
-    static WriteStreamCall start(BiConsumer<ParsedRequest<WriteRequest>, MapcastService.WriteOutcome> commit,
+    static WriteStreamCall start(BiConsumer<ParsedRequest<WriteRequest>, ChangeOrder.WriteOutcome> commit,
             ServerCallStreamObserver<WriteResult> call, Set<WriteStreamCall> open) {
         WriteStreamCall stream = new WriteStreamCall(commit, call, open);
         call.disableAutoRequest();
