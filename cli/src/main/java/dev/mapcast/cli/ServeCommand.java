@@ -2,6 +2,7 @@ package dev.mapcast.cli;
 
 import dev.mapcast.server.FsyncMode;
 import dev.mapcast.server.MapcastServer;
+import dev.mapcast.server.cluster.ClusterConfig;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -29,7 +30,9 @@ import picocli.CommandLine.Spec;
             "  mapcast serve --data-dir /var/lib/mapcast",
             "  mapcast serve --data-dir /var/lib/mapcast --strict",
             "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB",
-            "  mapcast serve --in-memory"})
+            "  mapcast serve --in-memory",
+            "  mapcast serve --node-id a --listen 127.0.0.1:50051 --data-dir data-a \\",
+            "      --cluster a=127.0.0.1:7001,b=127.0.0.1:7002,c=127.0.0.1:7003"})
 final class ServeCommand implements Callable<Integer> {
 
     @Spec
@@ -56,6 +59,32 @@ final class ServeCommand implements Callable<Integer> {
                     + "periodic: once the operating system has it, forced to disk every 100 ms: a server crash "
                     + "loses nothing acknowledged, a machine crash up to the last 100 ms (default: ${DEFAULT-VALUE}).")
     FsyncMode fsync;
+
+    @Option(names = "--node-id", paramLabel = "ID",
+            description = "This member's id in --cluster (letters, digits, '.', '_', '-').")
+    String nodeId;
+
+    @Option(names = "--cluster", paramLabel = "ID=HOST:PORT,...",
+            description = "Run as a member of a cluster (Raft): every member's id and peer address. Members started "
+                    + "with the same list form the cluster; a restarted member rejoins from its --data-dir. "
+                    + "Writes go to any member and are acknowledged once a majority has them on disk.")
+    String cluster;
+
+    @Option(names = "--join",
+            description = "This member joins a running cluster (after 'mapcast cluster add ID=HOST:PORT'); "
+                    + "--cluster lists the members to reach, this one included.")
+    boolean join;
+
+    @Option(names = "--election-timeout", paramLabel = "DURATION", defaultValue = "300ms",
+            converter = Converters.DurationConverter.class,
+            description = "Cluster: how long a follower waits for the leader before an election (randomised up to "
+                    + "twice this; default: ${DEFAULT-VALUE}).")
+    Duration electionTimeout;
+
+    @Option(names = "--snapshot-entries", paramLabel = "N", defaultValue = "100000",
+            description = "Cluster: log entries between two snapshots; the log before a snapshot is purged "
+                    + "(default: ${DEFAULT-VALUE}).")
+    long snapshotEntries;
 
     @Option(names = "--strict",
             description = "Refuse to start (exit 5, naming the file, byte and reason) if a map's files fail "
@@ -129,6 +158,9 @@ final class ServeCommand implements Callable<Integer> {
         // Before the first logger exists (slf4j-simple reads its level once): the server's
         // "serving on", "stopped serving" and "closed" lines are info.
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "info");
+        // Ratis says a great deal at info (140+ lines per start) and warns for every retried request
+        // around an election: its warnings are kept, and mapcast logs what matters itself.
+        System.setProperty("org.slf4j.simpleLogger.log.org.apache.ratis", "error");
         Logger log = LoggerFactory.getLogger("mapcast");
 
         MapcastServer.Builder b = MapcastServer.builder().host(listen.host()).port(listen.port());
@@ -145,7 +177,9 @@ final class ServeCommand implements Callable<Integer> {
         if (inMemory && spec.commandLine().getParseResult().hasMatchedOption("--data-dir")) {
             throw new ParameterException(spec.commandLine(), "--in-memory and --data-dir exclude each other");
         }
-        if (!inMemory) {
+        if (cluster != null || nodeId != null || join) {
+            b.cluster(clusterConfig()).dataDir(dataDir);
+        } else if (!inMemory) {
             limit("--snapshot-log-bytes", snapshotLogBytes, b::snapshotLogBytes);
             b.dataDir(dataDir).fsync(fsync).strict(strict);
         }
@@ -154,8 +188,8 @@ final class ServeCommand implements Callable<Integer> {
         try {
             server = b.build();
         } catch (UncheckedIOException e) {
-            throw new Failure(ExitCodes.STORAGE, "cannot use data directory " + dataDir.toAbsolutePath() + ": "
-                    + e.getMessage());
+            throw new Failure(ExitCodes.STORAGE, (cluster != null ? "cannot start cluster member " + nodeId
+                    : "cannot use data directory " + dataDir.toAbsolutePath()) + ": " + e.getMessage());
         }
         try {
             server.start();
@@ -184,6 +218,28 @@ final class ServeCommand implements Callable<Integer> {
         }, "mapcast-shutdown"));
         server.awaitTermination();
         return ExitCodes.OK;
+    }
+
+    /** --node-id, --cluster and --join, checked: a usage error names the bad value. */
+    private ClusterConfig clusterConfig() {
+        var parsed = spec.commandLine().getParseResult();
+        if (cluster == null || nodeId == null) {
+            throw new ParameterException(spec.commandLine(), cluster == null
+                    ? "--node-id and --join need --cluster (every member's ID=HOST:PORT)"
+                    : "--cluster needs --node-id (this member's id in the list)");
+        }
+        for (String single : new String[] {"--in-memory", "--fsync", "--strict", "--snapshot-log-bytes"}) {
+            if (parsed.hasMatchedOption(single)) {
+                throw new ParameterException(spec.commandLine(), single + " does not apply to a cluster member (its "
+                        + "Raft log is in --data-dir, and a write is acknowledged once a majority has fsync'd it)");
+            }
+        }
+        try {
+            return ClusterConfig.parse(nodeId, cluster, join).withElectionTimeout(electionTimeout)
+                    .withSnapshotEntries(snapshotEntries);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
     }
 
     /** Sets one limit; the builder's complaint becomes a usage error naming the flag and the value given. */

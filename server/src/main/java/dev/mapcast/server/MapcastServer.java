@@ -4,9 +4,12 @@ import dev.mapcast.codec.SnapshotEncoder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.server.map.HostedMap;
+import dev.mapcast.server.cluster.ClusterConfig;
+import dev.mapcast.server.cluster.ClusterMember;
 import dev.mapcast.server.map.Limits;
 import dev.mapcast.server.map.LocalOrder;
 import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.rpc.ClusterService;
 import dev.mapcast.server.rpc.MapcastService;
 import dev.mapcast.server.rpc.ServerEventLoops;
 import dev.mapcast.server.storage.Storage;
@@ -64,6 +67,8 @@ public final class MapcastServer implements AutoCloseable {
 
     private final MapRegistry maps;
     private Storage storage;
+    /** Null for a single server. */
+    private final ClusterMember member;
     private final ScheduledExecutorService storageTasks;
     private final MapcastService service;
     private final String host;
@@ -85,14 +90,34 @@ public final class MapcastServer implements AutoCloseable {
         this.limits = b.limits;
         this.shutdownGrace = b.shutdownGrace;
         this.storageTasks = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-storage"));
+        this.host = b.host;
+        this.port = b.port;
+        MapRegistry registry = null;
+        ClusterMember clusterMember = null;
         try {
-            this.storage = b.dataDir == null ? null : Storage.open(b.dataDir, b.fsync, b.snapshotLogBytes);
-            this.maps = new MapRegistry(limits, b.chunkBytes, storage, storageTasks, b.strict);
-        } catch (IOException e) {
+            if (b.cluster == null) {
+                this.storage = b.dataDir == null ? null : Storage.open(b.dataDir, b.fsync, b.snapshotLogBytes);
+                registry = new MapRegistry(limits, b.chunkBytes, storage, storageTasks, b.strict);
+            } else {
+                // The Raft log and the state machine's snapshots are what is durable: maps in memory.
+                registry = new MapRegistry(limits, b.chunkBytes, null, storageTasks, b.strict);
+                Path dir = b.dataDir == null ? Path.of("mapcast-data") : b.dataDir;
+                clusterMember = ClusterMember.start(b.cluster, dir, () -> host + ":" + port(), registry, limits,
+                        b.chunkBytes, storageTasks);
+            }
+        } catch (IOException | RuntimeException e) {
             storageTasks.shutdownNow();
+            if (registry != null) {
+                registry.close();
+            }
             closeStorage();
-            throw new UncheckedIOException(e.getMessage(), e);
+            if (e instanceof IOException io) {
+                throw new UncheckedIOException(e.getMessage(), io);
+            }
+            throw (RuntimeException) e;
         }
+        this.maps = registry;
+        this.member = clusterMember;
         if (storage != null && b.fsync == FsyncMode.PERIODIC) {
             storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(HostedMap::forceLog),
                     PERIODIC_FSYNC_MILLIS, PERIODIC_FSYNC_MILLIS, TimeUnit.MILLISECONDS);
@@ -111,9 +136,8 @@ public final class MapcastServer implements AutoCloseable {
         // only writes waiting together share one (group commit).
         this.pool = Executors.newCachedThreadPool(daemonThreads("mapcast-worker"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
-        this.service = new MapcastService(maps, new LocalOrder(maps, pool), limits, loops, pool);
-        this.host = b.host;
-        this.port = b.port;
+        this.service = new MapcastService(maps, member == null ? new LocalOrder(maps, pool) : member.order(), limits,
+                loops, pool);
     }
 
     public static Builder builder() {
@@ -137,6 +161,7 @@ public final class MapcastServer implements AutoCloseable {
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
                 .flowControlWindow(1024 * 1024)
                 .addService(service.definition())
+                .addService(new ClusterService(member, pool))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build();
@@ -152,14 +177,14 @@ public final class MapcastServer implements AutoCloseable {
         server = s;
         everStarted = true;
         port = port();  // a restart binds the port chosen the first time
-        health.setStatus("", ServingStatus.SERVING);
-        health.setStatus(MapcastGrpc.SERVICE_NAME, ServingStatus.SERVING);
+        updateHealth();
         if (tick == null) {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
         log.info("mapcast serving on {} ({}); {}", addressText(), transport(),
-                storage == null ? "maps in memory only"
+                member != null ? "cluster member " + member.nodeId()
+                : storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
         return this;
     }
@@ -243,12 +268,29 @@ public final class MapcastServer implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        if (member != null) {
+            member.close();
+        }
         maps.close();
         closeStorage();
         terminated.countDown();
         if (everStarted) {
             log.info("mapcast closed");
         }
+    }
+
+    /**
+     * SERVING while this server takes writes: always for a single server; for a cluster member,
+     * only while it is in a group with a leader (see {@link ClusterMember#whyNotServing}).
+     */
+    private synchronized void updateHealth() {
+        if (server == null) {
+            return;
+        }
+        ServingStatus status = member == null || member.whyNotServing() == null ? ServingStatus.SERVING
+                : ServingStatus.NOT_SERVING;
+        health.setStatus("", status);
+        health.setStatus(MapcastGrpc.SERVICE_NAME, status);
     }
 
     /** Bytes queued for watchers across every map (what a slow watcher can cost; see the limits). */
@@ -275,6 +317,7 @@ public final class MapcastServer implements AutoCloseable {
     }
 
     private void tick() {
+        updateHealth();
         long now = System.nanoTime();
         long progress = limits.progressInterval().toNanos();
         for (HostedMap map : maps.all()) {
@@ -329,6 +372,7 @@ public final class MapcastServer implements AutoCloseable {
         private FsyncMode fsync = FsyncMode.ALWAYS;
         private long snapshotLogBytes = 64L * 1024 * 1024;
         private boolean strict;
+        private ClusterConfig cluster;
 
         private Builder() {
         }
@@ -449,6 +493,17 @@ public final class MapcastServer implements AutoCloseable {
          */
         public Builder strict(boolean strict) {
             this.strict = strict;
+            return this;
+        }
+
+        /**
+         * Makes this server a member of a cluster (null, the default: a single server). Its maps
+         * are then kept by the Raft group: the data directory holds this member's Raft log and
+         * snapshots (a single server's data directory is refused), and {@link #fsync} does not
+         * apply (a write is acknowledged once a majority has fsync'd it).
+         */
+        public Builder cluster(ClusterConfig cluster) {
+            this.cluster = cluster;
             return this;
         }
 

@@ -2,7 +2,7 @@ package dev.mapcast.server.map;
 
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.Compaction;
-import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 
 /**
  * Where the order of changes comes from: the seam between the RPC layer, which hands every change
@@ -22,9 +22,12 @@ import io.grpc.Status;
  */
 public interface ChangeOrder {
 
-    /** Where a write's outcome goes: its revision and map incarnation, or why it failed (then both are 0). */
+    /**
+     * Where a write's outcome goes: its revision and map incarnation, or why it failed (then both
+     * are 0; the exception carries the status and any trailers for the client).
+     */
     interface WriteOutcome {
-        void done(long revision, long incarnation, Status failure);
+        void done(long revision, long incarnation, StatusRuntimeException failure);
     }
 
     /** Orders and applies a write; {@code outcome} is called once, on any thread. */

@@ -2,6 +2,7 @@ package dev.mapcast.server.map;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.codec.DeltaEncoder;
+import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.core.CompactionResult;
 import dev.mapcast.core.EntryCursor;
@@ -131,6 +132,59 @@ public final class HostedMap implements AutoCloseable {
         this.background = background;
     }
 
+    /**
+     * A map loaded from a cluster member's snapshot (no store: the Raft log keeps its changes):
+     * takes ownership of both maps; its history starts at {@code revision}.
+     */
+    public HostedMap(String name, long incarnation, OffHeapMap entries, OffHeapMap modRevisions, long revision,
+            long compactRevision, Limits limits, int chunkBytes, Executor background) {
+        this.name = name;
+        this.order = entries.order();
+        this.incarnation = incarnation;
+        this.limits = limits;
+        this.chunkBytes = chunkBytes;
+        this.entries = entries;
+        this.modRevisions = modRevisions;
+        this.history = new DeltaHistory(limits.historyDeltas(), limits.historyBytes(), revision);
+        this.revision = revision;
+        this.head = new Head(revision, entries.digest());
+        this.compactRevision = Math.max(compactRevision, revision);
+        this.store = null;
+        this.background = background;
+    }
+
+    /**
+     * Writes the map as it is now to two snapshot files in the contract's format (its entries,
+     * and each key's mod_revision as 8 bytes little-endian), pinned under the lock and written
+     * without it. The caller keeps writes out meanwhile if the two must be of one revision (a
+     * Raft state machine's snapshot is taken between two applied entries).
+     */
+    public void writeSnapshotFiles(Path entriesFile, Path modRevisionsFile) throws IOException {
+        PinnedView e;
+        PinnedView m;
+        long at;
+        long compactedAt;
+        lifecycle.readLock().lock();
+        try {
+            lock.readLock().lock();
+            try {
+                checkServing();
+                at = revision;
+                compactedAt = compactRevision;
+                e = entries.pin();
+                m = modRevisions.pin();
+            } finally {
+                lock.readLock().unlock();
+            }
+            try (e; m) {
+                SnapshotFiles.write(m, name, at, compactedAt, incarnation, modRevisionsFile);
+                SnapshotFiles.write(e, name, at, compactedAt, incarnation, entriesFile);
+            }
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
     /** How a map's entries are built (recovery gives the order from the file). */
     public static OffHeapMap.Builder entriesBuilder(Limits limits) {
         return OffHeapMap.builder().threadSafe(true).trackDigest(true)
@@ -138,7 +192,7 @@ public final class HostedMap implements AutoCloseable {
     }
 
     /** How a map's mod revisions are built (digest tracked: they are written to snapshot files too). */
-    static OffHeapMap.Builder modRevisionsBuilder(Limits limits) {
+    public static OffHeapMap.Builder modRevisionsBuilder(Limits limits) {
         return OffHeapMap.builder().threadSafe(true).trackDigest(true).maxKeyLength(limits.maxKeyBytes());
     }
 
@@ -637,6 +691,21 @@ public final class HostedMap implements AutoCloseable {
     }
 
     /** A deleted map: frees its memory if no snapshot stream reads it any more; true once freed. */
+    /**
+     * Marks the map gone without a MapDeleted event (its watchers were ended): a cluster member
+     * replaced its whole state with a snapshot's. Calls that still hold the map find it gone.
+     */
+    void retire() {
+        lifecycle.writeLock().lock();
+        lock.writeLock().lock();
+        try {
+            deleted = true;
+        } finally {
+            lock.writeLock().unlock();
+            lifecycle.writeLock().unlock();
+        }
+    }
+
     boolean freeIfUnread() {
         closeRetired();
         lifecycle.writeLock().lock();

@@ -55,7 +55,7 @@ public final class LocalOrder implements ChangeOrder {
                 outcome.done(committed, write.incarnation, null);
             });
         } catch (RejectedExecutionException closing) {
-            outcome.done(0, 0, MapRegistry.SHUTTING_DOWN);
+            outcome.done(0, 0, MapRegistry.SHUTTING_DOWN.asRuntimeException());
         }
     }
 
@@ -80,11 +80,11 @@ public final class LocalOrder implements ChangeOrder {
     }
 
     /** The status a failed change answers with; a bug (not a status) is logged and INTERNAL. */
-    static Status statusOf(Throwable e) {
+    static StatusRuntimeException statusOf(Throwable e) {
         if (e instanceof StatusRuntimeException s) {
-            return s.getStatus();
+            return s;
         }
         log.error("write failed", e);
-        return Status.INTERNAL.withDescription("write failed: " + e).withCause(e);
+        return Status.INTERNAL.withDescription("write failed: " + e).withCause(e).asRuntimeException();
     }
 }

@@ -393,6 +393,29 @@ public final class MapRegistry implements AutoCloseable {
         }
     }
 
+    /**
+     * Replaces every map with {@code loaded} (a cluster member that caught up from a snapshot):
+     * the watchers of the maps it had end with {@code forWatchers} (they resume, from the new
+     * state), and those waiting for a map that {@code loaded} holds are woken.
+     */
+    public void replaceAll(List<HostedMap> loaded, Status forWatchers) {
+        synchronized (creation) {
+            for (HostedMap map : maps.values()) {
+                map.endWatchers(forWatchers);
+                map.retire();
+                deleted.add(map);  // freed once no snapshot stream reads it (tick)
+            }
+            maps.clear();
+            for (HostedMap map : loaded) {
+                maps.put(map.name, map);
+                List<Subscriber> waiters = waiting.remove(map.name);
+                if (waiters != null) {
+                    waiters.forEach(Subscriber::mapCreated);
+                }
+            }
+        }
+    }
+
     /** The maps, by name. */
     public List<HostedMap> all() {
         List<HostedMap> out = new ArrayList<>(maps.values());

@@ -19,6 +19,8 @@ import java.util.Set;
 public final class NormalisedWrite {
 
     final String map;
+    /** The request as the client sent it: what a cluster replicates (each member normalises it alike). */
+    public final WriteRequest request;
     final IterationOrder order;
     final List<byte[]> putKeys;
     final List<byte[]> putValues;
@@ -36,6 +38,7 @@ public final class NormalisedWrite {
 
     private NormalisedWrite(WriteRequest request, Limits limits) {
         this.map = request.getMap();
+        this.request = request;
         limits.checkMapName(map);
         this.order = switch (request.getOrder()) {
             case ITERATION_ORDER_INSERTION -> IterationOrder.INSERTION;

@@ -138,7 +138,7 @@ public final class MapcastService {
             if (failure == null) {
                 respond(response, WriteResponse.newBuilder().setRevision(revision).setIncarnation(incarnation).build());
             } else {
-                response.onError(failure.asRuntimeException());
+                response.onError(failure);
             }
         });
     }
@@ -149,7 +149,7 @@ public final class MapcastService {
         try {
             write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
         } catch (RuntimeException | Error e) {
-            outcome.done(0, 0, toStatus(e, "WriteRequest").getStatus());
+            outcome.done(0, 0, toStatus(e, "WriteRequest"));
             return;
         }
         order.write(write, outcome);

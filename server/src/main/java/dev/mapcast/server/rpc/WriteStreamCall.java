@@ -10,6 +10,7 @@ import dev.mapcast.proto.v1.WriteResult;
 import dev.mapcast.server.map.ChangeOrder;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.ByteArrayOutputStream;
@@ -85,7 +86,7 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
                 return;
             }
             if (ending != null) {
-                answer(received.id(), 0, 0, ending);
+                answer(received.id(), 0, 0, ending.asRuntimeException());
                 return;
             }
         }
@@ -118,7 +119,8 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
     }
 
     /** Answers one write read from the stream: its revision, or its failure. */
-    private synchronized void answer(long id, long revision, long incarnation, Status failure) {
+    private synchronized void answer(long id, long revision, long incarnation, StatusRuntimeException exception) {
+        Status failure = exception == null ? null : exception.getStatus();
         inFlight--;
         if (ended) {
             return;

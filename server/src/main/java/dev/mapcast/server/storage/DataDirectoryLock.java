@@ -12,7 +12,7 @@ import java.nio.file.StandardOpenOption;
  * directory, so that no two of them change or read its files at once. An OS file lock: it goes
  * with the process, a crash included.
  */
-final class DataDirectoryLock implements AutoCloseable {
+public final class DataDirectoryLock implements AutoCloseable {
 
     private final FileChannel file;
     private final FileLock lock;
@@ -26,7 +26,7 @@ final class DataDirectoryLock implements AutoCloseable {
      * Takes the lock of {@code dir} (absolute, existing); throws {@link StorageException} with
      * {@code heldBy} (what holds it, and what to do) if a process, this one included, holds it.
      */
-    static DataDirectoryLock take(Path dir, String heldBy) throws IOException {
+    public static DataDirectoryLock take(Path dir, String heldBy) throws IOException {
         FileChannel channel = FileChannel.open(dir.resolve("LOCK"), StandardOpenOption.CREATE, StandardOpenOption.WRITE);
         FileLock lock;
         try {

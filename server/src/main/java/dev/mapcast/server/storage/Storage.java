@@ -24,6 +24,8 @@ public final class Storage implements AutoCloseable {
 
     /** How often a map whose log failed tries to write it again (see HostedMap#retryStorage). */
     public static final long RETRY_MILLIS = 1000;
+    /** What a cluster member keeps in its data directory about itself; a single server refuses such a directory. */
+    public static final String CLUSTER_MEMBER_FILE = "cluster.member";
 
     public final Path dataDir;
     public final FsyncMode mode;
@@ -50,6 +52,10 @@ public final class Storage implements AutoCloseable {
         Path dir = dataDir.toAbsolutePath();
         if (Files.exists(dir) && !Files.isDirectory(dir)) {
             throw new StorageException("data directory " + dir + " is not a directory");
+        }
+        if (Files.exists(dir.resolve(CLUSTER_MEMBER_FILE))) {
+            throw new StorageException("data directory " + dir + " belongs to a cluster member (it holds "
+                    + CLUSTER_MEMBER_FILE + "); start it with the --node-id and --cluster it was made with");
         }
         Files.createDirectories(dir.resolve("maps"));
         return new Storage(dir, mode, snapshotLogBytes, DataDirectoryLock.take(dir, "another mapcast server"));

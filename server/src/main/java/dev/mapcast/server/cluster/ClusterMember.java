@@ -1,0 +1,589 @@
+package dev.mapcast.server.cluster;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import dev.mapcast.proto.cluster.v1.MemberStatusAnswer;
+import dev.mapcast.proto.cluster.v1.MemberStatusQuery;
+import dev.mapcast.proto.cluster.v1.Query;
+import dev.mapcast.proto.v1.ClusterMemberStatus;
+import dev.mapcast.proto.v1.ClusterStatusResponse;
+import dev.mapcast.server.map.ChangeOrder;
+import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.storage.DataDirectoryLock;
+import dev.mapcast.server.storage.Storage;
+import dev.mapcast.server.storage.StorageException;
+import io.grpc.Status;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.BindException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
+import org.apache.ratis.client.RaftClient;
+import org.apache.ratis.client.RaftClientConfigKeys;
+import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.protocol.ClientId;
+import org.apache.ratis.protocol.GroupListReply;
+import org.apache.ratis.protocol.Message;
+import org.apache.ratis.protocol.RaftClientReply;
+import org.apache.ratis.protocol.RaftClientRequest;
+import org.apache.ratis.protocol.RaftGroup;
+import org.apache.ratis.protocol.RaftGroupId;
+import org.apache.ratis.protocol.RaftPeer;
+import org.apache.ratis.protocol.RaftPeerId;
+import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
+import org.apache.ratis.protocol.exceptions.NotLeaderException;
+import org.apache.ratis.protocol.exceptions.ReconfigurationInProgressException;
+import org.apache.ratis.retry.RetryPolicies;
+import org.apache.ratis.retry.RetryPolicy;
+import org.apache.ratis.server.DivisionInfo;
+import org.apache.ratis.server.RaftServer;
+import org.apache.ratis.server.RaftServerConfigKeys;
+import org.apache.ratis.server.storage.RaftStorage;
+import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
+import org.apache.ratis.util.SizeInBytes;
+import org.apache.ratis.util.TimeDuration;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * This server as a member of a Raft group (Apache Ratis over its own gRPC, on the member's peer
+ * address): starts and stops the Raft server, proposes changes (directly when it leads, else
+ * through a Raft client that follows the leader), answers for the cluster's status, and changes
+ * its membership.
+ *
+ * <p>Its data directory holds {@code cluster.member} (its id, the group id, the members as it last
+ * knew them) and {@code raft/} (Ratis's log and the state machine's snapshots). A directory of
+ * another member or another cluster is refused at start, as is a single server's.
+ *
+ * <p>Ratis settings, and why: reads are LINEARIZABLE (ReadIndex), so any member answers them; a
+ * write is acknowledged once a majority has fsync'd it (unsafe and async flush off, set
+ * explicitly); the log is purged up to each snapshot; election timeouts 300-600 ms by default
+ * (shorter ones caused spurious elections on a busy 2-core machine).
+ */
+public final class ClusterMember implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(ClusterMember.class);
+    static final String RAFT_DIR = "raft";
+    /** Room for the largest log entry (a restore, or packed writes) in one gRPC message. */
+    static final int MAX_ENTRY_BYTES = 16 << 20;
+    private static final SizeInBytes MAX_ENTRY = SizeInBytes.valueOf(MAX_ENTRY_BYTES);
+
+    private final ClusterConfig config;
+    private final Path dataDir;
+    private final DataDirectoryLock lock;
+    private final RaftGroupId groupId;
+    private final RaftPeerId selfId;
+    private final RaftServer server;
+    private final MapStateMachine stateMachine;
+    /** Forwards to the leader and retries around elections (up to about 10 s). */
+    private final RaftClient client;
+    /** Asks one member for its status: no retries, it may be down. */
+    private final RaftClient statusClient;
+    private final ClientId directClientId = ClientId.randomId();
+    private final AtomicLong directCallId = new AtomicLong();
+    private final RaftOrder order;
+    private final MemberFile memberFile;
+
+    private ClusterMember(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps, Limits limits,
+            int chunkBytes, Executor background) throws IOException {
+        this.config = config;
+        this.dataDir = dataDir.toAbsolutePath();
+        Files.createDirectories(this.dataDir);
+        this.lock = DataDirectoryLock.take(this.dataDir, "another mapcast server");
+        boolean started = false;
+        try {
+            if (Files.exists(this.dataDir.resolve("maps")) || Files.exists(this.dataDir.resolve("catalog"))) {
+                throw new StorageException("data directory " + this.dataDir + " holds a single server's maps; a"
+                        + " cluster member starts from its own, empty, data directory (to bring maps into a cluster:"
+                        + " 'mapcast snapshot save' from the single server, 'mapcast snapshot restore' to the cluster)");
+            }
+            this.memberFile = new MemberFile(this.dataDir.resolve(Storage.CLUSTER_MEMBER_FILE));
+            this.selfId = RaftPeerId.valueOf(config.nodeId());
+            this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config)));
+            Path raftDir = this.dataDir.resolve(RAFT_DIR);
+            boolean existing = Files.isDirectory(raftDir.resolve(groupId.getUuid().toString()));
+            RaftGroup group = config.join() && !existing ? RaftGroup.valueOf(groupId) : RaftGroup.valueOf(groupId, peers(config.members()));
+            RaftProperties properties = properties(config, raftDir);
+            this.stateMachine = new MapStateMachine(maps, limits, chunkBytes, background, clientAddress,
+                    memberFile::membersChanged);
+            this.server = RaftServer.newBuilder()
+                    .setServerId(selfId)
+                    .setGroup(group)
+                    .setProperties(properties)
+                    .setStateMachine(stateMachine)
+                    // A restarted member recovers its log; a new one formats (Ratis's default would
+                    // refuse an existing directory and linger half-started).
+                    .setOption(existing ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
+                    .build();
+            RaftGroup clientGroup = RaftGroup.valueOf(groupId, peers(config.members()));
+            this.client = RaftClient.newBuilder().setProperties(clientProperties(config))
+                    .setRaftGroup(clientGroup)
+                    .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(100,
+                            TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+                    .build();
+            this.statusClient = RaftClient.newBuilder().setProperties(clientProperties(config))
+                    .setRaftGroup(clientGroup).setRetryPolicy(RetryPolicies.noRetry()).build();
+            this.order = new RaftOrder(this, limits);
+            try {
+                server.start();
+            } catch (IOException | RuntimeException e) {
+                Throwable root = e;
+                while (root.getCause() != null) {
+                    root = root.getCause();
+                }
+                String why = root instanceof BindException ? root.getMessage() + " (is member " + config.nodeId()
+                        + " already running?)" : root.toString();
+                throw new StorageException("cluster member " + config.nodeId() + " cannot start on peer address "
+                        + config.peerAddress() + ": " + why, e);
+            }
+            started = true;
+            log.info("cluster member {} started on peer address {} (group {}, {}; members {})", config.nodeId(),
+                    config.peerAddress(), groupId.getUuid(), existing ? "recovered from " + raftDir : "new",
+                    ClusterConfig.format(config.members()));
+        } finally {
+            if (!started) {
+                lock.close();
+            }
+        }
+    }
+
+    /**
+     * Starts this member: checks its data directory against {@code config}, starts the Raft server
+     * and, unless it joins, checks that the members it can reach form the same group.
+     *
+     * @throws StorageException naming the problem, for a data directory or a --cluster list that
+     *     does not belong to this member, or a peer address it cannot listen on
+     */
+    public static ClusterMember start(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps,
+            Limits limits, int chunkBytes, Executor background) throws IOException {
+        ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background);
+        try {
+            member.checkPeersAgree();
+        } catch (IOException | RuntimeException e) {
+            member.close();
+            throw e;
+        }
+        return member;
+    }
+
+    /** The order of changes this member gives the RPC layer. */
+    public ChangeOrder order() {
+        return order;
+    }
+
+    public String nodeId() {
+        return config.nodeId();
+    }
+
+    Path tmpDir() {
+        return dataDir.resolve(RAFT_DIR).resolve("tmp");
+    }
+
+    private RaftServer.Division division() {
+        try {
+            return server.getDivision(groupId);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Why this member cannot take writes now, or null if it can: it must know a leader (a member
+     * cut off from the majority soon knows none) and be in the group's configuration.
+     */
+    public String whyNotServing() {
+        DivisionInfo info;
+        try {
+            info = division().getInfo();
+        } catch (RuntimeException e) {
+            return "cluster member " + config.nodeId() + " is not running";
+        }
+        if (!info.isAlive()) {
+            return "cluster member " + config.nodeId() + " is not running";
+        }
+        if (division().getRaftConf().getPeer(selfId) == null) {
+            return "cluster member " + config.nodeId() + " is not in the cluster's configuration (yet): add it with"
+                    + " 'mapcast cluster add " + config.nodeId() + "=" + config.peerAddress() + "'";
+        }
+        if (info.getLeaderId() == null) {
+            return "cluster member " + config.nodeId() + " knows no leader (it may be cut off from the majority, or"
+                    + " an election is under way)";
+        }
+        return null;
+    }
+
+    /** Proposes a log entry: directly when this member leads, else through the client (to the leader). */
+    CompletableFuture<RaftClientReply> propose(Message message) {
+        DivisionInfo info = division().getInfo();
+        if (info.isLeader() && info.isLeaderReady()) {
+            RaftClientRequest request = RaftClientRequest.newBuilder().setClientId(directClientId).setServerId(selfId)
+                    .setGroupId(groupId).setCallId(directCallId.incrementAndGet()).setMessage(message)
+                    .setType(RaftClientRequest.writeRequestType()).build();
+            try {
+                return server.submitClientRequestAsync(request).thenCompose(reply -> {
+                    Throwable e = reply.getException();
+                    if (e instanceof NotLeaderException || e instanceof LeaderNotReadyException) {
+                        return client.async().send(message);  // lost the lead meanwhile: not appended here
+                    }
+                    return CompletableFuture.completedFuture(reply);
+                });
+            } catch (IOException e) {
+                return client.async().send(message);
+            }
+        }
+        return client.async().send(message);
+    }
+
+    /** Completes once this member has applied everything committed before the call (ReadIndex). */
+    CompletableFuture<RaftClientReply> readIndex(Message barrier) {
+        RaftClientRequest request = RaftClientRequest.newBuilder().setClientId(directClientId).setServerId(selfId)
+                .setGroupId(groupId).setCallId(directCallId.incrementAndGet()).setMessage(barrier)
+                .setType(RaftClientRequest.readRequestType()).build();
+        try {
+            return server.submitClientRequestAsync(request);
+        } catch (IOException e) {
+            return CompletableFuture.failedFuture(e);
+        }
+    }
+
+    /** Every member as it answers for itself (within {@code timeout}); the unreachable ones say why. */
+    public ClusterStatusResponse status(Duration timeout) {
+        var division = division();
+        Collection<RaftPeer> peers = division.getRaftConf().getCurrentPeers();
+        Message query = Message.valueOf(UnsafeByteOperations.unsafeWrap(Query.newBuilder()
+                .setStatus(MemberStatusQuery.getDefaultInstance()).build().toByteArray()));
+        Map<RaftPeer, CompletableFuture<RaftClientReply>> asked = new LinkedHashMap<>();
+        for (RaftPeer peer : peers) {
+            if (!peer.getId().equals(selfId)) {
+                asked.put(peer, statusClient.async().sendStaleRead(query, 0, peer.getId())
+                        .orTimeout(timeout.toMillis(), TimeUnit.MILLISECONDS));
+            }
+        }
+        ClusterStatusResponse.Builder out = ClusterStatusResponse.newBuilder().setAnsweredBy(config.nodeId());
+        RaftPeerId leader = division.getInfo().getLeaderId();
+        if (leader != null) {
+            out.setLeader(leader.toString());
+        }
+        for (RaftPeer peer : peers) {
+            ClusterMemberStatus.Builder m = ClusterMemberStatus.newBuilder().setId(peer.getId().toString())
+                    .setPeerAddress(peer.getAddress());
+            if (peer.getId().equals(selfId)) {
+                m.mergeFrom(stateMachine.selfStatus().build());
+            } else {
+                try {
+                    RaftClientReply reply = asked.get(peer).join();
+                    if (!reply.isSuccess()) {
+                        throw new IOException(describe(reply.getException()));
+                    }
+                    MemberStatusAnswer a = MemberStatusAnswer.parseFrom(
+                            reply.getMessage().getContent().asReadOnlyByteBuffer());
+                    m.setClientAddress(a.getClientAddress()).setRole(a.getRole()).setTerm(a.getTerm())
+                            .setCommitIndex(a.getCommitIndex()).setAppliedIndex(a.getAppliedIndex())
+                            .setLeader(a.getLeader());
+                } catch (RuntimeException | IOException e) {
+                    Throwable why = e.getCause() != null && e instanceof java.util.concurrent.CompletionException
+                            ? e.getCause() : e;
+                    m.setRole("UNREACHABLE").setProblem(why instanceof java.util.concurrent.TimeoutException
+                            ? "no answer within " + timeout.toMillis() + " ms" : describe(why));
+                }
+            }
+            out.addMembers(m);
+        }
+        return out.build();
+    }
+
+    /** Adds a member (one change at a time); returns once it has caught up and the change is committed. */
+    public ClusterStatusResponse addMember(String id, String peerAddress) {
+        ClusterConfig.checkAddress(peerAddress, "peer_address");
+        List<RaftPeer> now = new ArrayList<>(division().getRaftConf().getCurrentPeers());
+        for (RaftPeer p : now) {
+            if (p.getId().toString().equals(id)) {
+                throw Status.ALREADY_EXISTS.withDescription("member \"" + id + "\" is already in the cluster (at "
+                        + p.getAddress() + ")").asRuntimeException();
+            }
+            if (p.getAddress().equals(peerAddress)) {
+                throw Status.INVALID_ARGUMENT.withDescription("peer_address: " + peerAddress + " is member \""
+                        + p.getId() + "\"'s").asRuntimeException();
+            }
+        }
+        now.add(RaftPeer.newBuilder().setId(id).setAddress(peerAddress).build());
+        changeMembers(now, "add member \"" + id + "\"");
+        return status(Duration.ofSeconds(2));
+    }
+
+    /** Removes a member (one change at a time). */
+    public ClusterStatusResponse removeMember(String id) {
+        List<RaftPeer> now = new ArrayList<>(division().getRaftConf().getCurrentPeers());
+        if (!now.removeIf(p -> p.getId().toString().equals(id))) {
+            throw Status.NOT_FOUND.withDescription("member \"" + id + "\" is not in the cluster (members: "
+                    + String.join(", ", division().getRaftConf().getCurrentPeers().stream()
+                    .map(p -> p.getId().toString()).toList()) + ")").asRuntimeException();
+        }
+        if (now.isEmpty()) {
+            throw Status.FAILED_PRECONDITION.withDescription("member \"" + id + "\" is the last one; a cluster keeps"
+                    + " at least one member").asRuntimeException();
+        }
+        changeMembers(now, "remove member \"" + id + "\"");
+        return status(Duration.ofSeconds(2));
+    }
+
+    private void changeMembers(List<RaftPeer> peers, String what) {
+        RaftClientReply reply;
+        try {
+            reply = client.admin().setConfiguration(peers);
+        } catch (ReconfigurationInProgressException e) {
+            throw Status.FAILED_PRECONDITION.withDescription("cannot " + what + ": another membership change is in"
+                    + " progress; one change at a time").asRuntimeException();
+        } catch (IOException e) {
+            throw Status.UNAVAILABLE.withDescription("cannot " + what + ": " + describe(e)).asRuntimeException();
+        }
+        if (!reply.isSuccess()) {
+            Throwable e = reply.getException();
+            Status status = e instanceof ReconfigurationInProgressException ? Status.FAILED_PRECONDITION
+                    : Status.UNAVAILABLE;
+            throw status.withDescription("cannot " + what + ": " + describe(e)
+                    + (e instanceof ReconfigurationInProgressException ? " (one change at a time)" : ""))
+                    .asRuntimeException();
+        }
+        log.info("cluster membership changed: {}", what);
+    }
+
+    /** A Ratis exception as one line a user can read (its class name stripped of the package). */
+    static String describe(Throwable e) {
+        if (e == null) {
+            return "no reason given";
+        }
+        String message = e.getMessage();
+        return e.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+    }
+
+    private static List<RaftPeer> peers(Map<String, String> members) {
+        List<RaftPeer> out = new ArrayList<>();
+        members.forEach((id, address) -> out.add(RaftPeer.newBuilder().setId(id).setAddress(address).build()));
+        return out;
+    }
+
+    private static RaftProperties properties(ClusterConfig config, Path raftDir) {
+        RaftProperties p = new RaftProperties();
+        RaftServerConfigKeys.setStorageDir(p, List.of(raftDir.toFile()));
+        String address = config.peerAddress();
+        int colon = address.lastIndexOf(':');
+        GrpcConfigKeys.Server.setHost(p, address.substring(0, colon));
+        GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
+        GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
+        RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
+        RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(MAX_ENTRY_BYTES + (1 << 20)));
+        RaftServerConfigKeys.Log.setSegmentSizeMax(p, MAX_ENTRY);
+        RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
+        RaftServerConfigKeys.Read.setTimeout(p, TimeDuration.valueOf(RaftOrder.WAIT_SECONDS, TimeUnit.SECONDS));
+        // Durable before acknowledged: a majority has fsync'd the entry (Ratis's defaults, said aloud).
+        RaftServerConfigKeys.Log.setUnsafeFlushEnabled(p, false);
+        RaftServerConfigKeys.Log.setAsyncFlushEnabled(p, false);
+        long min = config.electionTimeout().toMillis();
+        RaftServerConfigKeys.Rpc.setTimeoutMin(p, TimeDuration.valueOf(min, TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Rpc.setTimeoutMax(p, TimeDuration.valueOf(2 * min, TimeUnit.MILLISECONDS));
+        RaftServerConfigKeys.Snapshot.setAutoTriggerEnabled(p, true);
+        RaftServerConfigKeys.Snapshot.setAutoTriggerThreshold(p, config.snapshotEntries());
+        RaftServerConfigKeys.Snapshot.setRetentionFileNum(p, 2);
+        RaftServerConfigKeys.Log.setPurgeUptoSnapshotIndex(p, true);
+        RaftServerConfigKeys.Log.setPurgeGap(p, (int) Math.min(Integer.MAX_VALUE, Math.max(1, config.snapshotEntries() / 4)));
+        // Small segments when snapshots are frequent (tests), so that purging has closed segments to drop.
+        if (config.snapshotEntries() < 10_000) {
+            RaftServerConfigKeys.Log.setSegmentSizeMax(p, SizeInBytes.valueOf("1MB"));
+        }
+        return p;
+    }
+
+    private static RaftProperties clientProperties(ClusterConfig config) {
+        RaftProperties p = new RaftProperties();
+        GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
+        RaftClientConfigKeys.Rpc.setRequestTimeout(p, TimeDuration.valueOf(3, TimeUnit.SECONDS));
+        return p;
+    }
+
+    /**
+     * A joining member's group: asks the listed members which group they serve (the first that
+     * answers decides), waiting up to a minute for one to answer.
+     */
+    private static UUID discoverGroup(ClusterConfig config) throws IOException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        RaftProperties props = clientProperties(config);
+        IOException last = null;
+        while (System.nanoTime() < deadline) {
+            for (Map.Entry<String, String> m : config.members().entrySet()) {
+                if (m.getKey().equals(config.nodeId())) {
+                    continue;
+                }
+                RaftPeer peer = RaftPeer.newBuilder().setId(m.getKey()).setAddress(m.getValue()).build();
+                try (RaftClient c = RaftClient.newBuilder().setProperties(props)
+                        .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
+                        .setRetryPolicy(RetryPolicies.noRetry()).build()) {
+                    GroupListReply reply = c.getGroupManagementApi(peer.getId()).list();
+                    if (!reply.getGroupIds().isEmpty()) {
+                        return reply.getGroupIds().get(0).getUuid();
+                    }
+                } catch (IOException e) {
+                    last = e;
+                }
+            }
+            try {
+                Thread.sleep(500);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        throw new StorageException("--join: no member of --cluster answered within 60 s (" + describe(last) + "); a"
+                + " joining member needs the cluster running");
+    }
+
+    /**
+     * Refuses to go on if a member it reaches serves another group: their --cluster lists differ.
+     * Members not up yet are not waited for.
+     */
+    private void checkPeersAgree() throws IOException {
+        for (Map.Entry<String, String> m : config.members().entrySet()) {
+            if (m.getKey().equals(config.nodeId())) {
+                continue;
+            }
+            RaftPeer peer = RaftPeer.newBuilder().setId(m.getKey()).setAddress(m.getValue()).build();
+            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config))
+                    .setRaftGroup(RaftGroup.valueOf(groupId, peer)).setRetryPolicy(RetryPolicies.noRetry()).build()) {
+                List<RaftGroupId> theirs = c.getGroupManagementApi(peer.getId()).list().getGroupIds();
+                if (!theirs.isEmpty() && !theirs.contains(groupId)) {
+                    throw new StorageException("member " + m.getKey() + " at " + m.getValue() + " is in another cluster"
+                            + " (group " + theirs.get(0).getUuid() + "; this member's is " + groupId.getUuid() + "): the"
+                            + " members were started with different --cluster lists (this one: "
+                            + ClusterConfig.format(config.members()) + ")");
+                }
+            } catch (StorageException e) {
+                throw e;
+            } catch (IOException | RuntimeException notUpYet) {
+                log.debug("member {} did not answer the group check: {}", m.getKey(), describe(notUpYet));
+            }
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            client.close();
+            statusClient.close();
+        } catch (IOException e) {
+            log.warn("closing the cluster's clients: {}", describe(e));
+        }
+        try {
+            server.close();
+        } catch (IOException e) {
+            log.warn("closing cluster member {}: {}", config.nodeId(), describe(e));
+        }
+        try {
+            lock.close();
+        } catch (IOException e) {
+            log.warn("releasing the data directory lock: {}", describe(e));
+        }
+    }
+
+    /**
+     * {@code cluster.member}: this member's id, its group, and the members as it last knew them.
+     * Checked at every start; rewritten (atomically) when the membership changes.
+     */
+    static final class MemberFile {
+        private final Path file;
+
+        MemberFile(Path file) {
+            this.file = file;
+        }
+
+        interface GroupSource {
+            UUID group() throws IOException;
+        }
+
+        /** Checks the file against {@code config} (writes it for a new member); returns the group id. */
+        UUID check(ClusterConfig config, GroupSource joining) throws IOException {
+            if (!Files.exists(file)) {
+                UUID group = config.join() ? joining.group() : config.initialGroupId();
+                write(config.nodeId(), group, ClusterConfig.format(config.members()));
+                return group;
+            }
+            Properties p = new Properties();
+            try (var in = Files.newBufferedReader(file)) {
+                p.load(in);
+            }
+            String id = p.getProperty("node-id");
+            String members = p.getProperty("members", "");
+            if (!config.nodeId().equals(id)) {
+                throw new StorageException("data directory " + file.getParent() + " belongs to member " + id
+                        + ", not to " + config.nodeId() + " (--node-id)");
+            }
+            ClusterConfig recorded;
+            try {
+                recorded = ClusterConfig.parse(id, members, false);
+            } catch (IllegalArgumentException e) {
+                throw new StorageException(file + ": unreadable members list '" + members + "'");
+            }
+            String address = recorded.members().get(id);
+            if (address != null && !address.equals(config.peerAddress())) {
+                throw new StorageException("data directory " + file.getParent() + " belongs to member " + id + " at "
+                        + address + "; --cluster gives it " + config.peerAddress());
+            }
+            if (!config.join() && !config.members().equals(recorded.members())
+                    && !ClusterConfig.format(config.members()).equals(p.getProperty("initial-members"))) {
+                throw new StorageException("--cluster " + ClusterConfig.format(config.members()) + " does not match"
+                        + " the cluster of data directory " + file.getParent() + " (members when it last ran: "
+                        + members + "); start with that list");
+            }
+            return UUID.fromString(p.getProperty("group"));
+        }
+
+        private void write(String id, UUID group, String members) throws IOException {
+            Properties p = new Properties();
+            if (Files.exists(file)) {
+                try (var in = Files.newBufferedReader(file)) {
+                    p.load(in);
+                }
+            } else {
+                p.setProperty("initial-members", members);
+            }
+            p.setProperty("node-id", id);
+            p.setProperty("group", group.toString());
+            p.setProperty("members", members);
+            Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
+            try (var out = Files.newBufferedWriter(tmp)) {
+                p.store(out, "mapcast cluster member: do not edit");
+            }
+            try (var ch = java.nio.channels.FileChannel.open(tmp, java.nio.file.StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        }
+
+        /** The membership changed (a configuration entry was applied): remember it. */
+        void membersChanged(Map<String, String> members) {
+            try {
+                Properties p = new Properties();
+                try (var in = Files.newBufferedReader(file)) {
+                    p.load(in);
+                }
+                write(p.getProperty("node-id"), UUID.fromString(p.getProperty("group")), ClusterConfig.format(members));
+            } catch (IOException | RuntimeException e) {
+                log.warn("cannot record the new membership in {}: {}", file, describe(e));
+            }
+        }
+    }
+}

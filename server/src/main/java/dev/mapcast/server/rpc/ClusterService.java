@@ -1,0 +1,89 @@
+package dev.mapcast.server.rpc;
+
+import dev.mapcast.proto.v1.AddMemberRequest;
+import dev.mapcast.proto.v1.ClusterStatusRequest;
+import dev.mapcast.proto.v1.ClusterStatusResponse;
+import dev.mapcast.proto.v1.MapcastClusterGrpc;
+import dev.mapcast.proto.v1.RemoveMemberRequest;
+import dev.mapcast.server.cluster.ClusterMember;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import java.time.Duration;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@code MapcastCluster} service: a cluster's status and membership changes, answered by any
+ * member (membership changes are sent on to the leader). A single server answers
+ * FAILED_PRECONDITION. Calls wait for other members, so they run on the worker pool.
+ */
+public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplBase {
+
+    private static final Logger log = LoggerFactory.getLogger(ClusterService.class);
+    private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(2);
+
+    /** Null on a single server. */
+    private final ClusterMember member;
+    private final Executor pool;
+
+    public ClusterService(ClusterMember member, Executor pool) {
+        this.member = member;
+        this.pool = pool;
+    }
+
+    @Override
+    public void status(ClusterStatusRequest request, StreamObserver<ClusterStatusResponse> response) {
+        run(response, () -> member.status(STATUS_TIMEOUT));
+    }
+
+    @Override
+    public void addMember(AddMemberRequest request, StreamObserver<ClusterStatusResponse> response) {
+        run(response, () -> {
+            if (request.getId().isEmpty()) {
+                throw Status.INVALID_ARGUMENT.withDescription("id: empty (expected: the new member's --node-id)")
+                        .asRuntimeException();
+            }
+            try {
+                return member.addMember(request.getId(), request.getPeerAddress());
+            } catch (IllegalArgumentException e) {
+                throw Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException();
+            }
+        });
+    }
+
+    @Override
+    public void removeMember(RemoveMemberRequest request, StreamObserver<ClusterStatusResponse> response) {
+        run(response, () -> member.removeMember(request.getId()));
+    }
+
+    private void run(StreamObserver<ClusterStatusResponse> response, Supplier<ClusterStatusResponse> body) {
+        if (member == null) {
+            response.onError(Status.FAILED_PRECONDITION.withDescription("this server is not a cluster member (it was"
+                    + " started without --cluster)").asRuntimeException());
+            return;
+        }
+        try {
+            pool.execute(() -> {
+                ClusterStatusResponse out;
+                try {
+                    out = body.get();
+                } catch (StatusRuntimeException e) {
+                    response.onError(e);
+                    return;
+                } catch (RuntimeException e) {
+                    log.error("cluster call failed", e);
+                    response.onError(Status.INTERNAL.withDescription("cluster call failed: " + e).asRuntimeException());
+                    return;
+                }
+                response.onNext(out);
+                response.onCompleted();
+            });
+        } catch (RejectedExecutionException closing) {
+            response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+        }
+    }
+}
