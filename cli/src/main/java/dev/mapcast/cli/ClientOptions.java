@@ -15,8 +15,9 @@ final class ClientOptions {
     @Spec(Spec.Target.MIXEE)
     CommandSpec mixee;
 
-    @Option(names = "--server", paramLabel = "HOST:PORT",
-            description = "The server address; default: $" + ENV + " if set, else " + MapcastClient.DEFAULT_TARGET + ".")
+    @Option(names = "--server", paramLabel = "HOST:PORT[,HOST:PORT...]",
+            description = "The server address, or a cluster's members separated by commas (the client fails over"
+                    + " between them); default: $" + ENV + " if set, else " + MapcastClient.DEFAULT_TARGET + ".")
     String server;
 
     @Option(names = "--timeout", paramLabel = "DURATION", defaultValue = "10s",
@@ -25,7 +26,7 @@ final class ClientOptions {
                     + "(default: ${DEFAULT-VALUE}).")
     Duration timeout;
 
-    /** --server, else $MAPCAST_SERVER, else the default; checked, so a typo is a usage error. */
+    /** --server, else $MAPCAST_SERVER, else the default; each member checked, so a typo is a usage error. */
     String target() {
         String env = System.getenv(ENV);
         String source;
@@ -43,9 +44,13 @@ final class ClientOptions {
         if (target.contains(":/")) {
             return target;
         }
-        if (HostPort.parseOrNull(target, 1) == null) {
-            throw new ParameterException(mixee.commandLine(),
-                    source + ": '" + target + "' (" + HostPort.EXPECTED + "; port 1 to 65535)");
+        String[] members = target.split(",", -1);
+        for (String member : members) {
+            if (HostPort.parseOrNull(member.strip(), 1) == null) {
+                throw new ParameterException(mixee.commandLine(), source + ": '" + member.strip() + "'"
+                        + (members.length > 1 ? " in '" + target + "'" : "") + " (" + HostPort.EXPECTED
+                        + "; port 1 to 65535" + (members.length > 1 ? "; members separated by commas" : "") + ")");
+            }
         }
         return target;
     }

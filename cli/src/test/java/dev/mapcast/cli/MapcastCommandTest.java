@@ -244,6 +244,28 @@ class MapcastCommandTest {
     }
 
     @Test
+    void aServerListWithABadEntryIsAUsageErrorNamingIt() {
+        assertFailed(2, "mapcast: --server: 'no-port' in '" + address + ",no-port' (expected: HOST:PORT",
+                mapcast("put", "--server", address + ",no-port", "u", "k", "v"));
+        assertFailed(2, "mapcast: " + ClientOptions.ENV + ": '' in '" + address + ",,"
+                + address + "' (expected: HOST:PORT", mapcast(Map.of(ClientOptions.ENV, address + ",," + address), null,
+                "get", "u", "k"));
+        assertTrue(client.listMaps().stream().noneMatch(m -> m.getName().equals("u")), "nothing was written");
+    }
+
+    @Test
+    void aServerListWhoseFirstMemberIsDownWorks() throws IOException {
+        try (Socket refusing = refusingPort()) {
+            String members = "127.0.0.1:" + refusing.getLocalPort() + "," + address;
+            Result put = mapcast("put", "--server", members, "listed", "k", "v");
+            assertEquals(0, put.exitCode(), put::toString);
+            assertOk("v", mapcast("get", "--server", members, "listed", "k"));
+            assertOk("v", mapcast(Map.of(ClientOptions.ENV, members), null, "get", "listed", "k"));
+        }
+        assertEquals("v", new String(client.get("listed", "k").value(), UTF_8));
+    }
+
+    @Test
     void unreachableServerExits4() throws IOException {
         try (Socket refusing = refusingPort()) {
             String closed = "127.0.0.1:" + refusing.getLocalPort();

@@ -1,8 +1,6 @@
 package dev.mapcast.client;
 
-import com.google.common.util.concurrent.FutureCallback;
-import com.google.common.util.concurrent.Futures;
-import com.google.common.util.concurrent.MoreExecutors;
+import dev.mapcast.client.Failover.Kind;
 import dev.mapcast.codec.Codec;
 import dev.mapcast.codec.EncodedMessages;
 import dev.mapcast.codec.EncodedMessages.Encoded;
@@ -30,7 +28,6 @@ import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
 import io.grpc.Metadata;
 import io.grpc.Status;
-import io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.InterruptedIOException;
 import java.nio.file.Path;
@@ -71,15 +68,38 @@ import java.util.concurrent.atomic.AtomicInteger;
  * flight together may apply in any order, as separate calls may: wait for a write's revision
  * before sending one that must come after it. Against a server without WriteStream the client
  * sends Write calls instead.
+ *
+ * <p><b>Clusters.</b> The target may list the members of a cluster, {@code "h1:p1,h2:p2,h3:p3"}:
+ * the client holds one connection per member and sends calls to a current member. When a member
+ * fails (UNAVAILABLE), it fails over to the next member, round the list, by these rules:
+ * <ul>
+ * <li>Reads ({@link #get}, {@link #listMaps}, the start of {@link #saveSnapshot}) are sent again to
+ *     the next member, each member at most once per call, within the call's deadline.
+ * <li>Writes ({@link WriteBatch#commit}, {@link #compact}, {@link #restoreSnapshot},
+ *     {@link #deleteMap}) are sent again to the next member only when they certainly did not apply:
+ *     the member answered UNAVAILABLE with the trailer
+ *     {@link dev.mapcast.codec.ProtocolHeaders#NOT_APPLIED} (it refused the write before proposing
+ *     it, say a member cut off from the majority), or the call never had a connection to the member
+ *     (nothing of it was sent). Every other UNAVAILABLE write, say one in flight when its member
+ *     died, has an unknown outcome: it may have applied, or may still apply. It fails with a
+ *     {@link MapcastException} (UNAVAILABLE) that says so, and the next call goes to the next member.
+ *     To retry it safely, make it conditional ({@link WriteBatch#ifRevision},
+ *     {@link WriteBatch#ifModRevision}, {@link WriteBatch#ifAbsent}, or
+ *     {@link #deleteMap(String, long)}) and send it again: if that fails with
+ *     {@link ConditionFailedException}, read the map to see whether the first attempt applied.
+ * <li>A {@link Replica} whose stream ends UNAVAILABLE reconnects to the next member and resumes
+ *     after its revision: members share revisions, so no snapshot is needed.
+ * </ul>
+ * A single {@code host:port}, or a gRPC target with a scheme ({@code dns:///host:port}), is one
+ * member, as before.
  */
 public final class MapcastClient implements AutoCloseable {
 
     /** The default server address, as {@code mapcast serve} listens by default. */
     public static final String DEFAULT_TARGET = "127.0.0.1:50051";
-    private static final int FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
 
-    private final ManagedChannel channel;
-    private final boolean ownsChannel;
+    private final Members members;
+    private final Failover failover;
     private final Duration deadline;
     private final Duration initialBackoff;
     private final Duration maxBackoff;
@@ -89,14 +109,9 @@ public final class MapcastClient implements AutoCloseable {
     private final double replicaCompactionThreshold;
 
     private MapcastClient(Builder b) {
-        this.ownsChannel = b.channel == null;
-        this.channel = b.channel != null ? b.channel
-                : NettyChannelBuilder.forTarget(b.target).usePlaintext().maxInboundMessageSize(b.maxInboundMessageBytes)
-                        // A fixed window: snapshots stream at full speed from the start, and no
-                        // BDP-probing PING goes out with every read, as auto-tuning does.
-                        .flowControlWindow(FLOW_CONTROL_WINDOW)
-                        .build();
+        this.members = b.channel != null ? Members.of(b.channel) : Members.connect(b.target, b.maxInboundMessageBytes);
         this.deadline = b.deadline;
+        this.failover = new Failover(members, b.deadline);
         this.initialBackoff = b.initialBackoff;
         this.maxBackoff = b.maxBackoff;
         this.replicaCompactionThreshold = b.replicaCompactionThreshold;
@@ -164,42 +179,29 @@ public final class MapcastClient implements AutoCloseable {
         if (expectedRevision < 0) {
             throw new IllegalArgumentException("expectedRevision: " + expectedRevision + " (expected: >= 0)");
         }
-        try {
-            return blocking().deleteMap(DeleteMapRequest.newBuilder().setMap(Objects.requireNonNull(map, "map"))
-                    .setExpectedRevision(expectedRevision).build()).getRevision();
-        } catch (RuntimeException e) {
-            throw MapcastException.of(e);
-        }
+        return failover.blocking(MapcastGrpc.getDeleteMapMethod(), DeleteMapRequest.newBuilder()
+                .setMap(Objects.requireNonNull(map, "map")).setExpectedRevision(expectedRevision).build(), Kind.WRITE)
+                .getRevision();
     }
 
     /** Reads one key from the server (a replica reads locally). NOT_FOUND if the map does not exist. */
     public GetResult get(String map, String key) {
-        try {
-            GetResponse r = blocking().get(GetRequest.newBuilder().setMap(map).setKey(key).build());
-            return new GetResult(r.getFound(), r.getValue().toByteArray(), r.getModRevision(), r.getRevision(),
-                    r.getIncarnation());
-        } catch (RuntimeException e) {
-            throw MapcastException.of(e);
-        }
+        GetResponse r = failover.blocking(MapcastGrpc.getGetMethod(),
+                GetRequest.newBuilder().setMap(map).setKey(key).build(), Kind.READ);
+        return new GetResult(r.getFound(), r.getValue().toByteArray(), r.getModRevision(), r.getRevision(),
+                r.getIncarnation());
     }
 
     /** The server's maps with their revision, size and memory figures, by name. */
     public List<MapInfo> listMaps() {
-        try {
-            return blocking().listMaps(ListMapsRequest.getDefaultInstance()).getMapsList();
-        } catch (RuntimeException e) {
-            throw MapcastException.of(e);
-        }
+        return failover.blocking(MapcastGrpc.getListMapsMethod(), ListMapsRequest.getDefaultInstance(), Kind.READ)
+                .getMapsList();
     }
 
     /** Compacts a map through {@code revision} (0: its current revision); its watchers are told. */
     public Compaction compact(String map, long revision) {
-        try {
-            return blocking().compact(CompactRequest.newBuilder().setMap(map).setRevision(revision).build())
-                    .getCompaction();
-        } catch (RuntimeException e) {
-            throw MapcastException.of(e);
-        }
+        return failover.blocking(MapcastGrpc.getCompactMethod(),
+                CompactRequest.newBuilder().setMap(map).setRevision(revision).build(), Kind.WRITE).getCompaction();
     }
 
     /**
@@ -219,31 +221,31 @@ public final class MapcastClient implements AutoCloseable {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(progress, "progress");
         // Each message is asked for once the previous one is written: at most one chunk is held.
-        BlockingQueue<Object> received = new LinkedBlockingQueue<>();  // Encoded chunks, then the final Status
-        ClientCall<SnapshotRequest, Encoded> call = channel.newCall(EncodedMethods.snapshot(), CallOptions.DEFAULT);
+        BlockingQueue<Object> received = new LinkedBlockingQueue<>();  // Encoded chunks, then Ended
+        long firstChunkBy = System.nanoTime() + deadline.toNanos();
+        int member = members.current();
+        int tries = 1;
+        ClientCall<SnapshotRequest, Encoded> call = startSnapshot(member, map, received);
         boolean done = false;
         try (SnapshotFileWriter writer = new SnapshotFileWriter(file)) {
-            call.start(new ClientCall.Listener<>() {
-                @Override
-                public void onMessage(Encoded message) {
-                    received.add(message);
-                }
-
-                @Override
-                public void onClose(Status status, Metadata trailers) {
-                    received.add(status);
-                }
-            }, new Metadata());
-            call.sendMessage(SnapshotRequest.newBuilder().setMap(map).build());
-            call.halfClose();
-            call.request(1);
             while (true) {
                 Object next = received.poll(deadline.toNanos(), TimeUnit.NANOSECONDS);
                 if (next == null) {
                     throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("no snapshot chunk of map \""
                             + map + "\" within " + deadline.toMillis() + " ms"), null);
                 }
-                if (next instanceof Status status) {
+                if (next instanceof Ended ended) {
+                    Status status = ended.status();
+                    if (status.getCode() == Status.Code.UNAVAILABLE) {
+                        members.failed(member);
+                        // Nothing written yet: the snapshot can start again on the next member.
+                        if (writer.bytes() == 0 && tries < members.size() && System.nanoTime() < firstChunkBy) {
+                            member = (member + 1) % members.size();
+                            tries++;
+                            call = startSnapshot(member, map, received);
+                            continue;
+                        }
+                    }
                     done = true;
                     if (!status.isOk()) {
                         throw MapcastException.of(status.asRuntimeException());
@@ -272,6 +274,31 @@ public final class MapcastClient implements AutoCloseable {
         }
     }
 
+    /** How a call ended, as its listener puts it in a queue of answers. */
+    private record Ended(Status status, Metadata trailers) {
+    }
+
+    /** Starts a Snapshot call on {@code member}; its chunks, then how it ended, go to {@code received}. */
+    private ClientCall<SnapshotRequest, Encoded> startSnapshot(int member, String map, BlockingQueue<Object> received) {
+        ClientCall<SnapshotRequest, Encoded> call = members.channel(member).newCall(EncodedMethods.snapshot(),
+                CallOptions.DEFAULT);
+        call.start(new ClientCall.Listener<>() {
+            @Override
+            public void onMessage(Encoded message) {
+                received.add(message);
+            }
+
+            @Override
+            public void onClose(Status status, Metadata trailers) {
+                received.add(new Ended(status, trailers));
+            }
+        }, new Metadata());
+        call.sendMessage(SnapshotRequest.newBuilder().setMap(map).build());
+        call.halfClose();
+        call.request(1);
+        return call;
+    }
+
     /** {@link #saveSnapshot(String, Path, SnapshotProgress)} without progress. */
     public SnapshotFileInfo saveSnapshot(String map, Path file) throws IOException {
         return saveSnapshot(map, file, (entries, totalEntries, bytes) -> { });
@@ -295,10 +322,26 @@ public final class MapcastClient implements AutoCloseable {
         Objects.requireNonNull(map, "map");
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(progress, "progress");
-        BlockingQueue<Object> answers = new LinkedBlockingQueue<>();  // the RestoreResponse, then the Status
+        int member = members.current();
+        for (int tries = 1; ; tries++) {
+            Restored restored = restoreOn(member, map, file, progress, tries == members.size());
+            if (restored != null) {
+                return restored;
+            }
+            member = (member + 1) % members.size();  // refused before it applied: the file again, to the next one
+        }
+    }
+
+    /**
+     * One restore call to {@code member}; null if that member refused it in a way that certainly
+     * left the map unchanged (see {@link Failover#mayRetry}) and {@code lastTry} is false.
+     */
+    private Restored restoreOn(int member, String map, Path file, SnapshotProgress progress, boolean lastTry)
+            throws IOException {
+        BlockingQueue<Object> answers = new LinkedBlockingQueue<>();  // the RestoreResponse, then Ended
         Object ready = new Object();
-        ClientCall<RestoreRequest, RestoreResponse> call = channel.newCall(MapcastGrpc.getRestoreMethod(),
-                CallOptions.DEFAULT);
+        ClientCall<RestoreRequest, RestoreResponse> call = members.channel(member).newCall(
+                MapcastGrpc.getRestoreMethod(), CallOptions.DEFAULT);
         boolean done = false;
         try {
             call.start(new ClientCall.Listener<>() {
@@ -316,7 +359,7 @@ public final class MapcastClient implements AutoCloseable {
 
                 @Override
                 public void onClose(Status status, Metadata trailers) {
-                    answers.add(status);
+                    answers.add(new Ended(status, trailers));
                     onReady();
                 }
             }, new Metadata());
@@ -346,11 +389,22 @@ public final class MapcastClient implements AutoCloseable {
                     response = r;
                 } else {
                     done = true;
-                    Status status = (Status) next;
-                    if (!status.isOk()) {
+                    Ended ended = (Ended) next;
+                    Status status = ended.status();
+                    if (status.isOk()) {
+                        return new Restored(response.getRevision(), response.getEntries());
+                    }
+                    if (status.getCode() != Status.Code.UNAVAILABLE) {
                         throw MapcastException.of(status.asRuntimeException());
                     }
-                    return new Restored(response.getRevision(), response.getEntries());
+                    members.failed(member);
+                    if (!Failover.mayRetry(Kind.WRITE, status, ended.trailers(), call)) {
+                        throw MapcastException.outcomeUnknown(status, members.target(member), null);
+                    }
+                    if (lastTry) {
+                        throw MapcastException.of(status.asRuntimeException());
+                    }
+                    return null;
                 }
             }
         } catch (InterruptedException e) {
@@ -372,7 +426,7 @@ public final class MapcastClient implements AutoCloseable {
     private void awaitReady(ClientCall<?, ?> call, Object ready, BlockingQueue<Object> answers, String map) {
         long deadlineAt = System.nanoTime() + deadline.toNanos();
         synchronized (ready) {
-            while (!call.isReady() && answers.stream().noneMatch(a -> a instanceof Status)) {
+            while (!call.isReady() && answers.stream().noneMatch(a -> a instanceof Ended)) {
                 long left = deadlineAt - System.nanoTime();
                 if (left <= 0) {
                     throw new MapcastException(Status.DEADLINE_EXCEEDED.withDescription("the server took no more of"
@@ -441,14 +495,7 @@ public final class MapcastClient implements AutoCloseable {
         writes.close();
         timer.shutdownNow();
         listenerPool.shutdown();
-        if (ownsChannel) {
-            channel.shutdownNow();
-            try {
-                channel.awaitTermination(5, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        members.close();
     }
 
     /** Waits for {@link #commitAsync}; a failure is thrown from the calling thread, its cause the original. */
@@ -475,29 +522,13 @@ public final class MapcastClient implements AutoCloseable {
         return writes.isOpen();
     }
 
-    /** A write as a Write call: for servers without WriteStream. */
+    /** A write as a Write call: for servers without WriteStream. Completes on the network thread (see commitAsync's doc). */
     private CompletableFuture<Long> commitUnary(WriteRequest request) {
-        CompletableFuture<Long> out = new CompletableFuture<>();
-        Futures.addCallback(
-                MapcastGrpc.newFutureStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS)
-                        .withExecutor(MoreExecutors.directExecutor()).write(request),  // see commitAsync's doc
-                new FutureCallback<WriteResponse>() {
-                    @Override
-                    public void onSuccess(WriteResponse result) {
-                        out.complete(result.getRevision());
-                    }
-
-                    @Override
-                    public void onFailure(Throwable t) {
-                        out.completeExceptionally(MapcastException.of(t));
-                    }
-                },
-                MoreExecutors.directExecutor());
-        return out;
+        return failover.async(MapcastGrpc.getWriteMethod(), request, Kind.WRITE).thenApply(WriteResponse::getRevision);
     }
 
-    ManagedChannel channel() {
-        return channel;
+    Members members() {
+        return members;
     }
 
     ScheduledExecutorService timer() {
@@ -526,10 +557,6 @@ public final class MapcastClient implements AutoCloseable {
         return replicaCompactionThreshold;
     }
 
-    private MapcastGrpc.MapcastBlockingStub blocking() {
-        return MapcastGrpc.newBlockingStub(channel).withDeadlineAfter(deadline.toNanos(), TimeUnit.NANOSECONDS);
-    }
-
     /** Settings for a client; every one has a default. */
     public static final class Builder {
         private String target = DEFAULT_TARGET;
@@ -544,7 +571,11 @@ public final class MapcastClient implements AutoCloseable {
         private Builder() {
         }
 
-        /** The server, as {@code host:port} or any gRPC target (default 127.0.0.1:50051). */
+        /**
+         * The server, as {@code host:port} or any gRPC target (default 127.0.0.1:50051); or the
+         * members of a cluster as a comma-separated list, {@code "h1:p1,h2:p2,h3:p3"} (see the
+         * class comment for failover).
+         */
         public Builder target(String target) {
             this.target = Objects.requireNonNull(target, "target");
             return this;

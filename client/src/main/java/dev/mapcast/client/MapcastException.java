@@ -35,6 +35,19 @@ public class MapcastException extends RuntimeException {
                 : new MapcastException(status, cause);
     }
 
+    /**
+     * A write that failed with UNAVAILABLE after it may have reached {@code member}: whether it
+     * applied is unknown, and the message says how to find out.
+     */
+    static MapcastException outcomeUnknown(Status status, String member, Throwable cause) {
+        String why = status.getDescription() == null ? "" : status.getDescription() + "; ";
+        return new MapcastException(status.withDescription(why + "the write's outcome is unknown: it may have reached "
+                + member + " and applied, or may still apply. To retry safely, make it conditional (expected_revision"
+                + " or expected_mod_revisions: WriteBatch.ifRevision, ifModRevision, ifAbsent) and send it again; if"
+                + " that fails with FAILED_PRECONDITION, read the map to see whether the first attempt applied"),
+                cause);
+    }
+
     Status status() {
         return status;
     }

@@ -56,7 +56,9 @@ import org.slf4j.LoggerFactory;
  * the replica's revision (else: a gap) and that the map's digest equals the server's (else: a
  * mismatch); either makes it resynchronise from a fresh snapshot. When the stream breaks it
  * reconnects with backoff and resumes after its revision; if the server's history no longer
- * reaches back that far, the server sends a snapshot instead. Until the first snapshot is complete
+ * reaches back that far, the server sends a snapshot instead. With several members (see
+ * {@link MapcastClient}), a stream that ends UNAVAILABLE reconnects to the next member: members
+ * share revisions and incarnations, so the replica resumes there with no snapshot and no gap. Until the first snapshot is complete
  * the replica is empty at revision 0 ({@link #isSynced()} is false); a new snapshot replaces the
  * state only once complete and verified, so readers never see half of one.
  *
@@ -116,6 +118,8 @@ public final class Replica<K, V> implements AutoCloseable {
 
     // Guarded by stream.
     private ClientCall<WatchRequest, Encoded> call;
+    /** The client's member the stream goes to. */
+    private int member;
     private long generation;
     private OffHeapMap staging;
     private long stagingRevision;
@@ -463,7 +467,8 @@ public final class Replica<K, V> implements AutoCloseable {
         long after = needSnapshot || state == null ? 0 : revision;
         // Events are handled on the network thread that received them: applying a delta takes
         // microseconds, and a hand-off to another thread per message would cost more than that.
-        ClientCall<WatchRequest, Encoded> c = client.channel().newCall(EncodedMethods.watch(),
+        member = client.members().current();
+        ClientCall<WatchRequest, Encoded> c = client.members().channel(member).newCall(EncodedMethods.watch(),
                 CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor()));
         call = c;
         c.start(new ClientCall.Listener<>() {
@@ -519,6 +524,10 @@ public final class Replica<K, V> implements AutoCloseable {
             log.error("replica of map \"{}\" stopped: {}", map, status);
             signal();
             return;
+        }
+        if (status.getCode() == Status.Code.UNAVAILABLE) {
+            // Every member has the same revisions: the next one resumes after ours, no snapshot needed.
+            client.members().failed(member);
         }
         long base = client.initialBackoff().toNanos();
         long cap = client.maxBackoff().toNanos();

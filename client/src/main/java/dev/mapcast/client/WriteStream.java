@@ -29,6 +29,12 @@ import java.util.function.Function;
  * not have applied. A server without WriteStream (UNIMPLEMENTED before any result) gets Write
  * calls instead, its unanswered writes included, which it cannot have applied.
  *
+ * <p>Members: the stream goes to the client's current member. A stream that ends UNAVAILABLE
+ * moves the current member on; its unanswered writes are sent again on a stream to the next member
+ * only when they certainly did not apply ({@link Failover#mayRetry}), at most once per member and
+ * within their deadline. A write sent when the current member is no longer the stream's opens a
+ * stream to it; the old one is half-closed and answers what it holds.
+ *
  * <p>A stream with no write in flight for the idle timeout is half-closed (the server ends it with
  * OK), so the channel can idle; it stops being the current stream first, so a write meanwhile
  * opens a new one.
@@ -36,6 +42,7 @@ import java.util.function.Function;
 final class WriteStream {
 
     private final MapcastClient client;
+    private final Members members;
     /** Sends one write as a Write call: the fallback for servers without WriteStream. */
     private final Function<WriteRequest, CompletableFuture<Long>> unaryWrite;
     private final long idleNanos;
@@ -48,6 +55,7 @@ final class WriteStream {
 
     WriteStream(MapcastClient client, Function<WriteRequest, CompletableFuture<Long>> unaryWrite, Duration idle) {
         this.client = client;
+        this.members = client.members();
         this.unaryWrite = unaryWrite;
         this.idleNanos = idle.toNanos();
     }
@@ -56,46 +64,82 @@ final class WriteStream {
     private static final class Pending {
         final WriteRequest request;
         final CompletableFuture<Long> result = new CompletableFuture<>();
+        final long deadlineAt;  // System.nanoTime()
+        int tries;  // streams it was sent on
         ScheduledFuture<?> deadline;
 
-        Pending(WriteRequest request) {
+        Pending(WriteRequest request, long deadlineAt) {
             this.request = request;
+            this.deadlineAt = deadlineAt;
         }
     }
 
     /** Sends {@code request}; the future completes with its revision or a {@link MapcastException}. */
     CompletableFuture<Long> send(WriteRequest request) {
-        Pending pending = new Pending(request);
+        Pending pending = new Pending(request, System.nanoTime() + client.deadline().toNanos());
+        send(pending);
+        return pending.result;
+    }
+
+    /** Sends {@code pending} on a stream to the current member; completes its result if it cannot. */
+    private void send(Pending pending) {
         Status endedAtOnce;
+        Stream retired = null;
+        boolean asCall;
         synchronized (lock) {
             if (closed) {
-                return CompletableFuture.failedFuture(
+                pending.result.completeExceptionally(
                         new MapcastException(Status.UNAVAILABLE.withDescription("the client is closed"), null));
+                return;
             }
-            if (unary) {
+            asCall = unary;
+            if (asCall) {
                 endedAtOnce = null;
             } else {
-                Stream s = stream != null ? stream : open();
+                int member = members.current();
+                if (stream != null && stream.member != member) {
+                    retired = stream;
+                    stream = null;
+                    retired.idleCheck.cancel(false);
+                }
+                Stream s = stream != null ? stream : open(member);
                 long id = ++nextId;
                 s.pending.put(id, pending);
+                pending.tries++;
                 Duration timeout = client.deadline();
-                pending.deadline = client.timer().schedule(() -> expire(s, id, timeout), timeout.toNanos(),
-                        TimeUnit.NANOSECONDS);
+                pending.deadline = client.timer().schedule(() -> expire(s, id, timeout),
+                        pending.deadlineAt - System.nanoTime(), TimeUnit.NANOSECONDS);
                 s.lastUsedNanos = System.nanoTime();
-                s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(request).build());
+                s.call.sendMessage(StreamedWrite.newBuilder().setId(id).setWrite(pending.request).build());
                 // On a shut-down channel the call ended within start(): nothing else will answer this write.
                 endedAtOnce = s.endStatus != null && s.pending.remove(id) != null ? s.endStatus : null;
-                if (endedAtOnce == null) {
-                    return pending.result;
-                }
             }
         }
-        if (endedAtOnce == null) {
-            return unaryWrite.apply(request);
+        if (retired != null) {
+            retired.call.halfClose();  // the server answers what it holds, then ends it
         }
-        pending.deadline.cancel(false);  // completed outside the lock: callers' stages run on this thread
-        pending.result.completeExceptionally(MapcastException.of(endedAtOnce, endedAtOnce.getCause()));
-        return pending.result;
+        if (asCall) {
+            complete(pending, unaryWrite.apply(pending.request));
+        } else if (endedAtOnce != null) {
+            pending.deadline.cancel(false);  // completed outside the lock: callers' stages run on this thread
+            if (endedAtOnce.getCode() == Status.Code.UNAVAILABLE && pending.tries < members.size()
+                    && System.nanoTime() < pending.deadlineAt) {
+                send(pending);  // the stream ended before the write was sent (no connection): the next member
+            } else {
+                pending.result.completeExceptionally(MapcastException.of(endedAtOnce, endedAtOnce.getCause()));
+            }
+        }
+    }
+
+    /** Completes {@code pending} as {@code write} completes. */
+    private static void complete(Pending pending, CompletableFuture<Long> write) {
+        write.whenComplete((revision, error) -> {
+            if (error == null) {
+                pending.result.complete(revision);
+            } else {
+                pending.result.completeExceptionally(error);
+            }
+        });
     }
 
     /** Ends the stream; writes not yet answered fail. */
@@ -118,8 +162,8 @@ final class WriteStream {
     }
 
     /** Opens a stream as the current one; with the lock held. */
-    private Stream open() {
-        Stream s = new Stream(client.channel().newCall(MapcastGrpc.getWriteStreamMethod(),
+    private Stream open(int member) {
+        Stream s = new Stream(member, members.channel(member).newCall(MapcastGrpc.getWriteStreamMethod(),
                 CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor())));
         stream = s;
         // Before start(): a call on a shut-down channel ends within it, and its onClose cancels this.
@@ -156,6 +200,7 @@ final class WriteStream {
 
     /** One WriteStream call and the writes sent on it, by id; results complete them on the network thread. */
     private final class Stream extends ClientCall.Listener<WriteResult> {
+        final int member;
         final ClientCall<StreamedWrite, WriteResult> call;
         final Map<Long, Pending> pending = new HashMap<>();  // guarded by lock
         boolean answered;  // guarded by lock: a result came, so the server has WriteStream
@@ -163,7 +208,8 @@ final class WriteStream {
         long lastUsedNanos = System.nanoTime();  // guarded by lock: a write sent or answered
         ScheduledFuture<?> idleCheck;  // set by open(), under lock, before the call starts
 
-        Stream(ClientCall<StreamedWrite, WriteResult> call) {
+        Stream(int member, ClientCall<StreamedWrite, WriteResult> call) {
+            this.member = member;
             this.call = call;
         }
 
@@ -181,10 +227,16 @@ final class WriteStream {
             p.deadline.cancel(false);
             if (result.getCode() == 0) {
                 p.result.complete(result.getRevision());
+                return;
+            }
+            Status status = Status.fromCodeValue(result.getCode());
+            status = result.getMessage().isEmpty() ? status : status.withDescription(result.getMessage());
+            if (status.getCode() == Status.Code.UNAVAILABLE) {
+                // A result has no trailers to say it was not applied: the outcome is unknown.
+                members.failed(member);
+                p.result.completeExceptionally(MapcastException.outcomeUnknown(status, members.target(member), null));
             } else {
-                Status status = Status.fromCodeValue(result.getCode());
-                p.result.completeExceptionally(MapcastException.of(
-                        result.getMessage().isEmpty() ? status : status.withDescription(result.getMessage()), null));
+                p.result.completeExceptionally(MapcastException.of(status, null));
             }
         }
 
@@ -206,18 +258,22 @@ final class WriteStream {
             Status failure = status.isOk()
                     ? Status.UNAVAILABLE.withDescription("the write stream ended before the write was answered")
                     : status;
+            boolean notApplied = false;
+            if (status.getCode() == Status.Code.UNAVAILABLE) {
+                members.failed(member);
+                notApplied = Failover.mayRetry(Failover.Kind.WRITE, status, trailers, call);
+            }
             for (Pending p : unanswered) {
                 p.deadline.cancel(false);
                 if (resend) {
-                    unaryWrite.apply(p.request).whenComplete((revision, error) -> {
-                        if (error == null) {
-                            p.result.complete(revision);
-                        } else {
-                            p.result.completeExceptionally(error);
-                        }
-                    });
+                    complete(p, unaryWrite.apply(p.request));
+                } else if (notApplied && p.tries < members.size() && System.nanoTime() < p.deadlineAt) {
+                    send(p);  // to the next member
+                } else if (notApplied || failure.getCode() != Status.Code.UNAVAILABLE) {
+                    p.result.completeExceptionally(MapcastException.of(failure, failure.getCause()));
                 } else {
-                    p.result.completeExceptionally(MapcastException.of(failure, failure.getCause()));  // e.g. connection refused
+                    p.result.completeExceptionally(MapcastException.outcomeUnknown(failure, members.target(member),
+                            failure.getCause()));
                 }
             }
         }

@@ -1,0 +1,106 @@
+package dev.mapcast.client;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.NettyChannelBuilder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The servers a client talks to: one channel per member, and the current member, where calls go.
+ * A failed member moves the current one to the next, round the list; every caller moves it past
+ * the member it saw fail, so two callers that saw the same failure move it once.
+ */
+final class Members {
+
+    /** A fixed window: snapshots stream at full speed from the start, and no BDP-probing PING goes out with every read. */
+    private static final int FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
+
+    private final List<String> targets;
+    private final List<ManagedChannel> channels;
+    private final boolean owned;
+    private final AtomicInteger current = new AtomicInteger();
+
+    private Members(List<String> targets, List<ManagedChannel> channels, boolean owned) {
+        this.targets = targets;
+        this.channels = channels;
+        this.owned = owned;
+    }
+
+    /** One channel of the caller's, which {@link #close()} leaves open. */
+    static Members of(ManagedChannel channel) {
+        return new Members(List.of(channel.authority()), List.of(channel), false);
+    }
+
+    /** A channel per member of {@code target} (see {@link #parse}). */
+    static Members connect(String target, int maxInboundMessageBytes) {
+        List<String> targets = parse(target);
+        List<ManagedChannel> channels = new ArrayList<>(targets.size());
+        for (String t : targets) {
+            channels.add(NettyChannelBuilder.forTarget(t).usePlaintext().maxInboundMessageSize(maxInboundMessageBytes)
+                    .flowControlWindow(FLOW_CONTROL_WINDOW).build());
+        }
+        return new Members(targets, List.copyOf(channels), true);
+    }
+
+    /**
+     * The members of {@code target}: a gRPC target with a scheme ({@code dns:///host:port},
+     * {@code unix:/path}) is one member, as it is; otherwise commas separate members.
+     */
+    static List<String> parse(String target) {
+        if (target.contains(":/")) {
+            return List.of(target);
+        }
+        List<String> out = new ArrayList<>();
+        for (String entry : target.split(",", -1)) {
+            String trimmed = entry.strip();
+            if (trimmed.isEmpty()) {
+                throw new IllegalArgumentException("target: '" + target + "' (expected: HOST:PORT or a comma-separated"
+                        + " list of them, with no empty entry)");
+            }
+            out.add(trimmed);
+        }
+        return List.copyOf(out);
+    }
+
+    int size() {
+        return channels.size();
+    }
+
+    /** The member calls go to now. */
+    int current() {
+        return current.get();
+    }
+
+    ManagedChannel channel(int member) {
+        return channels.get(member);
+    }
+
+    /** The member's address, for messages. */
+    String target(int member) {
+        return targets.get(member);
+    }
+
+    /** {@code member} failed: the next one becomes current, unless another caller moved on already. */
+    void failed(int member) {
+        current.compareAndSet(member, (member + 1) % channels.size());
+    }
+
+    /** Shuts down the channels this made; waits a little for them. */
+    void close() {
+        if (!owned) {
+            return;
+        }
+        for (ManagedChannel c : channels) {
+            c.shutdownNow();
+        }
+        try {
+            for (ManagedChannel c : channels) {
+                c.awaitTermination(5, TimeUnit.SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}
