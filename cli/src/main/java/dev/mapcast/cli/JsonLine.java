@@ -43,6 +43,20 @@ final class JsonLine {
         return this;
     }
 
+    /** {@code "name":[{...},{...}]}: an array of objects. */
+    JsonLine objects(String name, java.util.List<JsonLine> values) {
+        name(name);
+        out.append('[');
+        for (int i = 0; i < values.size(); i++) {
+            if (i > 0) {
+                out.append(',');
+            }
+            out.append(values.get(i));
+        }
+        out.append(']');
+        return this;
+    }
+
     /** {@code "value":"text"} when the bytes are UTF-8, else {@code "value_base64":"..."}. */
     JsonLine value(byte[] value) {
         String text = Text.utf8OrNull(value);

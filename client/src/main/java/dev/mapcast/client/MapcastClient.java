@@ -10,7 +10,12 @@ import dev.mapcast.codec.SnapshotFileWriter;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.SnapshotStreamException;
+import dev.mapcast.proto.v1.AddMemberRequest;
+import dev.mapcast.proto.v1.ClusterStatusRequest;
+import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.MapcastClusterGrpc;
+import dev.mapcast.proto.v1.RemoveMemberRequest;
 import dev.mapcast.proto.v1.DeleteMapRequest;
 import dev.mapcast.proto.v1.Compaction;
 import dev.mapcast.proto.v1.GetRequest;
@@ -196,6 +201,31 @@ public final class MapcastClient implements AutoCloseable {
     public List<MapInfo> listMaps() {
         return failover.blocking(MapcastGrpc.getListMapsMethod(), ListMapsRequest.getDefaultInstance(), Kind.READ)
                 .getMapsList();
+    }
+
+    /**
+     * A cluster's members as each answers for itself (any member answers): role, term, commit and
+     * applied index, and the leader. FAILED_PRECONDITION from a single server.
+     */
+    public ClusterStatusResponse clusterStatus() {
+        return failover.blocking(MapcastClusterGrpc.getStatusMethod(), ClusterStatusRequest.getDefaultInstance(),
+                Kind.READ);
+    }
+
+    /**
+     * Adds a member to the cluster (one change at a time), then start it with {@code --join}; returns
+     * once it has caught up and the change is committed.
+     */
+    public ClusterStatusResponse addMember(String id, String peerAddress) {
+        return failover.blocking(MapcastClusterGrpc.getAddMemberMethod(), AddMemberRequest.newBuilder()
+                .setId(Objects.requireNonNull(id, "id")).setPeerAddress(Objects.requireNonNull(peerAddress,
+                        "peerAddress")).build(), Kind.WRITE);
+    }
+
+    /** Removes a member from the cluster (one change at a time). */
+    public ClusterStatusResponse removeMember(String id) {
+        return failover.blocking(MapcastClusterGrpc.getRemoveMemberMethod(), RemoveMemberRequest.newBuilder()
+                .setId(Objects.requireNonNull(id, "id")).build(), Kind.WRITE);
     }
 
     /** Compacts a map through {@code revision} (0: its current revision); its watchers are told. */

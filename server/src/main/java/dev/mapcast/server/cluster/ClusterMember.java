@@ -92,8 +92,6 @@ public final class ClusterMember implements AutoCloseable {
     private final MapStateMachine stateMachine;
     /** Forwards to the leader and retries around elections (up to about 10 s). */
     private final RaftClient client;
-    /** Asks one member for its status: no retries, it may be down. */
-    private final RaftClient statusClient;
     private final ClientId directClientId = ClientId.randomId();
     private final AtomicLong directCallId = new AtomicLong();
     private final RaftOrder order;
@@ -136,8 +134,6 @@ public final class ClusterMember implements AutoCloseable {
                     .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(100,
                             TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
                     .build();
-            this.statusClient = RaftClient.newBuilder().setProperties(clientProperties(config))
-                    .setRaftGroup(clientGroup).setRetryPolicy(RetryPolicies.noRetry()).build();
             this.order = new RaftOrder(this, limits);
             try {
                 server.start();
@@ -263,6 +259,16 @@ public final class ClusterMember implements AutoCloseable {
 
     /** Every member as it answers for itself (within {@code timeout}); the unreachable ones say why. */
     public ClusterStatusResponse status(Duration timeout) {
+        // A client per call, without retries: one that failed to reach a member stays closed to it.
+        try (RaftClient statusClient = RaftClient.newBuilder().setProperties(clientProperties(config))
+                .setRaftGroup(division().getGroup()).setRetryPolicy(RetryPolicies.noRetry()).build()) {
+            return status(statusClient, timeout);
+        } catch (IOException e) {
+            throw Status.INTERNAL.withDescription("cluster status: " + describe(e)).asRuntimeException();
+        }
+    }
+
+    private ClusterStatusResponse status(RaftClient statusClient, Duration timeout) {
         var division = division();
         Collection<RaftPeer> peers = division.getRaftConf().getCurrentPeers();
         Message query = Message.valueOf(UnsafeByteOperations.unsafeWrap(Query.newBuilder()
@@ -299,7 +305,9 @@ public final class ClusterMember implements AutoCloseable {
                     Throwable why = e.getCause() != null && e instanceof java.util.concurrent.CompletionException
                             ? e.getCause() : e;
                     m.setRole("UNREACHABLE").setProblem(why instanceof java.util.concurrent.TimeoutException
-                            ? "no answer within " + timeout.toMillis() + " ms" : describe(why));
+                            ? "no answer within " + timeout.toMillis() + " ms"
+                            : "no answer at " + peer.getAddress() + " (down, or cut off from member " + config.nodeId()
+                            + ")");
                 }
             }
             out.addMembers(m);
@@ -483,7 +491,6 @@ public final class ClusterMember implements AutoCloseable {
     public void close() {
         try {
             client.close();
-            statusClient.close();
         } catch (IOException e) {
             log.warn("closing the cluster's clients: {}", describe(e));
         }

@@ -1,6 +1,7 @@
 package dev.mapcast.server.cluster;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import dev.mapcast.codec.ProtocolHeaders;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.core.PinnedView;
@@ -58,9 +59,6 @@ import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
  */
 public final class RaftOrder implements ChangeOrder {
 
-    /** The trailer that tells a client a failed write was never proposed, so a retry is safe. */
-    public static final Metadata.Key<String> NOT_APPLIED =
-            Metadata.Key.of("mapcast-not-applied", Metadata.ASCII_STRING_MARSHALLER);
     static final int MAX_IN_FLIGHT = 2;
     static final int MAX_CHANGES = 512;
     static final int MAX_BYTES = 4 << 20;
@@ -256,10 +254,10 @@ public final class RaftOrder implements ChangeOrder {
         return Status.fromCodeValue(o.getCode()).withDescription(o.getMessage());
     }
 
-    /** UNAVAILABLE with the {@link #NOT_APPLIED} trailer: nothing was proposed. */
+    /** UNAVAILABLE with the {@link ProtocolHeaders#NOT_APPLIED} trailer: nothing was proposed. */
     static StatusRuntimeException notApplied(String why) {
         Metadata trailers = new Metadata();
-        trailers.put(NOT_APPLIED, "true");
+        trailers.put(ProtocolHeaders.NOT_APPLIED, "true");
         return Status.UNAVAILABLE.withDescription(why + "; nothing was written, retry on another member")
                 .asRuntimeException(trailers);
     }
