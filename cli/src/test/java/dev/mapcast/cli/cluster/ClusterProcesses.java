@@ -1,0 +1,294 @@
+package dev.mapcast.cli.cluster;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import dev.mapcast.cli.Main;
+import dev.mapcast.client.MapcastClient;
+import dev.mapcast.proto.v1.ClusterMemberStatus;
+import dev.mapcast.proto.v1.ClusterStatusResponse;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import java.util.stream.Collectors;
+
+/**
+ * A cluster of {@code mapcast serve} JVMs on loopback, started as the command is (the same main
+ * class, flags and data directories), each killed with SIGKILL or stopped and started again as a
+ * test asks. Ports are chosen free up front and kept across restarts, so clients keep one target
+ * list. Logs go to {@code <dir>/<id>.log} (appended across restarts), which a failure message
+ * quotes.
+ */
+public final class ClusterProcesses implements AutoCloseable {
+
+    /** How long a member may take to start, or a cluster to elect, on a busy 2-core machine. */
+    public static final Duration PATIENCE = Duration.ofSeconds(90);
+
+    private final Path dir;
+    private final List<String> extraArgs;
+    private final Map<String, Member> members = new LinkedHashMap<>();
+
+    /** One member: its ports and data directory stay; its process comes and goes. */
+    public static final class Member {
+        public final String id;
+        public final int peerPort;
+        public final int clientPort;
+        public final Path dataDir;
+        public final Path log;
+        Process process;
+
+        Member(String id, int peerPort, int clientPort, Path dataDir, Path log) {
+            this.id = id;
+            this.peerPort = peerPort;
+            this.clientPort = clientPort;
+            this.dataDir = dataDir;
+            this.log = log;
+        }
+
+        public String clientAddress() {
+            return "127.0.0.1:" + clientPort;
+        }
+
+        public String peerAddress() {
+            return "127.0.0.1:" + peerPort;
+        }
+
+        public boolean isAlive() {
+            return process != null && process.isAlive();
+        }
+
+        public long pid() {
+            return process.pid();
+        }
+    }
+
+    private ClusterProcesses(Path dir, List<String> ids, List<String> extraArgs) throws IOException {
+        this.dir = dir;
+        this.extraArgs = extraArgs;
+        for (String id : ids) {
+            members.put(id, new Member(id, freePort(), freePort(), dir.resolve(id), dir.resolve(id + ".log")));
+        }
+    }
+
+    /**
+     * Starts {@code size} members (ids m1, m2, ...) together with {@code extraArgs} added to every
+     * {@code serve}, and waits until they have elected a leader.
+     */
+    public static ClusterProcesses start(Path dir, int size, String... extraArgs) throws Exception {
+        List<String> ids = new ArrayList<>();
+        for (int i = 1; i <= size; i++) {
+            ids.add("m" + i);
+        }
+        ClusterProcesses c = new ClusterProcesses(dir, ids, List.of(extraArgs));
+        try {
+            for (Member m : c.members.values()) {
+                c.launch(m, c.clusterList(), false);
+            }
+            for (Member m : c.members.values()) {
+                c.awaitServing(m);
+            }
+            c.awaitLeader();
+        } catch (Exception | Error e) {
+            c.close();
+            throw e;
+        }
+        return c;
+    }
+
+    /** The --cluster list of the members. */
+    public String clusterList() {
+        return members.values().stream().map(m -> m.id + "=" + m.peerAddress()).collect(Collectors.joining(","));
+    }
+
+    /** Every member's client address, as a client's target list. */
+    public String targets() {
+        return members.values().stream().map(Member::clientAddress).collect(Collectors.joining(","));
+    }
+
+    public Member member(String id) {
+        return members.get(id);
+    }
+
+    public List<Member> members() {
+        return new ArrayList<>(members.values());
+    }
+
+    /** The members alive now. */
+    public List<Member> alive() {
+        return members.values().stream().filter(Member::isAlive).toList();
+    }
+
+    /** The command line of {@code mapcast serve} for {@code m}. */
+    public List<String> serveCommand(Member m, String cluster, boolean join) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        if (Runtime.version().feature() >= 23) {
+            cmd.add("--sun-misc-unsafe-memory-access=allow");
+            cmd.add("--enable-native-access=ALL-UNNAMED");
+        }
+        cmd.addAll(List.of("-Xmx512m", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
+                Main.class.getName(), "serve", "--node-id", m.id, "--cluster", cluster, "--listen", m.clientAddress(),
+                "--data-dir", m.dataDir.toString()));
+        if (join) {
+            cmd.add("--join");
+        }
+        cmd.addAll(extraArgs);
+        return cmd;
+    }
+
+    private void launch(Member m, String cluster, boolean join) throws IOException {
+        if (m.isAlive()) {
+            throw new IllegalStateException("member " + m.id + " is already running");
+        }
+        Files.writeString(m.log, "---- start " + m.id + "\n", java.nio.file.StandardOpenOption.CREATE,
+                java.nio.file.StandardOpenOption.APPEND);
+        m.process = new ProcessBuilder(serveCommand(m, cluster, join))
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                .redirectError(ProcessBuilder.Redirect.appendTo(m.log.toFile())).start();
+    }
+
+    /** Waits until {@code m} says it serves (its client port is open). */
+    public void awaitServing(Member m) throws Exception {
+        long deadline = System.nanoTime() + PATIENCE.toNanos();
+        String marker = "mapcast serving on " + m.clientAddress();
+        while (true) {
+            String log = Files.readString(m.log);
+            int start = log.lastIndexOf("---- start " + m.id);
+            if (log.indexOf(marker, Math.max(0, start)) >= 0) {
+                return;
+            }
+            if (!m.isAlive() || System.nanoTime() > deadline) {
+                fail("member " + m.id + " did not start (" + (m.isAlive() ? "still starting after " + PATIENCE
+                        : "exit " + m.process.exitValue()) + "):\n" + tail(m));
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** SIGKILL: no shutdown hook, nothing flushed. */
+    public void kill(Member m) throws InterruptedException {
+        if (m.process != null) {
+            m.process.destroyForcibly();
+            assertTrue(m.process.waitFor(60, TimeUnit.SECONDS), "member " + m.id + " exits after SIGKILL");
+        }
+    }
+
+    /** Starts a stopped or killed member again on its data directory. */
+    public void restart(Member m) throws Exception {
+        launch(m, clusterList(), false);
+        awaitServing(m);
+    }
+
+    /** Adds a member (not started): it gets ports and a data directory. */
+    public Member newMember(String id) throws IOException {
+        Member m = new Member(id, freePort(), freePort(), dir.resolve(id), dir.resolve(id + ".log"));
+        members.put(id, m);
+        return m;
+    }
+
+    /** Starts a member added with {@link #newMember} with {@code --join}. */
+    public void join(Member m) throws Exception {
+        launch(m, clusterList(), true);
+        awaitServing(m);
+    }
+
+    /** Forgets a member (after 'cluster remove'); kills it if alive. */
+    public void forget(Member m) throws InterruptedException {
+        kill(m);
+        members.remove(m.id);
+    }
+
+    /** The status as the given member answers it (null if it does not answer). */
+    public static ClusterStatusResponse status(Member m) {
+        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(5))
+                .build()) {
+            return c.clusterStatus();
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+
+    /**
+     * Waits until every live member names the same leader, itself alive and in the answers, and
+     * returns it.
+     */
+    public Member awaitLeader() throws Exception {
+        return awaitStatus(s -> true);
+    }
+
+    /** As {@link #awaitLeader}, once the agreed status also passes {@code condition}. */
+    public Member awaitStatus(Predicate<ClusterStatusResponse> condition) throws Exception {
+        long deadline = System.nanoTime() + PATIENCE.toNanos();
+        String last = "";
+        while (System.nanoTime() < deadline) {
+            String leader = null;
+            boolean agreed = true;
+            ClusterStatusResponse any = null;
+            for (Member m : alive()) {
+                ClusterStatusResponse s = status(m);
+                if (s == null || s.getLeader().isEmpty() || (leader != null && !leader.equals(s.getLeader()))) {
+                    agreed = false;
+                    last = m.id + ": " + (s == null ? "no answer" : "leader '" + s.getLeader() + "'");
+                    break;
+                }
+                leader = s.getLeader();
+                any = s;
+            }
+            if (agreed && leader != null && members.containsKey(leader) && members.get(leader).isAlive()
+                    && condition.test(any)) {
+                return members.get(leader);
+            }
+            Thread.sleep(100);
+        }
+        fail("no agreed leader within " + PATIENCE + " (last: " + last + ")\n" + tails());
+        return null;
+    }
+
+    /** Waits until every live member has applied at least {@code index}. */
+    public void awaitApplied(long index) throws Exception {
+        awaitStatus(s -> s.getMembersList().stream().filter(m -> members.containsKey(m.getId())
+                && members.get(m.getId()).isAlive()).allMatch(m -> m.getAppliedIndex() >= index));
+    }
+
+    /** The last lines of a member's log. */
+    public static String tail(Member m) {
+        try {
+            List<String> lines = Files.readAllLines(m.log);
+            return "--- " + m.id + " log (last 40 lines):\n"
+                    + String.join("\n", lines.subList(Math.max(0, lines.size() - 40), lines.size()));
+        } catch (IOException e) {
+            return "--- " + m.id + ": no log (" + e.getMessage() + ")";
+        }
+    }
+
+    public String tails() {
+        return members.values().stream().map(ClusterProcesses::tail).collect(Collectors.joining("\n"));
+    }
+
+    /** The applied index of {@code m} as the leader... as {@code m} itself reports. */
+    public static long appliedIndex(ClusterStatusResponse s, String id) {
+        return s.getMembersList().stream().filter(x -> x.getId().equals(id)).mapToLong(ClusterMemberStatus::getAppliedIndex)
+                .findFirst().orElse(-1);
+    }
+
+    private static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
+    }
+
+    @Override
+    public void close() throws InterruptedException {
+        for (Member m : members.values()) {
+            kill(m);
+        }
+    }
+}
