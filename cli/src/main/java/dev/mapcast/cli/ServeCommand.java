@@ -35,6 +35,10 @@ import picocli.CommandLine.Spec;
             "      --cluster a=127.0.0.1:7001,b=127.0.0.1:7002,c=127.0.0.1:7003"})
 final class ServeCommand implements Callable<Integer> {
 
+    /** Held: java.util.logging keeps only weak references to its loggers, and their levels with them. */
+    private static final java.util.logging.Logger RATIS_GRPC_LOG =
+            java.util.logging.Logger.getLogger("org.apache.ratis.thirdparty");
+
     @Spec
     CommandSpec spec;
 
@@ -161,6 +165,8 @@ final class ServeCommand implements Callable<Integer> {
         // Ratis says a great deal at info (140+ lines per start) and warns for every retried request
         // around an election: its warnings are kept, and mapcast logs what matters itself.
         System.setProperty("org.slf4j.simpleLogger.log.org.apache.ratis", "error");
+        // Ratis's shaded gRPC logs through java.util.logging (an info line per start): warnings only.
+        RATIS_GRPC_LOG.setLevel(java.util.logging.Level.WARNING);
         Logger log = LoggerFactory.getLogger("mapcast");
 
         MapcastServer.Builder b = MapcastServer.builder().host(listen.host()).port(listen.port());

@@ -232,9 +232,15 @@ final class WriteStream {
             Status status = Status.fromCodeValue(result.getCode());
             status = result.getMessage().isEmpty() ? status : status.withDescription(result.getMessage());
             if (status.getCode() == Status.Code.UNAVAILABLE) {
-                // A result has no trailers to say it was not applied: the outcome is unknown.
                 members.failed(member);
-                p.result.completeExceptionally(MapcastException.outcomeUnknown(status, members.target(member), null));
+                if (result.getNotApplied() && p.tries < members.size() && System.nanoTime() < p.deadlineAt) {
+                    send(p);  // refused before it was proposed: safe on the next member
+                } else if (result.getNotApplied()) {
+                    p.result.completeExceptionally(MapcastException.of(status, null));
+                } else {
+                    p.result.completeExceptionally(MapcastException.outcomeUnknown(status, members.target(member),
+                            null));
+                }
             } else {
                 p.result.completeExceptionally(MapcastException.of(status, null));
             }

@@ -3,6 +3,7 @@ package dev.mapcast.server.rpc;
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.WireFormat;
+import dev.mapcast.codec.ProtocolHeaders;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WriteRequest;
@@ -130,6 +131,9 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
             result.setRevision(revision).setIncarnation(incarnation);
         } else {
             result.setCode(failure.getCode().value());
+            if (ProtocolHeaders.notApplied(exception.getTrailers())) {
+                result.setNotApplied(true);
+            }
             if (failure.getDescription() != null) {
                 result.setMessage(failure.getDescription());
             }
