@@ -82,6 +82,8 @@ public final class ClusterMember implements AutoCloseable {
     /** Room for the largest log entry (a restore, or packed writes) in one gRPC message. */
     static final int MAX_ENTRY_BYTES = 16 << 20;
     private static final SizeInBytes MAX_ENTRY = SizeInBytes.valueOf(MAX_ENTRY_BYTES);
+    /** How long a joining member waits for a member of --cluster to tell it the group. */
+    private static final Duration JOIN_WAIT = Duration.ofSeconds(60);
 
     private final ClusterConfig config;
     private final Path dataDir;
@@ -429,9 +431,13 @@ public final class ClusterMember implements AutoCloseable {
      * answers decides), waiting up to a minute for one to answer.
      */
     private static UUID discoverGroup(ClusterConfig config) throws IOException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        return discoverGroup(config, JOIN_WAIT);
+    }
+
+    static UUID discoverGroup(ClusterConfig config, Duration wait) throws IOException {
+        long deadline = System.nanoTime() + wait.toNanos();
         RaftProperties props = clientProperties(config);
-        IOException last = null;
+        Exception last = null;
         while (System.nanoTime() < deadline) {
             for (Map.Entry<String, String> m : config.members().entrySet()) {
                 if (m.getKey().equals(config.nodeId())) {
@@ -445,7 +451,9 @@ public final class ClusterMember implements AutoCloseable {
                     if (!reply.getGroupIds().isEmpty()) {
                         return reply.getGroupIds().get(0).getUuid();
                     }
-                } catch (IOException e) {
+                } catch (IOException | RuntimeException e) {
+                    // Not up yet, or too slow to answer (Ratis's gRPC throws its DEADLINE_EXCEEDED
+                    // unchecked): ask again, until the minute is out.
                     last = e;
                 }
             }
@@ -456,7 +464,7 @@ public final class ClusterMember implements AutoCloseable {
                 break;
             }
         }
-        throw new StorageException("--join: no member of --cluster answered within 60 s (" + describe(last) + "); a"
+        throw new StorageException("--join: no member of --cluster answered within " + wait.toSeconds() + " s (" + describe(last) + "); a"
                 + " joining member needs the cluster running");
     }
 
