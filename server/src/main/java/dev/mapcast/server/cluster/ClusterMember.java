@@ -317,8 +317,13 @@ public final class ClusterMember implements AutoCloseable {
         return out.build();
     }
 
-    /** Adds a member (one change at a time); returns once it has caught up and the change is committed. */
-    public ClusterStatusResponse addMember(String id, String peerAddress) {
+    /**
+     * Adds a member (one change at a time); returns once it has caught up and the change is
+     * committed. The new member may be started (with --join) before or after this call: the change
+     * is proposed once it answers on its peer address, waiting up to {@code wait} for it (the leader
+     * would give up on a member that does not answer within a few election timeouts).
+     */
+    public ClusterStatusResponse addMember(String id, String peerAddress, Duration wait) {
         ClusterConfig.checkAddress(peerAddress, "peer_address");
         List<RaftPeer> now = new ArrayList<>(division().getRaftConf().getCurrentPeers());
         for (RaftPeer p : now) {
@@ -331,9 +336,43 @@ public final class ClusterMember implements AutoCloseable {
                         + p.getId() + "\"'s").asRuntimeException();
             }
         }
-        now.add(RaftPeer.newBuilder().setId(id).setAddress(peerAddress).build());
+        RaftPeer added = RaftPeer.newBuilder().setId(id).setAddress(peerAddress).build();
+        awaitAnswer(added, wait);
+        now.add(added);
         changeMembers(now, "add member \"" + id + "\"");
         return status(Duration.ofSeconds(2));
+    }
+
+    /** Waits until {@code peer} answers on its peer address (its Raft server runs), up to {@code wait}. */
+    private void awaitAnswer(RaftPeer peer, Duration wait) {
+        long deadline = System.nanoTime() + wait.toNanos();
+        boolean logged = false;
+        while (true) {
+            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config))
+                    .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
+                    .setRetryPolicy(RetryPolicies.noRetry()).build()) {
+                c.getGroupManagementApi(peer.getId()).list();
+                return;
+            } catch (IOException | RuntimeException notUpYet) {
+                if (System.nanoTime() > deadline) {
+                    throw Status.UNAVAILABLE.withDescription("cannot add member \"" + peer.getId() + "\": nothing"
+                            + " answers at " + peer.getAddress() + " within " + wait.toSeconds() + " s (start it with"
+                            + " 'mapcast serve --node-id " + peer.getId() + " --join --cluster ...'); nothing was"
+                            + " changed").asRuntimeException();
+                }
+                if (!logged) {
+                    log.info("add member {}: waiting for it to answer at {} (start it with --join)", peer.getId(),
+                            peer.getAddress());
+                    logged = true;
+                }
+            }
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+            }
+        }
     }
 
     /** Removes a member (one change at a time). */
