@@ -16,6 +16,8 @@ import io.grpc.Status;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -112,6 +114,7 @@ public final class ClusterMember implements AutoCloseable {
                         + " cluster member starts from its own, empty, data directory (to bring maps into a cluster:"
                         + " 'mapcast snapshot save' from the single server, 'mapcast snapshot restore' to the cluster)");
             }
+            checkPeerPortFree(config);
             this.memberFile = new MemberFile(this.dataDir.resolve(Storage.CLUSTER_MEMBER_FILE));
             this.selfId = RaftPeerId.valueOf(config.nodeId());
             this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config)));
@@ -157,6 +160,25 @@ public final class ClusterMember implements AutoCloseable {
             if (!started) {
                 lock.close();
             }
+        }
+    }
+
+    /**
+     * Refuses a peer address this process cannot listen on (another member, or this one started
+     * twice, holds it) before anything is written: Ratis would end the JVM itself (System.exit, with
+     * a stack trace) when its gRPC server cannot bind.
+     */
+    private static void checkPeerPortFree(ClusterConfig config) throws BindException {
+        String address = config.peerAddress();
+        int colon = address.lastIndexOf(':');
+        try (ServerSocket probe = new ServerSocket()) {
+            probe.bind(new InetSocketAddress(address.substring(0, colon), Integer.parseInt(address.substring(colon + 1))));
+        } catch (IOException e) {
+            BindException refused = new BindException("cluster member " + config.nodeId() + " cannot listen on peer"
+                    + " address " + address + ": " + e.getMessage() + " (is member " + config.nodeId() + " already"
+                    + " running?)");
+            refused.initCause(e);
+            throw refused;
         }
     }
 
