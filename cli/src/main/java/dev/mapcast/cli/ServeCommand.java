@@ -194,6 +194,9 @@ final class ServeCommand implements Callable<Integer> {
         try {
             server = b.build();
         } catch (UncheckedIOException e) {
+            if (e.getCause() instanceof java.net.BindException) {
+                throw new Failure(ExitCodes.CANNOT_LISTEN, e.getMessage());  // a member's peer address
+            }
             throw new Failure(ExitCodes.STORAGE, (cluster != null ? "cannot start cluster member " + nodeId
                     : "cannot use data directory " + dataDir.toAbsolutePath()) + ": " + e.getMessage());
         }

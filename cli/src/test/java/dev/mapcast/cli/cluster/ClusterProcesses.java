@@ -71,7 +71,7 @@ public final class ClusterProcesses implements AutoCloseable {
     }
 
     private ClusterProcesses(Path dir, List<String> ids, List<String> extraArgs) throws IOException {
-        this.dir = dir;
+        this.dir = Files.createDirectories(dir);
         this.extraArgs = extraArgs;
         for (String id : ids) {
             members.put(id, new Member(id, freePort(), freePort(), dir.resolve(id), dir.resolve(id + ".log")));
@@ -128,6 +128,17 @@ public final class ClusterProcesses implements AutoCloseable {
 
     /** The command line of {@code mapcast serve} for {@code m}. */
     public List<String> serveCommand(Member m, String cluster, boolean join) {
+        List<String> cmd = mapcast("serve", "--node-id", m.id, "--cluster", cluster, "--listen", m.clientAddress(),
+                "--data-dir", m.dataDir.toString());
+        if (join) {
+            cmd.add("--join");
+        }
+        cmd.addAll(extraArgs);
+        return cmd;
+    }
+
+    /** The command line of {@code mapcast ARGS...}: this JVM's java and class path, the CLI's main class. */
+    public static List<String> mapcast(String... args) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         if (Runtime.version().feature() >= 23) {
@@ -135,13 +146,35 @@ public final class ClusterProcesses implements AutoCloseable {
             cmd.add("--enable-native-access=ALL-UNNAMED");
         }
         cmd.addAll(List.of("-Xmx512m", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
-                Main.class.getName(), "serve", "--node-id", m.id, "--cluster", cluster, "--listen", m.clientAddress(),
-                "--data-dir", m.dataDir.toString()));
-        if (join) {
-            cmd.add("--join");
-        }
-        cmd.addAll(extraArgs);
+                Main.class.getName()));
+        cmd.addAll(List.of(args));
         return cmd;
+    }
+
+    /** What a finished command gave. */
+    public record Run(int exitCode, String stdout, String stderr) {
+        @Override
+        public String toString() {
+            return "exit " + exitCode + "\n--- stdout\n" + stdout + "--- stderr\n" + stderr;
+        }
+    }
+
+    /**
+     * Runs {@code cmd} to completion ({@link #PATIENCE} at most), its output in {@code dir}'s files
+     * named after {@code name}.
+     */
+    public static Run run(Path dir, String name, List<String> cmd) throws IOException, InterruptedException {
+        Path out = dir.resolve(name + ".out");
+        Path err = dir.resolve(name + ".err");
+        Process p = new ProcessBuilder(cmd).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")))
+                .redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        if (!p.waitFor(PATIENCE.toSeconds(), TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            p.waitFor();
+            fail(name + " did not finish within " + PATIENCE + ": " + String.join(" ", cmd) + "\n"
+                    + Files.readString(err));
+        }
+        return new Run(p.exitValue(), Files.readString(out), Files.readString(err));
     }
 
     private void launch(Member m, String cluster, boolean join) throws IOException {
@@ -256,6 +289,53 @@ public final class ClusterProcesses implements AutoCloseable {
     public void awaitApplied(long index) throws Exception {
         awaitStatus(s -> s.getMembersList().stream().filter(m -> members.containsKey(m.getId())
                 && members.get(m.getId()).isAlive()).allMatch(m -> m.getAppliedIndex() >= index));
+    }
+
+    /** Waits ({@link #PATIENCE} at most) until {@code condition} holds; {@code what} names it in the failure. */
+    public void await(String what, java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + PATIENCE.toNanos();
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                fail("not within " + PATIENCE + ": " + what + "\n" + tails());
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    /** What {@code m} logged since it was last started. */
+    public static String logSinceStart(Member m) throws IOException {
+        String log = Files.readString(m.log);
+        return log.substring(Math.max(0, log.lastIndexOf("---- start " + m.id)));
+    }
+
+    /** The Raft group's directory in {@code m}'s data directory ({@code <dataDir>/raft/<group id>}). */
+    public static Path groupDir(Member m) throws IOException {
+        try (var list = Files.list(m.dataDir.resolve("raft"))) {
+            List<Path> groups = list.filter(p -> p.getFileName().toString().matches("[0-9a-f-]{36}")).toList();
+            assertTrue(groups.size() == 1, "one Raft group directory in " + m.dataDir + ": " + groups);
+            return groups.get(0);
+        }
+    }
+
+    /** A map's revision as {@code m} lists it (its own applied state; no read barrier). */
+    public static long revision(Member m, String map) {
+        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(30))
+                .build()) {
+            return c.listMaps().stream().filter(i -> i.getName().equals(map)).mapToLong(i -> i.getRevision())
+                    .findFirst().orElse(-1);
+        }
+    }
+
+    /** The bytes of a map's snapshot saved from {@code m} (identical on every member for an INSERTION-order map). */
+    public byte[] snapshotBytes(Member m, String map) throws IOException {
+        Path file = dir.resolve(m.id + "-" + map + "-" + System.nanoTime() + ".snap");
+        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(30))
+                .build()) {
+            c.saveSnapshot(map, file);
+            return Files.readAllBytes(file);
+        } finally {
+            Files.deleteIfExists(file);
+        }
     }
 
     /** The last lines of a member's log. */

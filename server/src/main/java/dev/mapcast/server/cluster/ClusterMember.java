@@ -16,6 +16,8 @@ import io.grpc.Status;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.BindException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -82,6 +84,8 @@ public final class ClusterMember implements AutoCloseable {
     /** Room for the largest log entry (a restore, or packed writes) in one gRPC message. */
     static final int MAX_ENTRY_BYTES = 16 << 20;
     private static final SizeInBytes MAX_ENTRY = SizeInBytes.valueOf(MAX_ENTRY_BYTES);
+    /** How long a joining member waits for a member of --cluster to tell it the group. */
+    private static final Duration JOIN_WAIT = Duration.ofSeconds(60);
 
     private final ClusterConfig config;
     private final Path dataDir;
@@ -110,6 +114,7 @@ public final class ClusterMember implements AutoCloseable {
                         + " cluster member starts from its own, empty, data directory (to bring maps into a cluster:"
                         + " 'mapcast snapshot save' from the single server, 'mapcast snapshot restore' to the cluster)");
             }
+            checkPeerPortFree(config);
             this.memberFile = new MemberFile(this.dataDir.resolve(Storage.CLUSTER_MEMBER_FILE));
             this.selfId = RaftPeerId.valueOf(config.nodeId());
             this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config)));
@@ -155,6 +160,25 @@ public final class ClusterMember implements AutoCloseable {
             if (!started) {
                 lock.close();
             }
+        }
+    }
+
+    /**
+     * Refuses a peer address this process cannot listen on (another member, or this one started
+     * twice, holds it) before anything is written: Ratis would end the JVM itself (System.exit, with
+     * a stack trace) when its gRPC server cannot bind.
+     */
+    private static void checkPeerPortFree(ClusterConfig config) throws BindException {
+        String address = config.peerAddress();
+        int colon = address.lastIndexOf(':');
+        try (ServerSocket probe = new ServerSocket()) {
+            probe.bind(new InetSocketAddress(address.substring(0, colon), Integer.parseInt(address.substring(colon + 1))));
+        } catch (IOException e) {
+            BindException refused = new BindException("cluster member " + config.nodeId() + " cannot listen on peer"
+                    + " address " + address + ": " + e.getMessage() + " (is member " + config.nodeId() + " already"
+                    + " running?)");
+            refused.initCause(e);
+            throw refused;
         }
     }
 
@@ -315,8 +339,13 @@ public final class ClusterMember implements AutoCloseable {
         return out.build();
     }
 
-    /** Adds a member (one change at a time); returns once it has caught up and the change is committed. */
-    public ClusterStatusResponse addMember(String id, String peerAddress) {
+    /**
+     * Adds a member (one change at a time); returns once it has caught up and the change is
+     * committed. The new member may be started (with --join) before or after this call: the change
+     * is proposed once it answers on its peer address, waiting up to {@code wait} for it (the leader
+     * would give up on a member that does not answer within a few election timeouts).
+     */
+    public ClusterStatusResponse addMember(String id, String peerAddress, Duration wait) {
         ClusterConfig.checkAddress(peerAddress, "peer_address");
         List<RaftPeer> now = new ArrayList<>(division().getRaftConf().getCurrentPeers());
         for (RaftPeer p : now) {
@@ -329,9 +358,43 @@ public final class ClusterMember implements AutoCloseable {
                         + p.getId() + "\"'s").asRuntimeException();
             }
         }
-        now.add(RaftPeer.newBuilder().setId(id).setAddress(peerAddress).build());
+        RaftPeer added = RaftPeer.newBuilder().setId(id).setAddress(peerAddress).build();
+        awaitAnswer(added, wait);
+        now.add(added);
         changeMembers(now, "add member \"" + id + "\"");
         return status(Duration.ofSeconds(2));
+    }
+
+    /** Waits until {@code peer} answers on its peer address (its Raft server runs), up to {@code wait}. */
+    private void awaitAnswer(RaftPeer peer, Duration wait) {
+        long deadline = System.nanoTime() + wait.toNanos();
+        boolean logged = false;
+        while (true) {
+            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config))
+                    .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
+                    .setRetryPolicy(RetryPolicies.noRetry()).build()) {
+                c.getGroupManagementApi(peer.getId()).list();
+                return;
+            } catch (IOException | RuntimeException notUpYet) {
+                if (System.nanoTime() > deadline) {
+                    throw Status.UNAVAILABLE.withDescription("cannot add member \"" + peer.getId() + "\": nothing"
+                            + " answers at " + peer.getAddress() + " within " + wait.toSeconds() + " s (start it with"
+                            + " 'mapcast serve --node-id " + peer.getId() + " --join --cluster ...'); nothing was"
+                            + " changed").asRuntimeException();
+                }
+                if (!logged) {
+                    log.info("add member {}: waiting for it to answer at {} (start it with --join)", peer.getId(),
+                            peer.getAddress());
+                    logged = true;
+                }
+            }
+            try {
+                Thread.sleep(200);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+            }
+        }
     }
 
     /** Removes a member (one change at a time). */
@@ -429,9 +492,13 @@ public final class ClusterMember implements AutoCloseable {
      * answers decides), waiting up to a minute for one to answer.
      */
     private static UUID discoverGroup(ClusterConfig config) throws IOException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        return discoverGroup(config, JOIN_WAIT);
+    }
+
+    static UUID discoverGroup(ClusterConfig config, Duration wait) throws IOException {
+        long deadline = System.nanoTime() + wait.toNanos();
         RaftProperties props = clientProperties(config);
-        IOException last = null;
+        Exception last = null;
         while (System.nanoTime() < deadline) {
             for (Map.Entry<String, String> m : config.members().entrySet()) {
                 if (m.getKey().equals(config.nodeId())) {
@@ -445,7 +512,9 @@ public final class ClusterMember implements AutoCloseable {
                     if (!reply.getGroupIds().isEmpty()) {
                         return reply.getGroupIds().get(0).getUuid();
                     }
-                } catch (IOException e) {
+                } catch (IOException | RuntimeException e) {
+                    // Not up yet, or too slow to answer (Ratis's gRPC throws its DEADLINE_EXCEEDED
+                    // unchecked): ask again, until the minute is out.
                     last = e;
                 }
             }
@@ -456,7 +525,7 @@ public final class ClusterMember implements AutoCloseable {
                 break;
             }
         }
-        throw new StorageException("--join: no member of --cluster answered within 60 s (" + describe(last) + "); a"
+        throw new StorageException("--join: no member of --cluster answered within " + wait.toSeconds() + " s (" + describe(last) + "); a"
                 + " joining member needs the cluster running");
     }
 

@@ -148,7 +148,11 @@ public final class HostedMap implements AutoCloseable {
         this.history = new DeltaHistory(limits.historyDeltas(), limits.historyBytes(), revision);
         this.revision = revision;
         this.head = new Head(revision, entries.digest());
-        this.compactRevision = Math.max(compactRevision, revision);
+        // As the snapshot says, not raised to its revision: compact_revision is in every snapshot
+        // file and Compaction event, and a member that installed this snapshot must give the same
+        // bytes as one that applied every write. That this member's history starts here is the
+        // history's floor (a watch from before it gets a snapshot).
+        this.compactRevision = compactRevision;
         this.store = null;
         this.background = background;
     }
@@ -583,7 +587,7 @@ public final class HostedMap implements AutoCloseable {
                 watcher.begin(null, snapshot(true), null);
             } else if (deltas == null) {
                 Encoded compaction = WatchEvents.compaction(Compaction.newBuilder()
-                        .setCompactRevision(compactRevision).setRevision(revision).build());
+                        .setCompactRevision(Math.max(compactRevision, history.floor())).setRevision(revision).build());
                 watcher.begin(compaction, snapshot(true), null);
             } else {
                 // The deltas it missed, then where they lead: a client at the same revision checks

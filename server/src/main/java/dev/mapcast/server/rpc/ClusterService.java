@@ -6,12 +6,15 @@ import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.proto.v1.MapcastClusterGrpc;
 import dev.mapcast.proto.v1.RemoveMemberRequest;
 import dev.mapcast.server.cluster.ClusterMember;
+import io.grpc.Context;
+import io.grpc.Deadline;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -25,6 +28,8 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
 
     private static final Logger log = LoggerFactory.getLogger(ClusterService.class);
     private static final Duration STATUS_TIMEOUT = Duration.ofSeconds(2);
+    /** How long an add without a deadline waits for the new member to answer. */
+    private static final Duration ADD_WAIT = Duration.ofMinutes(10);
 
     /** Null on a single server. */
     private final ClusterMember member;
@@ -42,13 +47,17 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
 
     @Override
     public void addMember(AddMemberRequest request, StreamObserver<ClusterStatusResponse> response) {
+        // The new member may start after this call: wait for it as long as the caller waits.
+        Deadline deadline = Context.current().getDeadline();
+        Duration wait = deadline == null ? ADD_WAIT
+                : Duration.ofMillis(Math.max(0, deadline.timeRemaining(TimeUnit.MILLISECONDS)));
         run(response, () -> {
             if (request.getId().isEmpty()) {
                 throw Status.INVALID_ARGUMENT.withDescription("id: empty (expected: the new member's --node-id)")
                         .asRuntimeException();
             }
             try {
-                return member.addMember(request.getId(), request.getPeerAddress());
+                return member.addMember(request.getId(), request.getPeerAddress(), wait);
             } catch (IllegalArgumentException e) {
                 throw Status.INVALID_ARGUMENT.withDescription(e.getMessage()).asRuntimeException();
             }
