@@ -7,12 +7,20 @@ import dev.mapcast.cli.Main;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.proto.v1.ClusterMemberStatus;
 import dev.mapcast.proto.v1.ClusterStatusResponse;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.StatusRuntimeException;
+import io.grpc.health.v1.HealthCheckRequest;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.health.v1.HealthGrpc;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -21,11 +29,12 @@ import java.util.function.Predicate;
 import java.util.stream.Collectors;
 
 /**
- * A cluster of {@code mapcast serve} JVMs on loopback, started as the command is (the same main
- * class, flags and data directories), each killed with SIGKILL or stopped and started again as a
- * test asks. Ports are chosen free up front and kept across restarts, so clients keep one target
- * list. Logs go to {@code <dir>/<id>.log} (appended across restarts), which a failure message
- * quotes.
+ * A cluster of {@code mapcast serve} JVMs, started as the command is (the same main class, flags
+ * and data directories), each killed with SIGKILL, frozen with SIGSTOP, or stopped and started
+ * again as a test asks. Members run on loopback unless given a {@link Placement} (another host
+ * address, and a command prefix such as {@code ip netns exec NS}: see {@link NetworkNamespaces}).
+ * Ports are chosen free up front and kept across restarts, so clients keep one target list. Logs
+ * go to {@code <dir>/<id>.log} (appended across restarts), which a failure message quotes.
  */
 public final class ClusterProcesses implements AutoCloseable {
 
@@ -36,17 +45,31 @@ public final class ClusterProcesses implements AutoCloseable {
     private final List<String> extraArgs;
     private final Map<String, Member> members = new LinkedHashMap<>();
 
-    /** One member: its ports and data directory stay; its process comes and goes. */
+    /**
+     * Where a member runs: the host of its peer and client addresses, and the words put before its
+     * {@code java} command (empty: run as is).
+     */
+    public record Placement(String host, List<String> commandPrefix) {
+        public static final Placement LOOPBACK = new Placement("127.0.0.1", List.of());
+
+        public Placement {
+            commandPrefix = List.copyOf(commandPrefix);
+        }
+    }
+
+    /** One member: its placement, ports and data directory stay; its process comes and goes. */
     public static final class Member {
         public final String id;
+        public final Placement placement;
         public final int peerPort;
         public final int clientPort;
         public final Path dataDir;
         public final Path log;
         Process process;
 
-        Member(String id, int peerPort, int clientPort, Path dataDir, Path log) {
+        Member(String id, Placement placement, int peerPort, int clientPort, Path dataDir, Path log) {
             this.id = id;
+            this.placement = placement;
             this.peerPort = peerPort;
             this.clientPort = clientPort;
             this.dataDir = dataDir;
@@ -54,11 +77,11 @@ public final class ClusterProcesses implements AutoCloseable {
         }
 
         public String clientAddress() {
-            return "127.0.0.1:" + clientPort;
+            return placement.host() + ":" + clientPort;
         }
 
         public String peerAddress() {
-            return "127.0.0.1:" + peerPort;
+            return placement.host() + ":" + peerPort;
         }
 
         public boolean isAlive() {
@@ -70,24 +93,27 @@ public final class ClusterProcesses implements AutoCloseable {
         }
     }
 
-    private ClusterProcesses(Path dir, List<String> ids, List<String> extraArgs) throws IOException {
+    private ClusterProcesses(Path dir, List<Placement> placements, List<String> extraArgs) throws IOException {
         this.dir = Files.createDirectories(dir);
         this.extraArgs = extraArgs;
-        for (String id : ids) {
-            members.put(id, new Member(id, freePort(), freePort(), dir.resolve(id), dir.resolve(id + ".log")));
+        for (int i = 0; i < placements.size(); i++) {
+            String id = "m" + (i + 1);
+            members.put(id, new Member(id, placements.get(i), freePort(), freePort(), dir.resolve(id),
+                    dir.resolve(id + ".log")));
         }
     }
 
     /**
-     * Starts {@code size} members (ids m1, m2, ...) together with {@code extraArgs} added to every
-     * {@code serve}, and waits until they have elected a leader.
+     * Starts {@code size} members on loopback (ids m1, m2, ...) together with {@code extraArgs}
+     * added to every {@code serve}, and waits until they have elected a leader.
      */
     public static ClusterProcesses start(Path dir, int size, String... extraArgs) throws Exception {
-        List<String> ids = new ArrayList<>();
-        for (int i = 1; i <= size; i++) {
-            ids.add("m" + i);
-        }
-        ClusterProcesses c = new ClusterProcesses(dir, ids, List.of(extraArgs));
+        return start(dir, Collections.nCopies(size, Placement.LOOPBACK), extraArgs);
+    }
+
+    /** As {@link #start(Path, int, String...)}, member m<i>i</i> placed at {@code placements[i-1]}. */
+    public static ClusterProcesses start(Path dir, List<Placement> placements, String... extraArgs) throws Exception {
+        ClusterProcesses c = new ClusterProcesses(dir, placements, List.of(extraArgs));
         try {
             for (Member m : c.members.values()) {
                 c.launch(m, c.clusterList(), false);
@@ -128,8 +154,9 @@ public final class ClusterProcesses implements AutoCloseable {
 
     /** The command line of {@code mapcast serve} for {@code m}. */
     public List<String> serveCommand(Member m, String cluster, boolean join) {
-        List<String> cmd = mapcast("serve", "--node-id", m.id, "--cluster", cluster, "--listen", m.clientAddress(),
-                "--data-dir", m.dataDir.toString());
+        List<String> cmd = new ArrayList<>(m.placement.commandPrefix());
+        cmd.addAll(mapcast("serve", "--node-id", m.id, "--cluster", cluster, "--listen", m.clientAddress(),
+                "--data-dir", m.dataDir.toString()));
         if (join) {
             cmd.add("--join");
         }
@@ -214,6 +241,26 @@ public final class ClusterProcesses implements AutoCloseable {
         }
     }
 
+    /**
+     * SIGSTOP: the member is frozen, alive to the kernel (its sockets stay open, peers' packets are
+     * acknowledged by TCP and queue up) but answers nothing until {@link #resume}.
+     */
+    public void freeze(Member m) throws Exception {
+        signal(m, "STOP");
+    }
+
+    /** SIGCONT: a frozen member goes on where it was. */
+    public void resume(Member m) throws Exception {
+        signal(m, "CONT");
+    }
+
+    private static void signal(Member m, String signal) throws Exception {
+        Process kill = new ProcessBuilder("kill", "-" + signal, Long.toString(m.pid())).redirectErrorStream(true).start();
+        String out = new String(kill.getInputStream().readAllBytes());
+        assertTrue(kill.waitFor(30, TimeUnit.SECONDS) && kill.exitValue() == 0,
+                "kill -" + signal + " " + m.pid() + " (member " + m.id + "): " + out);
+    }
+
     /** Starts a stopped or killed member again on its data directory. */
     public void restart(Member m) throws Exception {
         launch(m, clusterList(), false);
@@ -222,7 +269,8 @@ public final class ClusterProcesses implements AutoCloseable {
 
     /** Adds a member (not started): it gets ports and a data directory. */
     public Member newMember(String id) throws IOException {
-        Member m = new Member(id, freePort(), freePort(), dir.resolve(id), dir.resolve(id + ".log"));
+        Member m = new Member(id, Placement.LOOPBACK, freePort(), freePort(), dir.resolve(id),
+                dir.resolve(id + ".log"));
         members.put(id, m);
         return m;
     }
@@ -239,13 +287,32 @@ public final class ClusterProcesses implements AutoCloseable {
         members.remove(m.id);
     }
 
-    /** The status as the given member answers it (null if it does not answer). */
+    /**
+     * The status as the given member answers it (null if it does not answer within 15 s: a member
+     * answers only after asking every peer, so one peer cut off makes it slow).
+     */
     public static ClusterStatusResponse status(Member m) {
-        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(5))
+        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(15))
                 .build()) {
             return c.clusterStatus();
         } catch (RuntimeException e) {
             return null;
+        }
+    }
+
+    /**
+     * What the member's gRPC health service says of the whole server (service ""), or null if it
+     * does not answer within 5 s.
+     */
+    public static ServingStatus health(Member m) {
+        ManagedChannel channel = ManagedChannelBuilder.forTarget(m.clientAddress()).usePlaintext().build();
+        try {
+            return HealthGrpc.newBlockingStub(channel).withDeadlineAfter(5, TimeUnit.SECONDS)
+                    .check(HealthCheckRequest.getDefaultInstance()).getStatus();
+        } catch (StatusRuntimeException e) {
+            return null;
+        } finally {
+            channel.shutdownNow();
         }
     }
 
@@ -257,15 +324,28 @@ public final class ClusterProcesses implements AutoCloseable {
         return awaitStatus(s -> true);
     }
 
+    /**
+     * Waits until every member of {@code among} (say the majority side of a partition) names the
+     * same leader, itself one of {@code among} and alive, and returns it.
+     */
+    public Member awaitLeader(Collection<Member> among) throws Exception {
+        return awaitStatus(among, s -> true);
+    }
+
     /** As {@link #awaitLeader}, once the agreed status also passes {@code condition}. */
     public Member awaitStatus(Predicate<ClusterStatusResponse> condition) throws Exception {
+        return awaitStatus(null, condition);
+    }
+
+    private Member awaitStatus(Collection<Member> among, Predicate<ClusterStatusResponse> condition) throws Exception {
         long deadline = System.nanoTime() + PATIENCE.toNanos();
         String last = "";
         while (System.nanoTime() < deadline) {
             String leader = null;
             boolean agreed = true;
             ClusterStatusResponse any = null;
-            for (Member m : alive()) {
+            List<Member> asked = among == null ? alive() : List.copyOf(among);
+            for (Member m : asked) {
                 ClusterStatusResponse s = status(m);
                 if (s == null || s.getLeader().isEmpty() || (leader != null && !leader.equals(s.getLeader()))) {
                     agreed = false;
@@ -276,7 +356,7 @@ public final class ClusterProcesses implements AutoCloseable {
                 any = s;
             }
             if (agreed && leader != null && members.containsKey(leader) && members.get(leader).isAlive()
-                    && condition.test(any)) {
+                    && asked.contains(members.get(leader)) && condition.test(any)) {
                 return members.get(leader);
             }
             Thread.sleep(100);

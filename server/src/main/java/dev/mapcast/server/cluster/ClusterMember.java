@@ -48,7 +48,6 @@ import org.apache.ratis.protocol.RaftGroupId;
 import org.apache.ratis.protocol.RaftPeer;
 import org.apache.ratis.protocol.RaftPeerId;
 import org.apache.ratis.protocol.exceptions.LeaderNotReadyException;
-import org.apache.ratis.protocol.exceptions.NotLeaderException;
 import org.apache.ratis.protocol.exceptions.ReconfigurationInProgressException;
 import org.apache.ratis.retry.RetryPolicies;
 import org.apache.ratis.retry.RetryPolicy;
@@ -136,7 +135,8 @@ public final class ClusterMember implements AutoCloseable {
             RaftGroup clientGroup = RaftGroup.valueOf(groupId, peers(config.members()));
             this.client = RaftClient.newBuilder().setProperties(clientProperties(config))
                     .setRaftGroup(clientGroup)
-                    .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(100,
+                    // Around an election: about RaftOrder.WAIT_SECONDS of tries (3 s each at most).
+                    .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(10,
                             TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
                     .build();
             this.order = new RaftOrder(this, limits);
@@ -247,7 +247,18 @@ public final class ClusterMember implements AutoCloseable {
         return null;
     }
 
-    /** Proposes a log entry: directly when this member leads, else through the client (to the leader). */
+    /**
+     * Proposes a log entry: directly when this member leads, else through the client (to the
+     * leader, retried there under the client's own call id, which Ratis's retry cache keeps from
+     * applying twice).
+     *
+     * <p>A direct proposal answered NotLeaderException is not sent again: Ratis answers so both a
+     * request it refused and every request it had appended when it stepped down (say, cut off from
+     * the majority). An appended entry may still be committed by the next leader, so sending it
+     * again (a new call id) could apply it twice, and where no leader is reachable the client would
+     * retry it for minutes, to apply it long after the caller gave up. Its outcome is unknown, and
+     * the caller is told so. LeaderNotReadyException is a refusal before appending: sent again.
+     */
     CompletableFuture<RaftClientReply> propose(Message message) {
         DivisionInfo info = division().getInfo();
         if (info.isLeader() && info.isLeaderReady()) {
@@ -257,8 +268,8 @@ public final class ClusterMember implements AutoCloseable {
             try {
                 return server.submitClientRequestAsync(request).thenCompose(reply -> {
                     Throwable e = reply.getException();
-                    if (e instanceof NotLeaderException || e instanceof LeaderNotReadyException) {
-                        return client.async().send(message);  // lost the lead meanwhile: not appended here
+                    if (e instanceof LeaderNotReadyException) {
+                        return client.async().send(message);  // refused before it was appended
                     }
                     return CompletableFuture.completedFuture(reply);
                 });

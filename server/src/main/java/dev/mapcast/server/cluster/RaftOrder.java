@@ -205,7 +205,8 @@ public final class RaftOrder implements ChangeOrder {
         LogEntry.Builder entry = LogEntry.newBuilder();
         batch.forEach(p -> entry.addChanges(p.change()));
         Message message = Message.valueOf(UnsafeByteOperations.unsafeWrap(entry.build().toByteArray()));
-        member.propose(message).whenComplete((reply, error) -> {
+        // Bounded: a member cut off from the leader it still believes in would retry for minutes.
+        member.propose(message).orTimeout(WAIT_SECONDS, TimeUnit.SECONDS).whenComplete((reply, error) -> {
             try {
                 answer(batch, reply, error);
             } finally {
@@ -219,8 +220,10 @@ public final class RaftOrder implements ChangeOrder {
         Applied applied = null;
         if (error != null || !reply.isSuccess()) {
             Throwable why = error != null ? error : reply.getException();
-            failure = Status.UNAVAILABLE.withDescription("the cluster did not answer the write ("
-                    + ClusterMember.describe(why) + "); it may or may not have been applied").asRuntimeException();
+            String reason = why instanceof TimeoutException ? "no answer within " + WAIT_SECONDS + " s"
+                    : ClusterMember.describe(why);
+            failure = Status.UNAVAILABLE.withDescription("the cluster did not answer the write (" + reason
+                    + "); it may or may not have been applied").asRuntimeException();
         } else {
             try {
                 applied = Applied.parseFrom(reply.getMessage().getContent().asReadOnlyByteBuffer());
