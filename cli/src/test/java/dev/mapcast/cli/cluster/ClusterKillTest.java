@@ -142,6 +142,8 @@ class ClusterKillTest {
         final List<Writer> writers = new ArrayList<>();
         final Map<String, KeyLog> keys = new TreeMap<>();
         final AtomicLong acks = new AtomicLong();
+        /** Unknown outcomes whose description is the server's refusal before proposing: reported, not asserted. */
+        final AtomicLong refusedAsUnknown = new AtomicLong();
         final List<String> unexpected = new CopyOnWriteArrayList<>();
         /** Writes invoked after this (nanoTime) count for {@link #firstAckAfterKill}. */
         volatile long killAt = Long.MAX_VALUE;
@@ -274,8 +276,14 @@ class ClusterKillTest {
                         return k.notApplied.size();
                     }
                 }).sum();
+                // Each applied write adds one revision: an acknowledged one once, an unknown one at most once.
+                long acknowledged = acks.get();
+                assertTrue(revision >= acknowledged && revision <= acknowledged + unknown, when + ": revision "
+                        + revision + " for " + acknowledged + " acknowledged writes and " + unknown + " unknown ones"
+                        + " (a write applied twice, or one lost)");
                 return "revision " + revision + " on every member, " + acks.get() + " writes acknowledged, "
-                        + unknown + " unknown, " + notApplied + " refused as not applied";
+                        + unknown + " unknown (of which " + refusedAsUnknown.get() + " said by the server not applied), "
+                        + notApplied + " refused as not applied";
             } finally {
                 resume();
             }
@@ -404,6 +412,10 @@ class ClusterKillTest {
                             WriteFailure failure = WriteFailure.of(e);
                             synchronized (log) {
                                 (failure == WriteFailure.NOT_APPLIED ? log.notApplied : log.unknown).add(t);
+                            }
+                            if (failure == WriteFailure.UNKNOWN && String.valueOf(e.getMessage())
+                                    .contains("nothing was written")) {
+                                refusedAsUnknown.incrementAndGet();  // a figure: the server's text said not applied
                             }
                             if (failure == WriteFailure.UNEXPECTED || failure == WriteFailure.CONDITION_FAILED) {
                                 unexpected.add(getName() + ": token " + t + " to " + log.key + ": " + e.getMessage());
