@@ -3,6 +3,7 @@ package dev.mapcast.server.rpc;
 import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.WireFormat;
+import dev.mapcast.codec.ProtocolHeaders;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WriteRequest;
@@ -129,7 +130,8 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
         if (failure == null) {
             result.setRevision(revision).setIncarnation(incarnation);
         } else {
-            result.setCode(failure.getCode().value());
+            result.setCode(failure.getCode().value())
+                    .setNotApplied(ProtocolHeaders.notApplied(exception.getTrailers()));
             if (failure.getDescription() != null) {
                 result.setMessage(failure.getDescription());
             }
