@@ -80,11 +80,13 @@ class ClusterKillTest {
                     long resumed = load.awaitAckAfterKill();
                     long failover = TimeUnit.NANOSECONDS.toMillis(resumed - killed);
                     failoverMillis.add(failover);
+                    long restarting = System.nanoTime();
                     cluster.restart(leader);
                     long checked = System.nanoTime();
                     String figures = load.checkEveryMember(cluster, "after kill " + round);
                     System.out.printf("round %d: killed leader %s, new leader %s, first write sent after the kill"
-                            + " acknowledged %d ms after it; check %d ms (%s)%n", round, leader.id, next.id, failover,
+                            + " acknowledged %d ms after it; restart %d ms, check %d ms (%s)%n", round, leader.id,
+                            next.id, failover, TimeUnit.NANOSECONDS.toMillis(checked - restarting),
                             TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - checked), figures);
                 }
                 String figures = load.checkEveryMember(cluster, "at the end");
