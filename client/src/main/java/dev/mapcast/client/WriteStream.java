@@ -1,6 +1,7 @@
 package dev.mapcast.client;
 
 import com.google.common.util.concurrent.MoreExecutors;
+import dev.mapcast.codec.ProtocolHeaders;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WriteRequest;
@@ -9,6 +10,7 @@ import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.Metadata;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -32,7 +34,9 @@ import java.util.function.Function;
  * <p>Members: the stream goes to the client's current member. A stream that ends UNAVAILABLE
  * moves the current member on; its unanswered writes are sent again on a stream to the next member
  * only when they certainly did not apply ({@link Failover#mayRetry}), at most once per member and
- * within their deadline. A write sent when the current member is no longer the stream's opens a
+ * within their deadline. A write the member answers UNAVAILABLE with {@code not_applied} (it refused
+ * it before proposing it) moves the current member on too, and is sent again to the next member
+ * by the same rule. A write sent when the current member is no longer the stream's opens a
  * stream to it; the old one is half-closed and answers what it holds.
  *
  * <p>A stream with no write in flight for the idle timeout is half-closed (the server ends it with
@@ -198,6 +202,13 @@ final class WriteStream {
         }
     }
 
+    /** What a write refused as not applied fails with: its status with the trailer a Write call would carry. */
+    private static StatusRuntimeException notAppliedCause(Status status) {
+        Metadata trailers = new Metadata();
+        trailers.put(ProtocolHeaders.NOT_APPLIED, ProtocolHeaders.TRUE);
+        return status.asRuntimeException(trailers);
+    }
+
     /** One WriteStream call and the writes sent on it, by id; results complete them on the network thread. */
     private final class Stream extends ClientCall.Listener<WriteResult> {
         final int member;
@@ -233,13 +244,13 @@ final class WriteStream {
             status = result.getMessage().isEmpty() ? status : status.withDescription(result.getMessage());
             if (status.getCode() == Status.Code.UNAVAILABLE) {
                 members.failed(member);
-                if (result.getNotApplied() && p.tries < members.size() && System.nanoTime() < p.deadlineAt) {
-                    send(p);  // refused before it was proposed: safe on the next member
-                } else if (result.getNotApplied()) {
-                    p.result.completeExceptionally(MapcastException.of(status, null));
-                } else {
+                if (!result.getNotApplied()) {
                     p.result.completeExceptionally(MapcastException.outcomeUnknown(status, members.target(member),
                             null));
+                } else if (p.tries < members.size() && System.nanoTime() < p.deadlineAt) {
+                    send(p);  // refused before it was proposed: the next member
+                } else {
+                    p.result.completeExceptionally(MapcastException.of(status, notAppliedCause(status)));
                 }
             } else {
                 p.result.completeExceptionally(MapcastException.of(status, null));

@@ -169,17 +169,46 @@ class FailoverTest {
         assertEquals(0, direct.listMaps().get(0).getCompactRevision(), "not sent again: not compacted");
     }
 
+    @Test
+    void writeStreamResultRefusedAsNotAppliedIsRetriedOnTheNextMember() throws Exception {
+        RefusingMember refusing = new RefusingMember(true, true);
+        MapcastClient cluster = client(address(refusing.start()) + "," + address(server.port()));
+
+        assertEquals(1, cluster.put("config", "a", "1"), "sent again to the next member");
+        assertEquals(1, refusing.calls.get(), "refused once");
+        assertEquals(1, direct.get("config", "a").revision(), "applied exactly once");
+    }
+
+    @Test
+    void writeStreamResultUnavailableWithoutNotAppliedIsNotRetried() throws Exception {
+        RefusingMember refusing = new RefusingMember(false, true);
+        MapcastClient cluster = client(address(refusing.start()) + "," + address(server.port()));
+
+        MapcastException e = assertThrows(MapcastException.class, () -> cluster.put("config", "a", "1"));
+        assertEquals(Status.Code.UNAVAILABLE, e.code());
+        assertTrue(e.getMessage().contains("outcome is unknown"), e.getMessage());
+        assertEquals(Status.Code.NOT_FOUND,
+                assertThrows(MapcastException.class, () -> direct.get("config", "a")).code(), "not sent again");
+    }
+
     /**
      * A member that refuses every write with UNAVAILABLE once it has received it, with or without
-     * the not-applied trailer, and counts them.
+     * the not-applied trailer, and counts them. A WriteStream write is refused by ending the stream,
+     * or, as a cluster member does, by its result ({@code WriteResult.not_applied}).
      */
     private final class RefusingMember extends MapcastGrpc.MapcastImplBase {
         final AtomicInteger calls = new AtomicInteger();
         private final boolean notApplied;
+        private final boolean byResult;
         private Server grpc;
 
         RefusingMember(boolean notApplied) {
+            this(notApplied, false);
+        }
+
+        RefusingMember(boolean notApplied, boolean byResult) {
             this.notApplied = notApplied;
+            this.byResult = byResult;
         }
 
         int start() throws IOException {
@@ -217,7 +246,14 @@ class FailoverTest {
             return new StreamObserver<>() {
                 @Override
                 public void onNext(StreamedWrite write) {
-                    refuse(responses);
+                    if (!byResult) {
+                        refuse(responses);
+                        return;
+                    }
+                    calls.incrementAndGet();
+                    responses.onNext(WriteResult.newBuilder().setId(write.getId())
+                            .setCode(Status.Code.UNAVAILABLE.value()).setMessage("no leader")
+                            .setNotApplied(notApplied).build());
                 }
 
                 @Override

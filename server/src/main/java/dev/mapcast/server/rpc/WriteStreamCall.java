@@ -130,10 +130,8 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
         if (failure == null) {
             result.setRevision(revision).setIncarnation(incarnation);
         } else {
-            result.setCode(failure.getCode().value());
-            if (ProtocolHeaders.notApplied(exception.getTrailers())) {
-                result.setNotApplied(true);
-            }
+            result.setCode(failure.getCode().value())
+                    .setNotApplied(ProtocolHeaders.notApplied(exception.getTrailers()));
             if (failure.getDescription() != null) {
                 result.setMessage(failure.getDescription());
             }
