@@ -172,7 +172,8 @@ public final class ClusterProcesses implements AutoCloseable {
             cmd.add("--sun-misc-unsafe-memory-access=allow");
             cmd.add("--enable-native-access=ALL-UNNAMED");
         }
-        cmd.addAll(List.of("-Xmx512m", "-XX:+UseSerialGC", "-cp", System.getProperty("java.class.path"),
+        // C1 only: members (and CLI runs) start in a fraction of the CPU on a busy 2-core machine.
+        cmd.addAll(List.of("-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", System.getProperty("java.class.path"),
                 Main.class.getName()));
         cmd.addAll(List.of(args));
         return cmd;

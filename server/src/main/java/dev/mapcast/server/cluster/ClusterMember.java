@@ -98,6 +98,15 @@ public final class ClusterMember implements AutoCloseable {
     private final ClientId directClientId = ClientId.randomId();
     private final AtomicLong directCallId = new AtomicLong();
     private final RaftOrder order;
+    /** Whether it started from its own Raft log (a restart) rather than as a new member. */
+    private final boolean recovered;
+    /** Runs forwarded proposals (at most RaftOrder.MAX_IN_FLIGHT at once, and the membership changes). */
+    private final java.util.concurrent.ExecutorService forwarding = java.util.concurrent.Executors.newCachedThreadPool(
+            r -> {
+                Thread t = new Thread(r, "mapcast-cluster-forward");
+                t.setDaemon(true);
+                return t;
+            });
     private final MemberFile memberFile;
 
     private ClusterMember(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps, Limits limits,
@@ -119,6 +128,7 @@ public final class ClusterMember implements AutoCloseable {
             this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config)));
             Path raftDir = this.dataDir.resolve(RAFT_DIR);
             boolean existing = Files.isDirectory(raftDir.resolve(groupId.getUuid().toString()));
+            this.recovered = existing;
             RaftGroup group = config.join() && !existing ? RaftGroup.valueOf(groupId) : RaftGroup.valueOf(groupId, peers(config.members()));
             RaftProperties properties = properties(config, raftDir);
             this.stateMachine = new MapStateMachine(maps, limits, chunkBytes, background, clientAddress,
@@ -193,7 +203,9 @@ public final class ClusterMember implements AutoCloseable {
             Limits limits, int chunkBytes, Executor background) throws IOException {
         ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background);
         try {
-            member.checkPeersAgree();
+            if (!member.recovered) {  // a restarted member's group is the one in its data directory
+                member.checkPeersAgree();
+            }
         } catch (IOException | RuntimeException e) {
             member.close();
             throw e;
@@ -269,15 +281,36 @@ public final class ClusterMember implements AutoCloseable {
                 return server.submitClientRequestAsync(request).thenCompose(reply -> {
                     Throwable e = reply.getException();
                     if (e instanceof LeaderNotReadyException) {
-                        return client.async().send(message);  // refused before it was appended
+                        return forward(message);  // refused before it was appended
                     }
                     return CompletableFuture.completedFuture(reply);
                 });
             } catch (IOException e) {
-                return client.async().send(message);
+                return forward(message);
             }
         }
-        return client.async().send(message);
+        return forward(message);
+    }
+
+    /**
+     * Sends an entry to the leader through the client, each on its own blocking call: the client's
+     * async API orders its requests in one sliding window, where one request stuck on a dead leader
+     * held up (and then failed) every later one, for up to 14 s after a leader died.
+     */
+    private CompletableFuture<RaftClientReply> forward(Message message) {
+        CompletableFuture<RaftClientReply> reply = new CompletableFuture<>();
+        try {
+            forwarding.execute(() -> {
+                try {
+                    reply.complete(client.io().send(message));
+                } catch (IOException | RuntimeException e) {
+                    reply.completeExceptionally(e);
+                }
+            });
+        } catch (java.util.concurrent.RejectedExecutionException closing) {
+            reply.completeExceptionally(new IOException("cluster member " + config.nodeId() + " is closing"));
+        }
+        return reply;
     }
 
     /** Completes once this member has applied everything committed before the call (ReadIndex). */
@@ -569,6 +602,7 @@ public final class ClusterMember implements AutoCloseable {
 
     @Override
     public void close() {
+        forwarding.shutdownNow();
         try {
             client.close();
         } catch (IOException e) {

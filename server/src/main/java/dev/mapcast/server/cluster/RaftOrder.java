@@ -64,6 +64,8 @@ public final class RaftOrder implements ChangeOrder {
     static final int MAX_BYTES = 4 << 20;
     /** How long a blocking change (compact, restore, delete) or a read barrier waits for its answer. */
     static final long WAIT_SECONDS = 30;
+    /** How long a linearizable read waits for a leader to be known (an election) before failing. */
+    static final long READ_LEADER_WAIT_MILLIS = 5_000;
 
     private final ClusterMember member;
     private final Limits limits;
@@ -128,15 +130,33 @@ public final class RaftOrder implements ChangeOrder {
         return new MapRegistry.Version(o.getRevision(), o.getIncarnation());
     }
 
+    /**
+     * A ReadIndex round through this member. While no leader is known (an election under way) it
+     * asks again, for up to {@link #READ_LEADER_WAIT_MILLIS}: a read then waits for the election
+     * rather than failing, as a write forwarded by the client would.
+     */
     @Override
     public void awaitReadable() {
         Message barrier = Message.valueOf(UnsafeByteOperations.unsafeWrap(
                 Query.newBuilder().setBarrier(ReadBarrier.getDefaultInstance()).build().toByteArray()));
-        RaftClientReply reply = get(member.readIndex(barrier), "a linearizable read");
-        if (!reply.isSuccess()) {
-            throw Status.UNAVAILABLE.withDescription("this member cannot confirm it is up to date with the cluster ("
-                    + ClusterMember.describe(reply.getException()) + "); retry, or ask for a local read")
-                    .asRuntimeException();
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(READ_LEADER_WAIT_MILLIS);
+        while (true) {
+            RaftClientReply reply = get(member.readIndex(barrier), "a linearizable read");
+            if (reply.isSuccess()) {
+                return;
+            }
+            if (System.nanoTime() > deadline || member.whyNotServing() == null && !(reply.getException()
+                    instanceof org.apache.ratis.protocol.exceptions.ReadIndexException)) {
+                throw Status.UNAVAILABLE.withDescription("this member cannot confirm it is up to date with the"
+                        + " cluster (" + ClusterMember.describe(reply.getException()) + "); retry, or ask for a local"
+                        + " read").asRuntimeException();
+            }
+            try {
+                Thread.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+            }
         }
     }
 
