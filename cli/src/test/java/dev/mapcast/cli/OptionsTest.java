@@ -24,7 +24,7 @@ class OptionsTest {
     void serveDefaultsAreTheServersDefaults() throws ReflectiveOperationException {
         ServeCommand serve = new ServeCommand();
         new CommandLine(serve).parseArgs();
-        Class<?> limitsClass = Class.forName("dev.mapcast.server.Limits");
+        Class<?> limitsClass = Class.forName("dev.mapcast.server.map.Limits");
         Field defaultsField = limitsClass.getDeclaredField("DEFAULTS");
         defaultsField.setAccessible(true);
         Object defaults = defaultsField.get(null);
