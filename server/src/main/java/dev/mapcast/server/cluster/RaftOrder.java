@@ -222,6 +222,16 @@ public final class RaftOrder implements ChangeOrder {
                 return;
             }
         }
+        // Checked again: changes queued while this member could propose may go out after it lost
+        // its leader (say, it led and stepped down, cut off from the majority). Never proposed, they
+        // are refused as not applied, at once, rather than sent to wait for a leader.
+        String refusal = member.whyNotServing();
+        if (refusal != null) {
+            StatusRuntimeException refused = notApplied(refusal);
+            batch.forEach(p -> p.failure().accept(refused));
+            sendNext();
+            return;
+        }
         LogEntry.Builder entry = LogEntry.newBuilder();
         batch.forEach(p -> entry.addChanges(p.change()));
         Message message = Message.valueOf(UnsafeByteOperations.unsafeWrap(entry.build().toByteArray()));
