@@ -43,6 +43,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import java.util.function.LongConsumer;
+import java.util.function.LongSupplier;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -64,7 +65,8 @@ import java.util.stream.Stream;
  * <ul>
  *   <li>{@code throughput}: 16 writes in flight to the leader (each answer sends the next), writes
  *       per second over {@code seconds} after {@code warmup}; mapcast also through the SDK's
- *       WriteStream ({@code MapcastClient.write(...).commitAsync()}, 16 in flight).</li>
+ *       WriteStream ({@code MapcastClient.write(...).commitAsync()}, 16 in flight; {@code stream=false}
+ *       skips it). The members' CPU over the measured seconds, per write, is printed too.</li>
  *   <li>{@code latency}: an open-loop writer to the leader at {@code rate} writes/s, one watcher on
  *       a follower (mapcast: a {@code Watch} stream; etcd: a prefix watch); latency from when a
  *       write was due until the watcher received it (the value carries the write's number).</li>
@@ -157,21 +159,21 @@ public final class ClusterWriteBenchmark {
                     m.start();
                     int leader = m.leader();
                     String load = loadAverage();
-                    long cpu0 = m.cpuNanos();
-                    Rate unary = closedLoop(inFlight, warmup, seconds, (key, value, done) -> m.put(leader, key, value, done));
-                    long cpu = m.cpuNanos() - cpu0;
+                    Rate unary = closedLoop(inFlight, warmup, seconds, m::cpuNanos,
+                            (key, value, done) -> m.put(leader, key, value, done));
                     record(results, system + " unary", unary.perSecond);
-                    System.out.printf(Locale.ROOT, "round %d %-8s unary : %,8.0f writes/s, %d failed, server CPU %.3f ms a"
-                            + " write (whole run), load %s -> %s%n", r + 1, system, unary.perSecond, unary.failed,
-                            cpu / 1e6 / Math.max(1, unary.total), load, loadAverage());
-                    if (m instanceof MapcastMembers mm) {
+                    System.out.printf(Locale.ROOT, "round %d %-8s unary : %,8.0f writes/s, %d failed, servers' CPU %.3f ms a"
+                            + " write, load %s -> %s%n", r + 1, system, unary.perSecond, unary.failed,
+                            unary.cpuNanos / 1e6 / Math.max(1, unary.total), load, loadAverage());
+                    if (m instanceof MapcastMembers mm && !options.getOrDefault("stream", "true").equals("false")) {
                         load = loadAverage();
                         try (MapcastClient sdk = MapcastClient.builder().target(mm.clientAddress(leader)).build()) {
-                            Rate stream = closedLoop(inFlight, warmup, seconds, (key, value, done) -> sdk.write(MAP)
+                            Rate stream = closedLoop(inFlight, warmup, seconds, m::cpuNanos, (key, value, done) -> sdk.write(MAP)
                                     .put(key, value).commitAsync().whenComplete((rev, e) -> done.done(e)));
                             record(results, system + " stream", stream.perSecond);
-                            System.out.printf(Locale.ROOT, "round %d %-8s stream: %,8.0f writes/s, %d failed, load %s -> %s%n",
-                                    r + 1, system, stream.perSecond, stream.failed, load, loadAverage());
+                            System.out.printf(Locale.ROOT, "round %d %-8s stream: %,8.0f writes/s, %d failed, servers' CPU %.3f"
+                                    + " ms a write, load %s -> %s%n", r + 1, system, stream.perSecond, stream.failed,
+                                    stream.cpuNanos / 1e6 / Math.max(1, stream.total), load, loadAverage());
                         }
                     }
                 }
@@ -188,11 +190,13 @@ public final class ClusterWriteBenchmark {
         void write(String key, byte[] value, Done done);
     }
 
-    record Rate(double perSecond, long total, long failed) {
+    /** Writes per second and in all over the measured seconds, writes failed, the servers' CPU over the measured seconds. */
+    record Rate(double perSecond, long total, long failed, long cpuNanos) {
     }
 
     /** {@code inFlight} writes always outstanding; writes/s counted over {@code seconds} after {@code warmup}. */
-    private static Rate closedLoop(int inFlight, int warmup, int seconds, AsyncWrite writer) throws InterruptedException {
+    private static Rate closedLoop(int inFlight, int warmup, int seconds, LongSupplier cpuNanos, AsyncWrite writer)
+            throws InterruptedException {
         AtomicLong acked = new AtomicLong();
         AtomicLong failed = new AtomicLong();
         AtomicBoolean stop = new AtomicBoolean();
@@ -218,17 +222,19 @@ public final class ClusterWriteBenchmark {
             }.send();
         }
         Thread.sleep(warmup * 1000L);
+        long cpu0 = cpuNanos.getAsLong();
         long a0 = acked.get();
         long t0 = System.nanoTime();
         Thread.sleep(seconds * 1000L);
         long a1 = acked.get();
         long t1 = System.nanoTime();
+        long cpu = cpuNanos.getAsLong() - cpu0;
         stop.set(true);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
         while (outstanding.get() > 0 && System.nanoTime() < deadline) {
             Thread.sleep(10);
         }
-        return new Rate((a1 - a0) / ((t1 - t0) / 1e9), a1 - a0, failed.get());
+        return new Rate((a1 - a0) / ((t1 - t0) / 1e9), a1 - a0, failed.get(), cpu);
     }
 
     // ---------------------------------------------------------------- latency
