@@ -163,7 +163,7 @@ final class EtcdServer implements AutoCloseable {
     }
 
     /** {@code count} distinct loopback ports free at the time of the call (all held open at once, then released). */
-    private static int[] freePorts(int count) throws IOException {
+    static int[] freePorts(int count) throws IOException {
         ServerSocket[] sockets = new ServerSocket[count];
         try {
             int[] ports = new int[count];
