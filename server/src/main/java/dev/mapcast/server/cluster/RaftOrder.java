@@ -59,7 +59,11 @@ import org.apache.ratis.thirdparty.com.google.protobuf.UnsafeByteOperations;
  */
 public final class RaftOrder implements ChangeOrder {
 
-    static final int MAX_IN_FLIGHT = 2;
+    /**
+     * One entry in flight: measured faster than 2 or 4 with 16 writers on three members (more entries
+     * in flight, smaller entries, and more CPU a write: BENCHMARKS.md, "RaftOrder's lever").
+     */
+    static final int MAX_IN_FLIGHT = 1;
     static final int MAX_CHANGES = 512;
     static final int MAX_BYTES = 4 << 20;
     /** How long a blocking change (compact, restore, delete) or a read barrier waits for its answer. */
