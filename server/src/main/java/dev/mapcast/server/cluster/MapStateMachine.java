@@ -306,7 +306,7 @@ final class MapStateMachine extends BaseStateMachine {
         Path sm = storage.dir();
         String name = SNAPSHOT + at.getTerm() + "-" + at.getIndex();
         Path writing = sm.resolve(WRITING + name);
-        deleteTree(writing);
+        MapStore.deleteTree(writing);
         Files.createDirectories(writing);
         List<HostedMap> all = maps.all();
         for (HostedMap map : all) {
@@ -323,17 +323,6 @@ final class MapStateMachine extends BaseStateMachine {
         storage.keepNewest(2);
         log.info("snapshot {} written: {} maps", name, all.size());
         return at.getIndex();
-    }
-
-    static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) {
-            return;
-        }
-        try (Stream<Path> walk = Files.walk(dir)) {
-            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
-                Files.delete(p);
-            }
-        }
     }
 
     /** The snapshot directories in Ratis's state machine directory. */
@@ -359,33 +348,42 @@ final class MapStateMachine extends BaseStateMachine {
         /** The newest complete snapshot, or null; removes what a crash left half-written. */
         FileListSnapshotInfo scan() throws IOException {
             Path best = null;
-            long bestIndex = -1;
-            long bestTerm = 0;
+            TermIndex bestAt = null;
+            for (Path p : snapshots()) {
+                TermIndex at = termIndexOf(p);
+                if (bestAt == null || at.getIndex() > bestAt.getIndex()) {
+                    best = p;
+                    bestAt = at;
+                }
+            }
+            latest = best == null ? null : info(best, bestAt);
+            return latest;
+        }
+
+        /** The complete snapshot directories; removes what a crash left half-written. */
+        private List<Path> snapshots() throws IOException {
+            List<Path> out = new ArrayList<>();
             try (Stream<Path> list = Files.list(dir())) {
                 for (Path p : list.toList()) {
                     String f = p.getFileName().toString();
                     if (f.startsWith(WRITING)) {
-                        deleteTree(p);
-                        continue;
-                    }
-                    if (!f.startsWith(SNAPSHOT) || !Files.isDirectory(p)) {
-                        continue;
-                    }
-                    String[] parts = f.substring(SNAPSHOT.length()).split("-");
-                    if (parts.length != 2) {
-                        continue;
-                    }
-                    long term = Long.parseLong(parts[0]);
-                    long index = Long.parseLong(parts[1]);
-                    if (index > bestIndex) {
-                        best = p;
-                        bestIndex = index;
-                        bestTerm = term;
+                        MapStore.deleteTree(p);
+                    } else if (f.startsWith(SNAPSHOT) && Files.isDirectory(p) && termIndexOf(p) != null) {
+                        out.add(p);
                     }
                 }
             }
-            latest = best == null ? null : info(best, TermIndex.valueOf(bestTerm, bestIndex));
-            return latest;
+            return out;
+        }
+
+        /** {@code snapshot-<term>-<index>}'s term and index, or null for another name. */
+        private static TermIndex termIndexOf(Path dir) {
+            String[] parts = dir.getFileName().toString().substring(SNAPSHOT.length()).split("-");
+            try {
+                return parts.length == 2 ? TermIndex.valueOf(Long.parseLong(parts[0]), Long.parseLong(parts[1])) : null;
+            } catch (NumberFormatException e) {
+                return null;
+            }
         }
 
         FileListSnapshotInfo info(Path dir, TermIndex at) throws IOException {
@@ -401,15 +399,10 @@ final class MapStateMachine extends BaseStateMachine {
         }
 
         void keepNewest(int n) throws IOException {
-            List<Path> snapshots;
-            try (Stream<Path> list = Files.list(dir())) {
-                snapshots = list.filter(p -> p.getFileName().toString().startsWith(SNAPSHOT))
-                        .sorted(Comparator.comparingLong(p -> -Long.parseLong(
-                                p.getFileName().toString().substring(SNAPSHOT.length()).split("-")[1])))
-                        .toList();
-            }
+            List<Path> snapshots = new ArrayList<>(snapshots());
+            snapshots.sort(Comparator.comparingLong((Path p) -> termIndexOf(p).getIndex()).reversed());
             for (int i = n; i < snapshots.size(); i++) {
-                deleteTree(snapshots.get(i));
+                MapStore.deleteTree(snapshots.get(i));
             }
         }
 

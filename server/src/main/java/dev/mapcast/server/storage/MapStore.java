@@ -107,7 +107,7 @@ public final class MapStore implements AutoCloseable {
 
 
     /** Deletes a directory of files (a map directory, or one whose creation a crash interrupted). */
-    static void deleteTree(Path dir) throws IOException {
+    public static void deleteTree(Path dir) throws IOException {
         if (!Files.exists(dir)) {
             return;
         }
