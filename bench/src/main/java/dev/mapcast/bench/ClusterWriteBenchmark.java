@@ -3,6 +3,7 @@ package dev.mapcast.bench;
 import com.google.protobuf.ByteString;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.proto.v1.ClusterStatusRequest;
+import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.proto.v1.Delta;
 import dev.mapcast.proto.v1.MapcastClusterGrpc;
 import dev.mapcast.proto.v1.MapcastGrpc;
@@ -43,7 +44,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.Consumer;
 import java.util.function.LongConsumer;
-import java.util.function.LongSupplier;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -159,21 +159,21 @@ public final class ClusterWriteBenchmark {
                     m.start();
                     int leader = m.leader();
                     String load = loadAverage();
-                    Rate unary = closedLoop(inFlight, warmup, seconds, m::cpuNanos,
+                    Rate unary = closedLoop(inFlight, warmup, seconds, m,
                             (key, value, done) -> m.put(leader, key, value, done));
                     record(results, system + " unary", unary.perSecond);
                     System.out.printf(Locale.ROOT, "round %d %-8s unary : %,8.0f writes/s, %d failed, servers' CPU %.3f ms a"
-                            + " write, load %s -> %s%n", r + 1, system, unary.perSecond, unary.failed,
-                            unary.cpuNanos / 1e6 / Math.max(1, unary.total), load, loadAverage());
+                            + " write%s, load %s -> %s%n", r + 1, system, unary.perSecond, unary.failed,
+                            unary.cpuNanos / 1e6 / Math.max(1, unary.total), unary.perEntry(), load, loadAverage());
                     if (m instanceof MapcastMembers mm && !options.getOrDefault("stream", "true").equals("false")) {
                         load = loadAverage();
                         try (MapcastClient sdk = MapcastClient.builder().target(mm.clientAddress(leader)).build()) {
-                            Rate stream = closedLoop(inFlight, warmup, seconds, m::cpuNanos, (key, value, done) -> sdk.write(MAP)
+                            Rate stream = closedLoop(inFlight, warmup, seconds, m, (key, value, done) -> sdk.write(MAP)
                                     .put(key, value).commitAsync().whenComplete((rev, e) -> done.done(e)));
                             record(results, system + " stream", stream.perSecond);
                             System.out.printf(Locale.ROOT, "round %d %-8s stream: %,8.0f writes/s, %d failed, servers' CPU %.3f"
-                                    + " ms a write, load %s -> %s%n", r + 1, system, stream.perSecond, stream.failed,
-                                    stream.cpuNanos / 1e6 / Math.max(1, stream.total), load, loadAverage());
+                                    + " ms a write%s, load %s -> %s%n", r + 1, system, stream.perSecond, stream.failed,
+                                    stream.cpuNanos / 1e6 / Math.max(1, stream.total), stream.perEntry(), load, loadAverage());
                         }
                     }
                 }
@@ -190,12 +190,19 @@ public final class ClusterWriteBenchmark {
         void write(String key, byte[] value, Done done);
     }
 
-    /** Writes per second and in all over the measured seconds, writes failed, the servers' CPU over the measured seconds. */
-    record Rate(double perSecond, long total, long failed, long cpuNanos) {
+    /**
+     * Writes per second and in all over the measured seconds, writes failed, the servers' CPU and
+     * the log entries the leader committed (-1: not known) over the measured seconds.
+     */
+    record Rate(double perSecond, long total, long failed, long cpuNanos, long entries) {
+
+        String perEntry() {
+            return entries <= 0 ? "" : String.format(Locale.ROOT, ", %.1f writes a log entry", (double) total / entries);
+        }
     }
 
     /** {@code inFlight} writes always outstanding; writes/s counted over {@code seconds} after {@code warmup}. */
-    private static Rate closedLoop(int inFlight, int warmup, int seconds, LongSupplier cpuNanos, AsyncWrite writer)
+    private static Rate closedLoop(int inFlight, int warmup, int seconds, Members m, AsyncWrite writer)
             throws InterruptedException {
         AtomicLong acked = new AtomicLong();
         AtomicLong failed = new AtomicLong();
@@ -222,19 +229,21 @@ public final class ClusterWriteBenchmark {
             }.send();
         }
         Thread.sleep(warmup * 1000L);
-        long cpu0 = cpuNanos.getAsLong();
+        long cpu0 = m.cpuNanos();
+        long e0 = m.committedIndex();
         long a0 = acked.get();
         long t0 = System.nanoTime();
         Thread.sleep(seconds * 1000L);
         long a1 = acked.get();
         long t1 = System.nanoTime();
-        long cpu = cpuNanos.getAsLong() - cpu0;
+        long cpu = m.cpuNanos() - cpu0;
+        long e1 = m.committedIndex();
         stop.set(true);
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
         while (outstanding.get() > 0 && System.nanoTime() < deadline) {
             Thread.sleep(10);
         }
-        return new Rate((a1 - a0) / ((t1 - t0) / 1e9), a1 - a0, failed.get(), cpu);
+        return new Rate((a1 - a0) / ((t1 - t0) / 1e9), a1 - a0, failed.get(), cpu, e0 < 0 || e1 < 0 ? -1 : e1 - e0);
     }
 
     // ---------------------------------------------------------------- latency
@@ -672,6 +681,11 @@ public final class ClusterWriteBenchmark {
             return sum;
         }
 
+        /** The commit index of the group's log, as the leader says (-1: not a Raft group, or not known). */
+        long committedIndex() {
+            return -1;
+        }
+
         String tail(Member m) {
             try {
                 List<String> lines = Files.readAllLines(m.log());
@@ -766,6 +780,25 @@ public final class ClusterWriteBenchmark {
                 }
             }
             return -1;
+        }
+
+        @Override
+        long committedIndex() {
+            if (!cluster) {
+                return -1;
+            }
+            try {
+                int leader = leader();
+                ClusterStatusResponse status = MapcastClusterGrpc.newBlockingStub(channels.get(leader))
+                        .withDeadlineAfter(2, TimeUnit.SECONDS).status(ClusterStatusRequest.getDefaultInstance());
+                return status.getMembersList().stream().filter(s -> s.getId().equals(id(leader)))
+                        .mapToLong(s -> s.getCommitIndex()).findFirst().orElse(-1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return -1;
+            } catch (StatusRuntimeException e) {
+                return -1;
+            }
         }
 
         @Override
