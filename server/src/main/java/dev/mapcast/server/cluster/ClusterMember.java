@@ -85,6 +85,17 @@ public final class ClusterMember implements AutoCloseable {
     private static final SizeInBytes MAX_ENTRY = SizeInBytes.valueOf(MAX_ENTRY_BYTES);
     /** How long a joining member waits for a member of --cluster to tell it the group. */
     private static final Duration JOIN_WAIT = Duration.ofSeconds(60);
+    private static final String COMMON_POOL_PARALLELISM = "java.util.concurrent.ForkJoinPool.common.parallelism";
+
+    static {
+        // Ratis runs its steps through CompletableFuture's *Async methods on the common pool. With
+        // fewer than 2 threads there (the JDK's default on a 2-core machine) the JDK starts a new
+        // thread for every such step instead: 12% of a follower's CPU, measured (BENCHMARKS.md).
+        // Effective only if nothing used the pool before; the JVM option always is.
+        if (System.getProperty(COMMON_POOL_PARALLELISM) == null && Runtime.getRuntime().availableProcessors() <= 2) {
+            System.setProperty(COMMON_POOL_PARALLELISM, "2");
+        }
+    }
 
     private final ClusterConfig config;
     private final Path dataDir;
@@ -163,6 +174,11 @@ public final class ClusterMember implements AutoCloseable {
                         + config.peerAddress() + ": " + why, e);
             }
             started = true;
+            if (java.util.concurrent.ForkJoinPool.getCommonPoolParallelism() < 2) {
+                log.warn("the JVM's common pool has {} thread(s): Ratis will start a thread for each of its"
+                        + " asynchronous steps; start the JVM with -D{}=2", java.util.concurrent.ForkJoinPool
+                        .getCommonPoolParallelism(), COMMON_POOL_PARALLELISM);
+            }
             log.info("cluster member {} started on peer address {} (group {}, {}; members {})", config.nodeId(),
                     config.peerAddress(), groupId.getUuid(), existing ? "recovered from " + raftDir : "new",
                     ClusterConfig.format(config.members()));
