@@ -13,6 +13,7 @@ import dev.mapcast.proto.v1.ListMapsResponse;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WatchRequest;
+import dev.mapcast.proto.v1.WatchResponse;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import io.grpc.CallOptions;
@@ -126,8 +127,25 @@ class BadInputTest {
 
     @Test
     void compactBeyondTheRevisionIsRefused() {
+        WatchStream watch = WatchStream.start(channel, WatchRequest.newBuilder().setMap("config").setAfterRevision(1)
+                .build());
+        watch.await(WatchResponse::hasProgress);  // resumed: a compaction now would reach it
         refused(Status.Code.INVALID_ARGUMENT, "revision: 9",
                 () -> stub.compact(CompactRequest.newBuilder().setMap("config").setRevision(9).build()));
+        // uint64 revisions of 2^63 and more are beyond the revision too, not below it.
+        refused(Status.Code.INVALID_ARGUMENT,
+                "revision: 9223372036854775808 (expected: 0 or at most the revision of map \"config\", 1)",
+                () -> stub.compact(CompactRequest.newBuilder().setMap("config").setRevision(Long.MIN_VALUE).build()));
+        refused(Status.Code.INVALID_ARGUMENT,
+                "revision: 18446744073709551615 (expected: 0 or at most the revision of map \"config\", 1)",
+                () -> stub.compact(CompactRequest.newBuilder().setMap("config").setRevision(-1).build()));
+        refused(Status.Code.NOT_FOUND, "\"nope\"",
+                () -> stub.compact(CompactRequest.newBuilder().setMap("nope").setRevision(-1).build()));
+        // The watcher was told of no compaction: the next thing it gets is the next write.
+        write(w -> w.putPuts("b", bytes("2")));
+        watch.await(e -> e.hasDelta() && e.getDelta().getRevision() == 2);
+        assertTrue(watch.events.stream().noneMatch(WatchResponse::hasCompaction), () -> "saw " + watch.kinds());
+        watch.cancel();
     }
 
     @Test

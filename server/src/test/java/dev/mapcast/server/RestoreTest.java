@@ -37,8 +37,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The Restore RPC over real gRPC with a data directory: one new revision holding exactly the
  * snapshot's content, watchers moved to a Compaction event and a snapshot, durable across a
- * restart; every bad stream refused with INVALID_ARGUMENT (or FAILED_PRECONDITION for an order
- * mismatch) and the map left as it was.
+ * restart; every bad stream refused with INVALID_ARGUMENT (FAILED_PRECONDITION for an order
+ * mismatch, RESOURCE_EXHAUSTED for a count past the limit) and the map left as it was.
  */
 class RestoreTest {
 
@@ -221,6 +221,52 @@ class RestoreTest {
         assertEquals(1, info("target").getRevision());
         assertEquals(List.of("ordered", "source", "target"), stub.listMaps(ListMapsRequest.getDefaultInstance())
                 .getMapsList().stream().map(MapInfo::getName).toList(), "no map created by a refused restore");
+    }
+
+    @Test
+    void anUndefinedOrderOrACountPastTheLimitIsRefusedAndChangesNothing() {
+        for (int i = 0; i < 3; i++) {
+            put("source", "key-" + i, "value-" + i);
+        }
+        List<SnapshotChunk> good = snapshot("source");
+        put("target", "kept", "yes");
+        List<String> before = entries(snapshot("target"));
+        MapInfo targetBefore = info("target");
+
+        for (String map : List.of("target", "absent")) {
+            // An order the contract does not define, refused as a Write's is (not taken for HASH).
+            assertRefused(Status.Code.INVALID_ARGUMENT, "restore of map \"" + map + "\" refused, nothing changed:"
+                    + " chunk 1: order: 7 (expected: ITERATION_ORDER_UNSPECIFIED, _HASH or _INSERTION)",
+                    restore(map, good, c -> c.toBuilder().setOrderValue(7).build()));
+            // A count no map may hold (the default limit is 10,000,000), refused before anything is
+            // reserved for it; total_entries is a uint64.
+            assertRefused(Status.Code.RESOURCE_EXHAUSTED, "chunk 1: total_entries: 9223372036854775807 (expected:"
+                    + " at most 10000000, the limit of entries per map)",
+                    restore(map, good, c -> c.toBuilder().setTotalEntries(Long.MAX_VALUE).build()));
+            assertRefused(Status.Code.RESOURCE_EXHAUSTED, "chunk 1: total_entries: 18446744073709551615 (expected:"
+                    + " at most 10000000",
+                    restore(map, good, c -> c.toBuilder().setTotalEntries(-1).build()));
+        }
+
+        assertEquals(before, entries(snapshot("target")));
+        assertEquals(targetBefore, info("target"), "revision, size and bytes as before");
+        assertEquals(List.of("source", "target"), stub.listMaps(ListMapsRequest.getDefaultInstance())
+                .getMapsList().stream().map(MapInfo::getName).toList(), "no map created by a refused restore");
+    }
+
+    @Test
+    void aCountWithinTheLimitIsAHintTheReservationDoesNotFollowFar() {
+        put("source", "a", "x".repeat(200));
+        put("source", "b", "y".repeat(200));
+        List<SnapshotChunk> source = snapshot("source");
+        assertEquals(2, source.size(), "one entry a chunk");
+        // Chunk 1 claims the limit per map: sized for that, the map would reserve about 256 MiB of index.
+        RestoreResponse r = restore("copy", source,
+                c -> c == source.get(0) ? c.toBuilder().setTotalEntries(10_000_000).build() : c).join();
+        assertEquals(2, r.getEntries());
+        assertEquals(entries(source), entries(snapshot("copy")));
+        long reserved = info("copy").getReservedBytes();
+        assertTrue(reserved < 16 << 20, "the restored map reserves " + reserved + " bytes");
     }
 
     @Test

@@ -1,5 +1,10 @@
 package dev.mapcast.server.map;
 
+import static dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_HASH_VALUE;
+import static dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_INSERTION_VALUE;
+import static dev.mapcast.proto.v1.IterationOrder.ITERATION_ORDER_UNSPECIFIED_VALUE;
+
+import dev.mapcast.core.IterationOrder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Duration;
@@ -38,6 +43,20 @@ public record Limits(
 
     static StatusRuntimeException invalid(String description) {
         return Status.INVALID_ARGUMENT.withDescription(description).asRuntimeException();
+    }
+
+    /**
+     * The order an {@code IterationOrder} field's wire value asks for (UNSPECIFIED: the default,
+     * HASH). A value the contract does not define is refused, naming {@code field} and the value:
+     * protobuf keeps it as a number rather than refusing it.
+     */
+    public static IterationOrder iterationOrder(int value, String field) {
+        return switch (value) {
+            case ITERATION_ORDER_INSERTION_VALUE -> IterationOrder.INSERTION;
+            case ITERATION_ORDER_HASH_VALUE, ITERATION_ORDER_UNSPECIFIED_VALUE -> IterationOrder.HASH;
+            default -> throw invalid(field + ": " + value
+                    + " (expected: ITERATION_ORDER_UNSPECIFIED, _HASH or _INSERTION)");
+        };
     }
 
     /** Checks a map name: non-empty and at most {@link #maxMapNameBytes} UTF-8 bytes. */

@@ -40,12 +40,7 @@ public final class NormalisedWrite {
         this.map = request.getMap();
         this.request = request;
         limits.checkMapName(map);
-        this.order = switch (request.getOrder()) {
-            case ITERATION_ORDER_INSERTION -> IterationOrder.INSERTION;
-            case ITERATION_ORDER_HASH, ITERATION_ORDER_UNSPECIFIED -> IterationOrder.HASH;
-            default -> throw Limits.invalid("order: " + request.getOrderValue()
-                    + " (expected: ITERATION_ORDER_UNSPECIFIED, _HASH or _INSERTION)");
-        };
+        this.order = Limits.iterationOrder(request.getOrderValue(), "order");
         long bytes = 0;
         Set<String> deleted = new HashSet<>();
         this.deleteKeys = new ArrayList<>();

@@ -35,6 +35,12 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
 
     private static final Logger log = LoggerFactory.getLogger(RestoreReceiver.class);
     private static final long SLOT_WAIT_MILLIS = 1000;
+    /**
+     * The most entries a staged map is sized for up front (about 2 MiB of index): total_entries is
+     * a claim, not evidence, and a 60-byte chunk may claim the limit per map. Past it the map grows
+     * as entries arrive, one bounded table split at a time.
+     */
+    private static final long PRESIZE_ENTRIES = 1 << 16;
 
     private final MapRegistry maps;
     private final ChangeOrder order;
@@ -85,12 +91,12 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             try {
                 if (staged == null) {
                     MessageDecoder.ChunkFields first = MessageDecoder.peekSnapshotChunk(chunk);
-                    staged = HostedMap.entriesBuilder(limits)
-                            .order(first.order() == 2 ? IterationOrder.INSERTION : IterationOrder.HASH)
-                            .initialCapacity(Math.min(first.totalEntries(), limits.maxEntriesPerMap()))
-                            .build();
+                    IterationOrder stagedOrder = checkFields(first);
+                    staged = HostedMap.entriesBuilder(limits).order(stagedOrder)
+                            .initialCapacity(Math.min(first.totalEntries(), PRESIZE_ENTRIES)).build();
                 }
                 MessageDecoder.ChunkFields fields = MessageDecoder.applySnapshotChunk(chunk, staged);
+                checkFields(fields);
                 if (last != null && fields.revision() != last.revision()) {
                     throw invalid("chunk " + chunks + " is of revision " + fields.revision() + " (expected: "
                             + last.revision() + ", as chunk 1)");
@@ -131,7 +137,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             }
             if (staged.size() != last.totalEntries()) {
                 throw invalid("the chunks hold " + staged.size() + " entries; the last chunk says "
-                        + last.totalEntries());
+                        + Long.toUnsignedString(last.totalEntries()));
             }
             if (staged.digest() != last.digest()) {
                 throw invalid(String.format("the entries' digest is %016x; the last chunk says %016x",
@@ -170,9 +176,32 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
         }
     }
 
+    /**
+     * Checks the current chunk's order and total_entries (a uint64) against what the contract
+     * defines and the limit per map; returns the order.
+     */
+    private IterationOrder checkFields(MessageDecoder.ChunkFields fields) {
+        IterationOrder stagedOrder;
+        try {
+            stagedOrder = Limits.iterationOrder(fields.order(), "order");  // as a Write's order is checked
+        } catch (StatusRuntimeException e) {
+            throw invalid("chunk " + chunks + ": " + e.getStatus().getDescription());
+        }
+        if (Long.compareUnsigned(fields.totalEntries(), limits.maxEntriesPerMap()) > 0) {
+            throw refused(Status.RESOURCE_EXHAUSTED, "chunk " + chunks + ": total_entries: "
+                    + Long.toUnsignedString(fields.totalEntries()) + " (expected: at most "
+                    + limits.maxEntriesPerMap() + ", the limit of entries per map)");
+        }
+        return stagedOrder;
+    }
+
     private StatusRuntimeException invalid(String why) {
-        return Status.INVALID_ARGUMENT.withDescription("restore of map \"" + map + "\" refused, nothing changed: "
-                + why).asRuntimeException();
+        return refused(Status.INVALID_ARGUMENT, why);
+    }
+
+    private StatusRuntimeException refused(Status status, String why) {
+        return status.withDescription("restore of map \"" + map + "\" refused, nothing changed: " + why)
+                .asRuntimeException();
     }
 
     private void fail(StatusRuntimeException e) {
