@@ -2,6 +2,7 @@ package dev.mapcast.cli;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import picocli.CommandLine;
 
 /**
  * The exit codes of the {@code mapcast} command: what a shell script can rely on. They are listed
@@ -55,6 +56,9 @@ final class ExitCodes {
 
     /** The exit codes listed in the --help of {@code command}. */
     static Map<String, String> listFor(Object command) {
+        if (command instanceof CommandLine.HelpCommand || command instanceof VersionCommand) {
+            return helpList();
+        }
         if (command instanceof ServeCommand) {
             return serveList();
         }
@@ -70,6 +74,14 @@ final class ExitCodes {
             return snapshotList();
         }
         return clientList();
+    }
+
+    /** For help's and version's --help: nothing but a usage error can go wrong. */
+    static Map<String, String> helpList() {
+        Map<String, String> codes = new LinkedHashMap<>();
+        codes.put(" 0", "ok");
+        codes.put(" 2", "usage error (bad option or argument, help for an unknown command)");
+        return codes;
     }
 
     /** For snapshot save's --help: the client codes and a stream that fails verification. */

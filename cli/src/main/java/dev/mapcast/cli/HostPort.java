@@ -37,13 +37,18 @@ record HostPort(String host, int port) {
         return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
     }
 
-    /** For --listen: port 0 picks a free port. */
+    /** The host of {@code --listen :PORT}: every interface (as Go's and etcd's {@code :PORT}). */
+    static final String EVERY_INTERFACE = "0.0.0.0";
+
+    /** For --listen: port 0 picks a free port; {@code :PORT} (no host) listens on every interface. */
     static final class ListenConverter implements ITypeConverter<HostPort> {
         @Override
         public HostPort convert(String text) {
-            HostPort address = parseOrNull(text, 0);
+            HostPort address = text.startsWith(":") && text.indexOf(':', 1) < 0
+                    ? parseOrNull(EVERY_INTERFACE + text, 0) : parseOrNull(text, 0);
             if (address == null) {
-                throw new TypeConversionException("'" + text + "' (" + EXPECTED + "; port 0 to 65535)");
+                throw new TypeConversionException("'" + text + "' (" + EXPECTED + ", [::1]:50051 or :50051 for every "
+                        + "interface; port 0 to 65535)");
             }
             return address;
         }

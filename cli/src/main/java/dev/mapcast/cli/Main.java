@@ -28,8 +28,9 @@ import picocli.CommandLine.UnmatchedArgumentException;
             "Client commands talk to the server given by --server HOST:PORT, else by",
             "$MAPCAST_SERVER, else to 127.0.0.1:50051."},
         subcommands = {ServeCommand.class, PutCommand.class, GetCommand.class, DelCommand.class, LsCommand.class,
-            WatchCommand.class, CompactCommand.class, SnapshotCommand.class, MapCommand.class, DataCommand.class, ClusterCommand.class},
-        footer = {"", "Run 'mapcast COMMAND --help' for a command's options."})
+            WatchCommand.class, CompactCommand.class, SnapshotCommand.class, MapCommand.class, DataCommand.class, ClusterCommand.class,
+            VersionCommand.class, CommandLine.HelpCommand.class},
+        footer = {"", "Run 'mapcast COMMAND --help' (or 'mapcast help COMMAND') for a command's options."})
 public final class Main implements Callable<Integer> {
 
     @Spec

@@ -44,7 +44,8 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--listen", paramLabel = "HOST:PORT", defaultValue = "127.0.0.1:50051",
             converter = HostPort.ListenConverter.class,
-            description = "The address to listen on; 0.0.0.0 for every interface, port 0 for any free port "
+            description = "The address to listen on; 0.0.0.0 or :PORT for every interface, [::1]:PORT for an IPv6 "
+                    + "address, port 0 for any free port "
                     + "(default: ${DEFAULT-VALUE}).")
     HostPort listen;
 

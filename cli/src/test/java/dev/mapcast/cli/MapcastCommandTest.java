@@ -706,6 +706,67 @@ class MapcastCommandTest {
         assertTrue(version.exitCode() == 0 && version.stdout().startsWith("mapcast 0."), version::toString);
     }
 
+    /** Issue #26: a bad --listen names the forms it takes; an IPv6 address is written [::1]:PORT. */
+    @Test
+    void serveListenFormsAndIpv6InBrackets() {
+        Result bad = mapcast("serve", "--in-memory", "--listen", ":x");
+        assertEquals(2, bad.exitCode(), bad::toString);
+        assertEquals(List.of("mapcast: Invalid value for option '--listen': ':x' (expected: HOST:PORT, e.g. "
+                + "127.0.0.1:50051, [::1]:50051 or :50051 for every interface; port 0 to 65535)",
+                "Try 'mapcast serve --help' for more information."), bad.stderr().lines().toList(), bad::toString);
+        MapcastServer v6;
+        try {
+            v6 = MapcastServer.builder().host("::1").port(0).build().start();
+        } catch (RuntimeException noIpv6) {
+            org.junit.jupiter.api.Assumptions.abort("no IPv6 loopback here: " + noIpv6);
+            return;
+        }
+        try (v6) {
+            Result busy = mapcast("serve", "--in-memory", "--listen", "[::1]:" + v6.port());
+            assertEquals(1, busy.exitCode(), busy::toString);
+            List<String> lines = busy.stderr().lines().toList();
+            // After the address: Netty's reason, which depends on the transport (epoll or NIO).
+            assertTrue(lines.size() == 1 && lines.get(0).startsWith("mapcast: cannot listen on [::1]:" + v6.port() + ": ")
+                    && lines.get(0).endsWith("Address already in use"), busy::toString);
+        }
+    }
+
+    /** Issue #26: {@code help [COMMAND]} and {@code version} as commands, not "Did you mean: mapcast del?". */
+    @Test
+    void helpAndVersionAreCommandsToo() {
+        Result help = mapcast("help");
+        assertEquals(0, help.exitCode(), help::toString);
+        assertEquals("", help.stderr(), help::toString);
+        assertEquals(mapcast("--help").stdout(), help.stdout());
+        assertTrue(help.stdout().contains("\n  version   ") && help.stdout().contains("\n  help      ")
+                && help.stdout().contains("\nExit codes:\n"), help::toString);
+
+        Result helpPut = mapcast("help", "put");
+        assertEquals(0, helpPut.exitCode(), helpPut::toString);
+        assertEquals(mapcast("put", "--help").stdout(), helpPut.stdout());
+        assertTrue(helpPut.stdout().contains("4   server unreachable"), helpPut::toString);
+
+        Result version = mapcast("version");
+        assertEquals(0, version.exitCode(), version::toString);
+        assertEquals("", version.stderr(), version::toString);
+        assertEquals(mapcast("--version").stdout(), version.stdout());
+        List<String> lines = version.lines();
+        assertEquals(2, lines.size(), version::toString);
+        assertTrue(lines.get(0).matches("mapcast 0\\.\\S+") && lines.get(1).startsWith("JVM: "
+                + System.getProperty("java.version") + " ("), version::toString);
+
+        Result versionHelp = mapcast("version", "--help");
+        assertEquals(0, versionHelp.exitCode(), versionHelp::toString);
+        assertTrue(versionHelp.stdout().startsWith("Usage: mapcast version [-h]\n")
+                && versionHelp.stdout().contains("\nExit codes:\n   0   ok\n   2   usage error"), versionHelp::toString);
+
+        Result unknown = mapcast("help", "nosuch");
+        assertEquals(2, unknown.exitCode(), unknown::toString);
+        assertEquals("", unknown.stdout(), unknown::toString);
+        assertEquals(List.of("mapcast: Unknown subcommand 'nosuch'.", "Try 'mapcast --help' for more information."),
+                unknown.stderr().lines().toList(), unknown::toString);
+    }
+
     // ---- running the command ----
 
     private static Result mapcast(String... args) {

@@ -86,6 +86,24 @@ class OptionsTest {
         assertNull(HostPort.parseOrNull("host:0", 1), "a client needs a real port");
     }
 
+    /** Issue #26: --listen :PORT is every interface; --listen [::1]:PORT an IPv6 address, written back in brackets. */
+    @Test
+    void listenAddresses() {
+        HostPort.ListenConverter c = new HostPort.ListenConverter();
+        assertEquals(new HostPort("0.0.0.0", 50051), c.convert(":50051"));
+        assertEquals("0.0.0.0:0", c.convert(":0").toString());
+        assertEquals(new HostPort("::1", 50051), c.convert("[::1]:50051"));
+        assertEquals("[::1]:50051", c.convert("[::1]:50051").toString());
+        assertEquals("[::]:7", c.convert("[::]:7").toString());
+        assertEquals(new HostPort("127.0.0.1", 0), c.convert("127.0.0.1:0"));
+        for (String bad : new String[] {":", ":x", "::50051", ":65536", ":-1", "[::1]", "localhost"}) {
+            TypeConversionException e = assertThrows(TypeConversionException.class, () -> c.convert(bad), bad);
+            assertEquals("'" + bad + "' (expected: HOST:PORT, e.g. 127.0.0.1:50051, [::1]:50051 or :50051 for every "
+                    + "interface; port 0 to 65535)", e.getMessage());
+        }
+        assertNull(HostPort.parseOrNull(":50051", 1), "a client still needs a host");
+    }
+
     @Test
     void textOnOneLine() {
         assertEquals("a\\nb\\tc\\x07d", Text.oneLine("a\nb\tc\u0007d"));

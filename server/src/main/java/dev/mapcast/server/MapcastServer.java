@@ -172,7 +172,7 @@ public final class MapcastServer implements AutoCloseable {
             while (root.getCause() != null) {
                 root = root.getCause();
             }
-            throw new UncheckedIOException("cannot listen on " + host + ":" + port + ": " + root.getMessage(), e);
+            throw new UncheckedIOException("cannot listen on " + addressText(host, port) + ": " + root.getMessage(), e);
         }
         server = s;
         everStarted = true;
@@ -338,7 +338,12 @@ public final class MapcastServer implements AutoCloseable {
     }
 
     private String addressText() {
-        return host + ":" + port();
+        return addressText(host, port());
+    }
+
+    /** HOST:PORT, an IPv6 host in brackets ({@code [::1]:50051}), as --listen takes it. */
+    private static String addressText(String host, int port) {
+        return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + port;
     }
 
     private static ThreadFactory daemonThreads(String prefix) {
