@@ -265,7 +265,10 @@ def follow(api, map_name, until_revision, timeout, incarnations=1, reconnect=Fal
                 return replica
             break
         except grpc.RpcError as ended:
-            if not reconnect or ended.code() != grpc.StatusCode.UNAVAILABLE:
+            # UNAVAILABLE: the server went away. CANCELLED here is the server's too (this client
+            # cancels only below, once the stream is over): a stream that reached a server while it
+            # was stopping is reset by it (RST_STREAM CANCEL).
+            if not reconnect or ended.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
                 raise
             if deadline is not None and time.monotonic() > deadline:
                 raise
