@@ -31,6 +31,7 @@ import java.util.Properties;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -174,10 +175,10 @@ public final class ClusterMember implements AutoCloseable {
                         + config.peerAddress() + ": " + why, e);
             }
             started = true;
-            if (java.util.concurrent.ForkJoinPool.getCommonPoolParallelism() < 2) {
+            if (ForkJoinPool.getCommonPoolParallelism() < 2) {
                 log.warn("the JVM's common pool has {} thread(s): Ratis will start a thread for each of its"
-                        + " asynchronous steps; start the JVM with -D{}=2", java.util.concurrent.ForkJoinPool
-                        .getCommonPoolParallelism(), COMMON_POOL_PARALLELISM);
+                        + " asynchronous steps; start the JVM with -D{}=2", ForkJoinPool.getCommonPoolParallelism(),
+                        COMMON_POOL_PARALLELISM);
             }
             log.info("cluster member {} started on peer address {} (group {}, {}; members {})", config.nodeId(),
                     config.peerAddress(), groupId.getUuid(), existing ? "recovered from " + raftDir : "new",

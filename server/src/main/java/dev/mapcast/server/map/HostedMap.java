@@ -407,7 +407,10 @@ public final class HostedMap implements AutoCloseable {
      */
     public Compaction compact(long requested) {
         long current = revision;
-        checkCompactRevision(requested, current);
+        if (Long.compareUnsigned(requested, current) > 0) {  // a uint64: 2^63 and up are beyond, not below 0
+            throw Limits.invalid("revision: " + Long.toUnsignedString(requested)
+                    + " (expected: 0 or at most the revision of map \"" + name + "\", " + current + ")");
+        }
         long target = requested == 0 ? current : requested;
         CompactionResult a;
         CompactionResult b;
@@ -450,18 +453,6 @@ public final class HostedMap implements AutoCloseable {
         awaitDurable(logEnd, "compaction of map \"" + name + "\"");
         sendQueued();
         return result;
-    }
-
-    /** Refuses a compaction through {@code requested} past the map's revision now, as {@link #compact} does. */
-    public void checkCompactRevision(long requested) {
-        checkCompactRevision(requested, revision);
-    }
-
-    private void checkCompactRevision(long requested, long current) {
-        if (Long.compareUnsigned(requested, current) > 0) {  // a uint64: 2^63 and up are beyond, not below 0
-            throw Limits.invalid("revision: " + Long.toUnsignedString(requested)
-                    + " (expected: 0 or at most the revision of map \"" + name + "\", " + current + ")");
-        }
     }
 
     /**

@@ -169,12 +169,6 @@ public final class MapcastService {
     }
 
     private CompactResponse compact(CompactRequest request) {
-        if (request.getRevision() < 0) {
-            // A uint64 of 2^63 or more, past any revision: refused here, before it is ordered (in a
-            // cluster, proposed to Raft), as the map refuses a revision past its own.
-            order.awaitReadable();
-            maps.existing(request.getMap()).checkCompactRevision(request.getRevision());
-        }
         return CompactResponse.newBuilder().setCompaction(order.compact(request.getMap(), request.getRevision()))
                 .build();
     }
