@@ -23,6 +23,16 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
     final List<WatchResponse> events = new CopyOnWriteArrayList<>();
     final CompletableFuture<Throwable> closed = new CompletableFuture<>();
     private volatile ClientCallStreamObserver<WatchRequest> call;
+    /** Messages taken before the test lets the rest in ({@link #startTaking}); -1: all, as they come. */
+    private final int taking;
+
+    private WatchStream() {
+        this(-1);
+    }
+
+    private WatchStream(int taking) {
+        this.taking = taking;
+    }
 
     /** Starts a watch on {@code channel}, with generated stubs (as any gRPC client would). */
     static WatchStream start(ManagedChannel channel, WatchRequest request) {
@@ -31,9 +41,27 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
         return w;
     }
 
+    /**
+     * Starts a watch that takes only its first {@code messages} until {@link #takeAll}: the rest
+     * wait in the transport (flow control) and then in the server's queue, as for a slow reader.
+     */
+    static WatchStream startTaking(ManagedChannel channel, WatchRequest request, int messages) {
+        WatchStream w = new WatchStream(messages);
+        MapcastGrpc.newStub(channel).watch(request, w);
+        return w;
+    }
+
+    /** Lets every message in, from now on. */
+    void takeAll() {
+        call.request(Integer.MAX_VALUE);
+    }
+
     @Override
     public void beforeStart(ClientCallStreamObserver<WatchRequest> requestStream) {
         call = requestStream;
+        if (taking >= 0) {
+            requestStream.disableAutoRequestWithInitial(taking);
+        }
     }
 
     void cancel() {
@@ -59,6 +87,19 @@ final class WatchStream implements ClientResponseObserver<WatchRequest, WatchRes
         // Qualified: this method's own name hides the static import.
         Awaitility.await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
                 .untilAsserted(() -> assertTrue(events.stream().anyMatch(seen), () -> "timed out; saw " + kinds()));
+    }
+
+    /** A copy whose events are this stream's, batches flattened. */
+    WatchStream flattened() {
+        WatchStream copy = new WatchStream();
+        for (WatchResponse r : events) {
+            if (r.hasBatch()) {
+                copy.events.addAll(r.getBatch().getEventsList());
+            } else {
+                copy.events.add(r);
+            }
+        }
+        return copy;
     }
 
     List<String> kinds() {

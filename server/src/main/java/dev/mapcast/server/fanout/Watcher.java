@@ -73,15 +73,16 @@ public final class Watcher implements Subscriber {
     /** The server's worker pool: registration and restarts, which take the map's lock. */
     private final Executor pool;
     private final long lingerNanos;
-    // Written by the drain task only: what the next attach starts from.
+    // What the next attach starts from: written by the drain task, and under the registry's
+    // creation lock when the map is deleted or created.
     /** The revision the client has (0: it needs a snapshot). */
-    private long afterRevision;
+    private volatile long afterRevision;
     /** The incarnation the client's state belongs to (0: unknown). */
-    private long clientIncarnation;
+    private volatile long clientIncarnation;
     /** Start from the map's creation: an empty snapshot at revision 0, then every delta. */
-    private boolean fromCreation;
+    private volatile boolean fromCreation;
     /** Whether the client was told the map does not exist since it was last attached. */
-    private boolean toldAbsent;
+    private volatile boolean toldAbsent;
 
     private final boolean progressNotify;
     /** Whether the client accepts {@code EventBatch}es (WatchRequest.batch_events). */
@@ -187,31 +188,56 @@ public final class Watcher implements Subscriber {
         }
     }
 
-    /** The map it waited for was created (under the registry's creation lock): attach to it. */
+    /**
+     * The map it waited for was created (under the registry's creation lock): registered with it at
+     * once, the creation queued behind what it still sends; else (it ends, or it waits to send a
+     * lone MapDeleted after falling behind, or the map came whole from a cluster snapshot) its
+     * drain attaches it.
+     */
     @Override
-    public void mapCreated() {
+    public void mapCreated(HostedMap created) {
+        if (!cancelled && endWith == null && !detaching) {
+            map = created;
+            if (created.registerAtCreation(this)) {
+                toldAbsent = false;
+                schedule();
+                return;
+            }
+            map = null;
+        }
         registered = false;
         schedule();
     }
 
     /**
-     * Its map was deleted (under the map's lock): a waiting client is sent {@code notice} and waits
-     * for the map again; any other stream ends with {@code gone}.
+     * Its map was deleted (under the registry's creation lock and the map's lock): a waiting client
+     * is sent {@code notice} and waits for the map again; any other stream ends with {@code gone}.
+     * A watcher that kept up is parked among the map's waiters at once (true), its notice queued
+     * after every delta: a map created before the notice is sent follows it in order. One that had
+     * fallen behind sends the notice alone, then attaches again from its drain.
      */
     @Override
-    public void mapDeleted(Encoded notice, Status gone) {
+    public boolean mapDeleted(Encoded notice, Status gone) {
         if (!waitForMap) {
             end(gone);
-            return;
+            return false;
         }
+        restartWanted = false;  // a restore of the map deleted: nothing left to restart from
         if (overflowed) {
             deletedNotice = notice;  // behind anyway: what is queued goes, the notice alone is sent
-        } else {
-            queue.add(notice);  // after every delta queued: nothing before the deletion is lost
-            queuedBytes.addAndGet(notice.size());
+            detaching = true;
+            schedule();
+            return false;
         }
-        detaching = true;
+        queue.add(notice);  // after every delta queued: nothing before the deletion is lost
+        queuedBytes.addAndGet(notice.size());
+        map = null;
+        afterRevision = 0;
+        clientIncarnation = 0;
+        fromCreation = true;
+        toldAbsent = true;
         schedule();
+        return true;
     }
 
     /** Sets what to send first; called once, under the map's lock, by {@link HostedMap#register}. */
@@ -499,6 +525,10 @@ public final class Watcher implements Subscriber {
             m.removeWatcher(this);
         }
         registry.stopWaiting(this);
+        HostedMap created = map;  // registered by a creation that ran before stopWaiting took the lock
+        if (created != null && created != m) {
+            created.removeWatcher(this);
+        }
         closeSnapshot();
         queue.clear();
         queuedBytes.set(0);

@@ -30,6 +30,7 @@ import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -602,6 +603,31 @@ public final class HostedMap implements AutoCloseable {
         }
     }
 
+    /**
+     * Registers a watcher that waited for this map, as it is created (under the registry's creation
+     * lock, right after the creating write): the empty map at revision 0, every delta since and a
+     * Progress are queued behind whatever the watcher still has to send (a MapDeleted of the map's
+     * previous incarnation, say). False, and nothing registered, if the history no longer reaches
+     * back to the creation (a map loaded whole, on a cluster member catching up).
+     */
+    public boolean registerAtCreation(Subscriber watcher) {
+        lock.readLock().lock();
+        try {
+            checkServing();
+            List<Encoded> fromZero = history.after(0);
+            if (fromZero == null) {
+                return false;
+            }
+            watcher.enqueue(WatchEvents.emptySnapshot(name, order, incarnation));
+            fromZero.forEach(watcher::enqueue);
+            watcher.enqueue(WatchEvents.progress(revision, head.digest(), incarnation));
+            watchers.add(watcher);
+            return true;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
     /** Pins the map at its current revision for a snapshot stream. */
     public SnapshotSender snapshot(boolean asWatchResponses) {
         lock.readLock().lock();
@@ -621,6 +647,9 @@ public final class HostedMap implements AutoCloseable {
     public void restartFromSnapshot(Subscriber watcher, boolean compactionFirst) {
         lock.readLock().lock();
         try {
+            if (deleted) {
+                return;  // the deletion told the watcher already (Subscriber#mapDeleted)
+            }
             checkServing();
             Encoded preface = compactionFirst ? WatchEvents.compaction(Compaction.newBuilder()
                     .setCompactRevision(compactRevision).setRevision(revision).build()) : null;
@@ -633,12 +662,14 @@ public final class HostedMap implements AutoCloseable {
     /**
      * Deletes the map: its files (durably, before anything else changes), then its watchers are
      * told (see {@link Subscriber#mapDeleted}) and every later call on it finds it gone. Its memory is
-     * freed once no snapshot stream reads it ({@link #freeIfUnread}). Returns the revision it had.
+     * freed once no snapshot stream reads it ({@link #freeIfUnread}); the watchers that wait for
+     * the map to be created again are handed to {@code waitsAgain}. Returns the revision it had.
      *
      * @throws io.grpc.StatusRuntimeException FAILED_PRECONDITION if a condition does not hold,
      *     UNAVAILABLE if its files cannot be deleted; then nothing changed
      */
-    long delete(long expectedRevision, long expectedIncarnation, FilesDeletion deleteFiles) {
+    long delete(long expectedRevision, long expectedIncarnation, FilesDeletion deleteFiles,
+            Consumer<Subscriber> waitsAgain) {
         lifecycle.writeLock().lock();  // no compaction or snapshot write runs on it meanwhile
         lock.writeLock().lock();
         try {
@@ -672,7 +703,9 @@ public final class HostedMap implements AutoCloseable {
             Encoded notice = WatchEvents.mapDeleted(revision, incarnation);
             Status status = gone().getStatus();
             for (Subscriber w : watchers) {
-                w.mapDeleted(notice, status);
+                if (w.mapDeleted(notice, status)) {
+                    waitsAgain.accept(w);
+                }
             }
             watchers.clear();
             retired.add(entries);

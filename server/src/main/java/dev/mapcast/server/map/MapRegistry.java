@@ -252,7 +252,8 @@ public final class MapRegistry implements AutoCloseable {
                 throw notFound(name);
             }
             long revision = map.delete(expectedRevision, expectedIncarnation,
-                    storage == null ? null : () -> storage.deleteMap(name));
+                    storage == null ? null : () -> storage.deleteMap(name),
+                    watcher -> waiting.computeIfAbsent(name, k -> new ArrayList<>()).add(watcher));
             maps.remove(name, map);
             deleted.add(map);
             return new Version(revision, map.incarnation);
@@ -384,7 +385,7 @@ public final class MapRegistry implements AutoCloseable {
             maps.put(name, created);
             List<Subscriber> waiters = waiting.remove(name);
             if (waiters != null) {
-                waiters.forEach(Subscriber::mapCreated);
+                waiters.forEach(w -> w.mapCreated(created));
             }
             return revision;
         } catch (RuntimeException | Error e) {
@@ -410,7 +411,7 @@ public final class MapRegistry implements AutoCloseable {
                 maps.put(map.name, map);
                 List<Subscriber> waiters = waiting.remove(map.name);
                 if (waiters != null) {
-                    waiters.forEach(Subscriber::mapCreated);
+                    waiters.forEach(w -> w.mapCreated(map));
                 }
             }
         }

@@ -22,11 +22,20 @@ public interface Subscriber {
     /** Parked by the registry until the map is created (the client is told it does not exist, once). */
     void waitForCreation();
 
-    /** The map it waited for was created (under the registry's creation lock): attach to it. */
-    void mapCreated();
+    /**
+     * The map it waited for was created (under the registry's creation lock, right after the
+     * creating write): attach to it, at once if it can (see {@link HostedMap#registerAtCreation}).
+     */
+    void mapCreated(HostedMap created);
 
-    /** Its map was deleted: a waiting client is sent {@code notice}, any other stream ends with {@code gone}. */
-    void mapDeleted(Encoded notice, Status gone);
+    /**
+     * Its map was deleted (under the registry's creation lock and the map's lock): a waiting client
+     * is sent {@code notice}, any other stream ends with {@code gone}. Returns true if the registry
+     * is to park it at once among the watchers waiting for the map, with the notice queued behind
+     * everything it still has to send: then a map created meanwhile follows in the same stream, and
+     * no incarnation, however short, is skipped.
+     */
+    boolean mapDeleted(Encoded notice, Status gone);
 
     /** What to send first; called once, under the map's lock, by {@link HostedMap#register}. */
     void begin(Encoded preface, SnapshotSender snapshot, Iterable<Encoded> history);
