@@ -23,7 +23,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A follower down long enough for the leader to snapshot and purge the log it missed catches up
- * by snapshot installation, and ends with the others' content byte for byte.
+ * by snapshot installation, and ends with the others' content byte for byte: compact_revision
+ * included, although the members' delta histories (bounded at 100 deltas here) begin at different
+ * revisions (the leader's was purged by its bound; the follower's begins at the installed snapshot).
  */
 @Timeout(value = 600, unit = TimeUnit.SECONDS)  // the bound of a hung test, not of a slow machine's
 class ClusterSnapshotInstallTest {
@@ -35,7 +37,8 @@ class ClusterSnapshotInstallTest {
 
     @Test
     void aFollowerBehindThePurgedLogCatchesUpBySnapshot() throws Exception {
-        try (ClusterProcesses cluster = ClusterProcesses.start(dir, 3, "--snapshot-entries", "50")) {
+        try (ClusterProcesses cluster = ClusterProcesses.start(dir, 3, "--snapshot-entries", "50",
+                "--history-deltas", "100")) {
             Member leader = cluster.awaitLeader();
             Member follower = cluster.members().stream().filter(m -> m != leader).findFirst().orElseThrow();
             String others = String.join(",", cluster.members().stream().filter(m -> m != follower)
@@ -78,10 +81,19 @@ class ClusterSnapshotInstallTest {
                     assertEquals(300, ClusterProcesses.revision(m, "big"), "revision on " + m.id);
                     assertArrayEquals(reference, cluster.snapshotBytes(m, "big"), "snapshot bytes of " + m.id);
                 }
-                // And it goes on from there: a write after the install reaches it.
+                // And it goes on from there: writes after the install reach it. 30 of them: the leader's
+                // history passes its bound again (it purges every 26 deltas), the follower's does not.
                 assertEquals(301, c.write("big").put("after", "install").commit());
-                cluster.await(follower.id + " at revision 301", () -> ClusterProcesses.revision(follower, "big")
-                        == 301);
+                for (int i = 302; i <= 330; i++) {
+                    c.write("big").put("after", "install " + i).commit();
+                }
+                cluster.await(follower.id + " at revision 330", () -> ClusterProcesses.revision(follower, "big")
+                        == 330);
+                byte[] after = cluster.snapshotBytes(now, "big");
+                for (Member m : cluster.members()) {
+                    assertArrayEquals(after, cluster.snapshotBytes(m, "big"), "snapshot bytes of " + m.id
+                            + " at revision 330");
+                }
                 assertTrue(follower.isAlive(), "the follower still runs after installing:\n"
                         + ClusterProcesses.tail(follower));
             }

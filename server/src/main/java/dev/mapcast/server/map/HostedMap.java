@@ -78,6 +78,12 @@ public final class HostedMap implements AutoCloseable {
     private volatile long revision;
     /** The revision and the digest at it, published together (Progress events carry both). */
     private volatile Head head = new Head(0, 0);
+    /**
+     * Where Compact or a restore left the map: written into snapshots (files, Raft snapshots, watch
+     * snapshots), so it must be the same on every cluster member at a revision. How far back this
+     * server's own delta history reaches is {@code history.floor()}, which depends on when the
+     * member last started; Compaction events and MapInfo give the later of the two.
+     */
     private volatile long compactRevision;
     private boolean closed;
     /** Set (under both write locks) once the map is deleted: calls that still hold it find it gone. */
@@ -312,12 +318,12 @@ public final class HostedMap implements AutoCloseable {
             boolean purged = history.add(next, event);
             publish(event);
             if (purged) {
-                compactRevision = history.floor();
+                long kept = history.floor();
                 log.debug("map \"{}\" at revision {}: history past its bound, kept after revision {} ({} deltas,"
-                        + " {} bytes); watchers told with a Compaction event", name, next, compactRevision,
+                        + " {} bytes); watchers told with a Compaction event", name, next, kept,
                         history.size(), history.bytes());
-                publish(WatchEvents.compaction(Compaction.newBuilder().setCompactRevision(compactRevision)
-                        .setRevision(next).build()));
+                publish(WatchEvents.compaction(Compaction.newBuilder()
+                        .setCompactRevision(Math.max(compactRevision, kept)).setRevision(next).build()));
             }
             head = new Head(next, digest);
             revision = next;
@@ -552,7 +558,7 @@ public final class HostedMap implements AutoCloseable {
                     .setRevision(revision)
                     .setSize(entries.size())
                     .setOrderValue(orderValue(order))
-                    .setCompactRevision(compactRevision)
+                    .setCompactRevision(Math.max(compactRevision, history.floor()))
                     .setLiveBytes(stats.liveBytes())
                     .setDeadBytes(stats.deadBytes())
                     .setReservedBytes(stats.reservedBytes() + modRevisions.memoryStats().reservedBytes())
