@@ -158,14 +158,19 @@ final class ServeCommand implements Callable<Integer> {
             description = "How long calls in flight may finish at shutdown (default: ${DEFAULT-VALUE}).")
     Duration shutdownGrace;
 
+    private static final String RATIS_LOG_LEVEL = "org.slf4j.simpleLogger.log.org.apache.ratis";
+
     @Override
     public Integer call() throws InterruptedException {
         // Before the first logger exists (slf4j-simple reads its level once): the server's
         // "serving on", "stopped serving" and "closed" lines are info.
         System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "info");
         // Ratis says a great deal at info (140+ lines per start) and warns for every retried request
-        // around an election: its warnings are kept, and mapcast logs what matters itself.
-        System.setProperty("org.slf4j.simpleLogger.log.org.apache.ratis", "error");
+        // around an election: errors only, and mapcast logs what matters itself (unless the JVM was
+        // started with -Dorg.slf4j.simpleLogger.log.org.apache.ratis=info, to follow an election).
+        if (System.getProperty(RATIS_LOG_LEVEL) == null) {
+            System.setProperty(RATIS_LOG_LEVEL, "error");
+        }
         // Ratis's shaded gRPC logs through java.util.logging (an info line per start): warnings only.
         RATIS_GRPC_LOG.setLevel(java.util.logging.Level.WARNING);
         Logger log = LoggerFactory.getLogger("mapcast");

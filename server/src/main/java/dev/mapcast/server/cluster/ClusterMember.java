@@ -37,8 +37,10 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.client.RaftClientConfigKeys;
+import org.apache.ratis.client.retry.RequestTypeDependentRetryPolicy;
 import org.apache.ratis.conf.RaftProperties;
 import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.proto.RaftProtos.RaftClientRequestProto;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.GroupListReply;
 import org.apache.ratis.protocol.Message;
@@ -86,6 +88,8 @@ public final class ClusterMember implements AutoCloseable {
     private static final SizeInBytes MAX_ENTRY = SizeInBytes.valueOf(MAX_ENTRY_BYTES);
     /** How long a joining member waits for a member of --cluster to tell it the group. */
     private static final Duration JOIN_WAIT = Duration.ofSeconds(60);
+    /** How long a forwarded entry is tried again around an election (see {@link #forwardRetry}). */
+    private static final Duration FORWARD_RETRY = Duration.ofSeconds(10);
     private static final String COMMON_POOL_PARALLELISM = "java.util.concurrent.ForkJoinPool.common.parallelism";
 
     static {
@@ -157,9 +161,7 @@ public final class ClusterMember implements AutoCloseable {
             RaftGroup clientGroup = RaftGroup.valueOf(groupId, peers(config.members()));
             this.client = RaftClient.newBuilder().setProperties(clientProperties(config))
                     .setRaftGroup(clientGroup)
-                    // Around an election: about RaftOrder.WAIT_SECONDS of tries (3 s each at most).
-                    .setRetryPolicy(RetryPolicies.retryUpToMaximumCountWithFixedSleep(10,
-                            TimeDuration.valueOf(100, TimeUnit.MILLISECONDS)))
+                    .setRetryPolicy(forwardRetry())
                     .build();
             this.order = new RaftOrder(this, limits);
             try {
@@ -519,6 +521,11 @@ public final class ClusterMember implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
         RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
+        // The leader tries a follower that does not answer every 100 ms (after 10 quick tries), as
+        // etcd's heartbeats do. Ratis's default waits 1 s, then 5 s, between tries: a member that
+        // was down for 10 s, once restarted, heard nothing for seconds and stayed behind, and a
+        // leader elected meanwhile with its vote waited for it to catch up (failovers of 5 s).
+        RaftServerConfigKeys.Log.Appender.setRetryPolicy(p, "1ms,10, 100ms," + Integer.MAX_VALUE);
         RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(MAX_ENTRY_BYTES + (1 << 20)));
         RaftServerConfigKeys.Log.setSegmentSizeMax(p, MAX_ENTRY);
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
@@ -539,6 +546,24 @@ public final class ClusterMember implements AutoCloseable {
             RaftServerConfigKeys.Log.setSegmentSizeMax(p, SizeInBytes.valueOf("1MB"));
         }
         return p;
+    }
+
+    /**
+     * Around an election the client guesses the next leader (a member that knows it names it):
+     * tries every 20 ms find it soon after it is elected, for up to {@link #FORWARD_RETRY} from the
+     * first (each try bounded by the request timeout). It was 10 tries 100 ms apart: the entry in
+     * flight (and every write queued behind it) waited up to a second longer than the election.
+     */
+    private static RetryPolicy forwardRetry() {
+        RetryPolicy often = RetryPolicies.retryForeverWithSleep(TimeDuration.valueOf(20, TimeUnit.MILLISECONDS));
+        RequestTypeDependentRetryPolicy.Builder b = RequestTypeDependentRetryPolicy.newBuilder();
+        for (RaftClientRequestProto.TypeCase type : RaftClientRequestProto.TypeCase.values()) {
+            if (type != RaftClientRequestProto.TypeCase.TYPE_NOT_SET) {
+                b.setRetryPolicy(type, often).setTimeout(type,
+                        TimeDuration.valueOf(FORWARD_RETRY.toMillis(), TimeUnit.MILLISECONDS));
+            }
+        }
+        return b.build();
     }
 
     private static RaftProperties clientProperties(ClusterConfig config) {
