@@ -72,9 +72,10 @@ import java.util.stream.Stream;
  *       write was due until the watcher received it (the value carries the write's number).</li>
  *   <li>{@code failover}: the same open-loop writer, with channels to every member; a write that
  *       fails is sent again 10 ms later to the next member, and the writer moves there. Each
- *       round SIGKILLs the leader: time from the kill to the first write acknowledged after the
- *       process is gone; writes that failed at least once; then the member is restarted on its
- *       data directory.</li>
+ *       round SIGKILLs the leader: time from the kill to the first acknowledgement of a write first
+ *       sent after the process is gone (a write sent before may be answered after, which timed
+ *       nothing: runs of 1 ms); writes that failed at least once; then the member is restarted on
+ *       its data directory.</li>
  * </ul>
  *
  * <p>Systems: {@code mapcast} (three members), {@code etcd} (three members), {@code single}
@@ -89,6 +90,8 @@ import java.util.stream.Stream;
  * $B failover systems=mapcast,etcd kills=10 rate=1000
  * $B throughput systems=single,raft1 rounds=5
  * $B throughput systems=mapcast,mapcast/f4 variant.f4="-Dx=y" rounds=5   # members of mapcast/f4 get -Dx=y
+ * $B failover systems=mapcast,mapcast/old variant.old="-cp /tmp/old-benchmarks.jar"   # another build's code
+ * java -Dmapcast.bench.keep=true -cp ...   # keeps the members' data directories and logs
  * }</pre>
  */
 public final class ClusterWriteBenchmark {
@@ -356,6 +359,7 @@ public final class ClusterWriteBenchmark {
                         int inFlight = w.outstanding.get();
                         w.firstAckAfter.set(0);
                         long killed = System.nanoTime();
+                        java.time.Instant killedAt = java.time.Instant.now();  // to find it in the members' logs
                         m.kill(leader);
                         w.ackAfter = System.nanoTime();
                         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -368,10 +372,10 @@ public final class ClusterWriteBenchmark {
                         long failedWrites = w.failedWrites.get() - failedBefore;
                         record(times, system, seconds);
                         record(failures, system, failedWrites);
-                        System.out.printf(Locale.ROOT, "kill %2d %-8s leader %s: next acknowledged write after %.3f s; %d writes"
-                                + " failed at least once (%d failed calls; %d in flight at the kill); load %s%n", k + 1,
-                                system, m.id(leader), seconds, failedWrites, w.failedAttempts.get() - attemptsBefore, inFlight,
-                                load);
+                        System.out.printf(Locale.ROOT, "kill %2d %-8s leader %s at %s: next acknowledged write after %.3f s;"
+                                + " %d writes failed at least once (%d failed calls; %d in flight at the kill); load %s%n", k + 1,
+                                system, m.id(leader), killedAt, seconds, failedWrites, w.failedAttempts.get() - attemptsBefore,
+                                inFlight, load);
                         m.restart(leader);
                     }
                 } finally {
@@ -425,21 +429,22 @@ public final class ClusterWriteBenchmark {
                     }
                     sent.incrementAndGet();
                     outstanding.incrementAndGet();
-                    send(String.format(Locale.ROOT, "fo-%013d", i % 10_000), values[(int) (i & 255)], new boolean[1]);
+                    send(String.format(Locale.ROOT, "fo-%013d", i % 10_000), values[(int) (i & 255)], new boolean[1],
+                            System.nanoTime());
                 }
             }, "failover-writer");
             thread.start();
         }
 
-        void send(String key, byte[] value, boolean[] failedOnce) {
+        /** {@code firstSent}: when the write was first sent (a retry keeps it). */
+        void send(String key, byte[] value, boolean[] failedOnce, long firstSent) {
             int member = current;
             m.put(member, key, value, e -> {
                 if (e == null) {
                     outstanding.decrementAndGet();
                     acked.incrementAndGet();
-                    long now = System.nanoTime();
-                    if (now - ackAfter > 0) {
-                        firstAckAfter.compareAndSet(0, now);
+                    if (firstSent - ackAfter > 0) {  // one sent before the kill may be answered after it
+                        firstAckAfter.compareAndSet(0, System.nanoTime());
                     }
                     return;
                 }
@@ -455,7 +460,7 @@ public final class ClusterWriteBenchmark {
                     outstanding.decrementAndGet();
                     return;
                 }
-                retries.schedule(() -> send(key, value, failedOnce), 10, TimeUnit.MILLISECONDS);
+                retries.schedule(() -> send(key, value, failedOnce, firstSent), 10, TimeUnit.MILLISECONDS);
             });
         }
 
@@ -710,6 +715,10 @@ public final class ClusterWriteBenchmark {
                     m.process.destroyForcibly().waitFor(15, TimeUnit.SECONDS);
                 }
             }
+            if (Boolean.getBoolean("mapcast.bench.keep")) {
+                System.out.println("kept (members' data and logs): " + dir);
+                return;
+            }
             try (Stream<Path> files = Files.walk(dir)) {
                 for (Path p : (Iterable<Path>) files.sorted(Comparator.reverseOrder())::iterator) {
                     Files.delete(p);
@@ -745,8 +754,16 @@ public final class ClusterWriteBenchmark {
             if (Runtime.version().feature() >= 23) {
                 cmd.add("--sun-misc-unsafe-memory-access=allow");
             }
-            cmd.addAll(jvmOptions);
-            cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.mapcast.cli.Main", "serve",
+            // A variant's "-cp JAR" runs another build's members (today's code against a change, in one run).
+            String classPath = System.getProperty("java.class.path");
+            for (int i = 0; i < jvmOptions.size(); i++) {
+                if (jvmOptions.get(i).equals("-cp") && i + 1 < jvmOptions.size()) {
+                    classPath = jvmOptions.get(++i);
+                } else {
+                    cmd.add(jvmOptions.get(i));
+                }
+            }
+            cmd.addAll(List.of("-cp", classPath, "dev.mapcast.cli.Main", "serve",
                     "--listen", LOOPBACK + ":" + m.clientPort, "--data-dir", m.dataDir.toString()));
             if (cluster) {
                 cmd.addAll(List.of("--node-id", m.id, "--cluster", members.stream()
