@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.Properties;
 import java.util.concurrent.Callable;
+import org.slf4j.bridge.SLF4JBridgeHandler;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
@@ -42,10 +43,22 @@ public final class Main implements Callable<Integer> {
         System.setOut(new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out), 1 << 16),
                 false, StandardCharsets.UTF_8));
         System.setErr(new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8));
+        routeJavaUtilLogging();
         int code = commandLine().execute(args);
         System.out.flush();
         System.err.flush();
         System.exit(code);
+    }
+
+    /**
+     * gRPC (and Ratis's shaded copy of it) log through java.util.logging, whose console handler
+     * printed a warning with a stack trace before a client command's own one-line error: routed to
+     * SLF4J instead, whose levels (simplelogger.properties, and {@code serve}'s) decide.
+     */
+    private static void routeJavaUtilLogging() {
+        SLF4JBridgeHandler.removeHandlersForRootLogger();
+        SLF4JBridgeHandler.install();
+        java.util.logging.Logger.getLogger("").setLevel(java.util.logging.Level.INFO);  // no FINE records built
     }
 
     /** The command tree with mapcast's error reporting and exit codes. */

@@ -159,6 +159,7 @@ final class ServeCommand implements Callable<Integer> {
     Duration shutdownGrace;
 
     private static final String RATIS_LOG_LEVEL = "org.slf4j.simpleLogger.log.org.apache.ratis";
+    private static final String GRPC_LOG_LEVEL = "org.slf4j.simpleLogger.log.io.grpc";
 
     @Override
     public Integer call() throws InterruptedException {
@@ -170,6 +171,9 @@ final class ServeCommand implements Callable<Integer> {
         // started with -Dorg.slf4j.simpleLogger.log.org.apache.ratis=info, to follow an election).
         if (System.getProperty(RATIS_LOG_LEVEL) == null) {
             System.setProperty(RATIS_LOG_LEVEL, "error");
+        }
+        if (System.getProperty(GRPC_LOG_LEVEL) == null) {
+            System.setProperty(GRPC_LOG_LEVEL, "warn");  // a server's gRPC warnings are worth reading
         }
         // Ratis's shaded gRPC logs through java.util.logging (an info line per start): warnings only.
         RATIS_GRPC_LOG.setLevel(java.util.logging.Level.WARNING);

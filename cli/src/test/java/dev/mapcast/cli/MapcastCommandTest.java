@@ -276,6 +276,15 @@ class MapcastCommandTest {
         }
     }
 
+    @Test
+    void aHostThatDoesNotResolveIsOneLineWithoutGrpcsWarning() {
+        // .invalid never resolves (RFC 2606). gRPC logs a warning with a stack trace for it through
+        // java.util.logging, which once came before the command's own line.
+        Result r = mapcast("get", "--server", "nosuchhost.invalid:1", "m", "k");
+        assertFailed(4, "mapcast: cannot reach the server at nosuchhost.invalid:1: ", r);
+        assertEquals(1, r.stderr().lines().count(), r::toString);
+    }
+
     // ---- ls, watch, compact ----
 
     @Test
