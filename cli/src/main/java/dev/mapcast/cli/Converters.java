@@ -16,10 +16,17 @@ final class Converters {
 
     private static final Pattern AMOUNT = Pattern.compile("(\\d+)\\s*([a-zA-Z]*)");
 
-    /** {@code 500ms}, {@code 10s}, {@code 2m}, {@code 1h}, or ISO-8601 ({@code PT10S}); must be positive. */
+    /**
+     * {@code 500ms}, {@code 10s}, {@code 2m}, {@code 1h}, or ISO-8601 ({@code PT10S}); must be
+     * positive, and a number needs its unit ({@code --timeout 5} is refused: seconds or minutes?).
+     */
     static final class DurationConverter implements ITypeConverter<Duration> {
         @Override
         public Duration convert(String text) {
+            if (text.trim().matches("\\d+")) {
+                throw new TypeConversionException("'" + text + "' needs a unit (expected: a positive duration such"
+                        + " as " + text.trim() + "s, " + text.trim() + "ms or " + text.trim() + "m)");
+            }
             Duration d = parse(text.trim());
             if (d == null || d.isZero()) {
                 throw new TypeConversionException(
@@ -49,7 +56,7 @@ final class Converters {
             }
             return switch (m.group(2).toLowerCase(Locale.ROOT)) {
                 case "ms" -> Duration.ofMillis(n);
-                case "s", "" -> Duration.ofSeconds(n);
+                case "s" -> Duration.ofSeconds(n);
                 case "m", "min" -> Duration.ofMinutes(n);
                 case "h" -> Duration.ofHours(n);
                 default -> null;
@@ -57,32 +64,48 @@ final class Converters {
         }
     }
 
-    /** A number of bytes: {@code 4096}, {@code 64KiB}, {@code 1MiB}, {@code 1GiB} (K, M, G are binary too). */
+    /**
+     * A number of bytes: {@code 4096}, or with a unit, binary ({@code 64KiB}, {@code 1MiB},
+     * {@code 1GiB}) or decimal ({@code 64KB}, {@code 1MB}, {@code 1GB}: what they say, 10^3, 10^6,
+     * 10^9). A bare {@code K}, {@code M} or {@code G} is refused, naming both readings.
+     */
     static final class ByteSizeConverter implements ITypeConverter<Long> {
         @Override
         public Long convert(String text) {
             Matcher m = AMOUNT.matcher(text.trim());
-            long shift = -1;
+            long unit = -1;
             if (m.matches()) {
-                shift = switch (m.group(2).toLowerCase(Locale.ROOT)) {
-                    case "", "b" -> 0;
-                    case "k", "kb", "kib" -> 10;
-                    case "m", "mb", "mib" -> 20;
-                    case "g", "gb", "gib" -> 30;
+                String suffix = m.group(2).toLowerCase(Locale.ROOT);
+                unit = switch (suffix) {
+                    case "", "b" -> 1;
+                    case "kib" -> 1L << 10;
+                    case "mib" -> 1L << 20;
+                    case "gib" -> 1L << 30;
+                    case "kb" -> 1_000;
+                    case "mb" -> 1_000_000;
+                    case "gb" -> 1_000_000_000;
                     default -> -1;
                 };
+                if (suffix.equals("k") || suffix.equals("m") || suffix.equals("g")) {
+                    String n = m.group(1);
+                    String u = suffix.toUpperCase(Locale.ROOT);
+                    throw new TypeConversionException("'" + text + "' is ambiguous (expected: " + n + u + "iB for "
+                            + n + " x 2^" + (u.equals("K") ? 10 : u.equals("M") ? 20 : 30) + " bytes, or " + n + u
+                            + "B for " + n + " x 10^" + (u.equals("K") ? 3 : u.equals("M") ? 6 : 9) + ")");
+                }
             }
-            if (shift >= 0) {
+            if (unit > 0) {
                 try {
                     long n = Long.parseLong(m.group(1));
-                    if (n <= (Long.MAX_VALUE >> shift)) {
-                        return n << shift;
+                    if (n <= Long.MAX_VALUE / unit) {
+                        return n * unit;
                     }
                 } catch (NumberFormatException tooLong) {
                     // reported below
                 }
             }
-            throw new TypeConversionException("'" + text + "' (expected: a size in bytes such as 4096, 64KiB or 1MiB)");
+            throw new TypeConversionException("'" + text + "' (expected: a size in bytes such as 4096, 64KiB, 1MiB"
+                    + " or 1MB)");
         }
     }
 }

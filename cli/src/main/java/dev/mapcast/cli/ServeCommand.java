@@ -23,7 +23,8 @@ import picocli.CommandLine.Spec;
                     + "on restart), calls in flight get --shutdown-grace; exits 0.",
             "Logs to stderr. Maps are kept in --data-dir: a write is acknowledged once it is on disk (--fsync), "
                     + "and a restart recovers every acknowledged write.",
-            "Sizes take a unit: 4096, 64KiB, 1MiB, 1GiB; durations: 500ms, 30s, 2m. Every limit "
+            "Sizes in bytes (4096) or with a unit: 64KiB, 1MiB, 1GiB (binary), 64KB, 1MB (decimal); "
+                    + "durations with their unit: 500ms, 30s, 2m. Every limit "
                     + "defaults to the server's own default, shown below."},
         footer = {"", "Examples:",
             "  mapcast serve",

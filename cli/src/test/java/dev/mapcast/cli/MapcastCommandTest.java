@@ -224,6 +224,11 @@ class MapcastCommandTest {
                 mapcast("put", "--server", address, "u", "k"));
         assertFailed(2, "mapcast: --server: 'no-port' (expected: HOST:PORT",
                 mapcast("get", "--server", "no-port", "u", "k"));
+        Result noUnit = mapcast("put", "--server", address, "--timeout", "5", "u", "k", "v");
+        assertEquals(2, noUnit.exitCode(), noUnit::toString);
+        assertEquals(List.of("mapcast: Invalid value for option '--timeout': '5' needs a unit (expected: a positive"
+                + " duration such as 5s, 5ms or 5m)", "Try 'mapcast put --help' for more information."),
+                noUnit.stderr().lines().toList(), noUnit::toString);
         Result unknown = mapcast("frobnicate");
         assertFailed(2, "mapcast: Unmatched argument at index 0: 'frobnicate'", unknown);
         assertTrue(unknown.stderr().contains("Try 'mapcast --help'"), unknown::toString);
@@ -723,6 +728,11 @@ class MapcastCommandTest {
         assertEquals(List.of("mapcast: Invalid value for option '--listen': ':x' (expected: HOST:PORT, e.g. "
                 + "127.0.0.1:50051, [::1]:50051 or :50051 for every interface; port 0 to 65535)",
                 "Try 'mapcast serve --help' for more information."), bad.stderr().lines().toList(), bad::toString);
+        Result ambiguous = mapcast("serve", "--in-memory", "--max-value-bytes", "1M");
+        assertEquals(2, ambiguous.exitCode(), ambiguous::toString);
+        assertEquals(List.of("mapcast: Invalid value for option '--max-value-bytes': '1M' is ambiguous (expected: 1MiB"
+                + " for 1 x 2^20 bytes, or 1MB for 1 x 10^6)", "Try 'mapcast serve --help' for more information."),
+                ambiguous.stderr().lines().toList(), ambiguous::toString);
         MapcastServer v6;
         try {
             v6 = MapcastServer.builder().host("::1").port(0).build().start();

@@ -51,7 +51,6 @@ class OptionsTest {
         Converters.DurationConverter c = new Converters.DurationConverter();
         assertEquals(Duration.ofMillis(500), c.convert("500ms"));
         assertEquals(Duration.ofSeconds(10), c.convert("10s"));
-        assertEquals(Duration.ofSeconds(10), c.convert("10"));
         assertEquals(Duration.ofMinutes(2), c.convert("2m"));
         assertEquals(Duration.ofHours(1), c.convert("1h"));
         assertEquals(Duration.ofSeconds(90), c.convert("PT1M30S"));
@@ -59,6 +58,8 @@ class OptionsTest {
             TypeConversionException e = assertThrows(TypeConversionException.class, () -> c.convert(bad), bad);
             assertTrue(e.getMessage().startsWith("'" + bad + "' (expected: a positive duration"), e.getMessage());
         }
+        TypeConversionException noUnit = assertThrows(TypeConversionException.class, () -> c.convert("5"));
+        assertEquals("'5' needs a unit (expected: a positive duration such as 5s, 5ms or 5m)", noUnit.getMessage());
     }
 
     @Test
@@ -66,13 +67,18 @@ class OptionsTest {
         Converters.ByteSizeConverter c = new Converters.ByteSizeConverter();
         assertEquals(4096L, c.convert("4096"));
         assertEquals(64L * 1024, c.convert("64KiB"));
-        assertEquals(64L * 1024, c.convert("64k"));
         assertEquals(1L << 20, c.convert("1MiB"));
-        assertEquals(3L << 30, c.convert("3G"));
+        assertEquals(3L << 30, c.convert("3GiB"));
+        assertEquals(64_000L, c.convert("64KB"));
+        assertEquals(1_000_000L, c.convert("1MB"), "MB means 10^6 bytes, not MiB");
+        assertEquals(2_000_000_000L, c.convert("2GB"));
         for (String bad : new String[] {"-1", "1.5MiB", "1TB", "lots", "9999999999999GiB"}) {
             TypeConversionException e = assertThrows(TypeConversionException.class, () -> c.convert(bad), bad);
             assertTrue(e.getMessage().startsWith("'" + bad + "' (expected: a size in bytes"), e.getMessage());
         }
+        TypeConversionException ambiguous = assertThrows(TypeConversionException.class, () -> c.convert("64k"));
+        assertEquals("'64k' is ambiguous (expected: 64KiB for 64 x 2^10 bytes, or 64KB for 64 x 10^3)",
+                ambiguous.getMessage());
     }
 
     @Test
