@@ -49,7 +49,7 @@ final class ExitCodes {
         codes.put(" 1", "not found (absent key, unknown map) or condition failed (--if-...)");
         codes.put(" 2", "usage error (bad option or argument, unreadable --file)");
         codes.put(" 3", "refused by the server (bad key or value, over a limit...); its reason is printed");
-        codes.put(" 4", "server unreachable, or no answer within --timeout");
+        codes.put(" 4", "server unreachable, no answer within --timeout, or not a mapcast server");
         codes.put("70", "internal error (a bug: the stack trace is printed)");
         return codes;
     }

@@ -26,6 +26,15 @@ final class Failure extends RuntimeException {
     static Failure of(MapcastException e, String server) {
         Status.Code code = e.code();
         String description = e.description() == null ? code.toString() : e.description();
+        if (code == Status.Code.INTERNAL && (description.equals("http2 exception") || causedBy(e, "Http2Exception"))) {
+            // Its first bytes were no HTTP/2 frame: an HTTP/1 server, a database, ...
+            return new Failure(ExitCodes.UNREACHABLE, "the server at " + server + " is not a mapcast server: it does"
+                    + " not speak gRPC (its answer was not HTTP/2)");
+        }
+        if (code == Status.Code.UNIMPLEMENTED && description.startsWith("Method not found: ")) {
+            return new Failure(ExitCodes.UNREACHABLE, "the server at " + server + " is not a mapcast server, or one"
+                    + " too old for this command (" + description + ")");
+        }
         return switch (code) {
             case NOT_FOUND -> new Failure(ExitCodes.NOT_FOUND, description);
             // A quarantined map is no failed --if-... condition: the server refuses it whatever is asked.
@@ -47,6 +56,16 @@ final class Failure extends RuntimeException {
             root = root.getCause();
         }
         String reason = root == e ? null : root.getMessage();
-        return reason == null || description.contains(reason) ? description : description + " (" + reason + ")";
+        return reason == null || description.contains(reason) || reason.endsWith(description) ? description
+                : description + " (" + reason + ")";
+    }
+
+    private static boolean causedBy(Throwable e, String simpleName) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            if (t.getClass().getSimpleName().equals(simpleName)) {
+                return true;
+            }
+        }
+        return false;
     }
 }

@@ -24,7 +24,9 @@ import dev.mapcast.server.MapcastServer;
 import java.io.File;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -288,6 +290,30 @@ class MapcastCommandTest {
         Result r = mapcast("get", "--server", "nosuchhost.invalid:1", "m", "k");
         assertFailed(4, "mapcast: cannot reach the server at nosuchhost.invalid:1: ", r);
         assertEquals(1, r.stderr().lines().count(), r::toString);
+    }
+
+    @Test
+    void aPortThatDoesNotSpeakGrpcIsNotAMapcastServer() throws Exception {
+        try (ServerSocket http = new ServerSocket(0, 50, InetAddress.getLoopbackAddress())) {
+            Thread answering = new Thread(() -> {
+                while (!http.isClosed()) {
+                    try (Socket s = http.accept()) {
+                        s.getInputStream().read(new byte[24]);  // the client's HTTP/2 preface, as a web server would
+                        s.getOutputStream().write("HTTP/1.0 400 Bad request\r\n\r\n<html></html>".getBytes(UTF_8));
+                        s.getInputStream().transferTo(OutputStream.nullOutputStream());  // until the client hangs up
+                    } catch (IOException closed) {
+                        return;
+                    }
+                }
+            }, "an HTTP/1 server");
+            answering.setDaemon(true);
+            answering.start();
+            String at = "127.0.0.1:" + http.getLocalPort();
+            Result r = mapcast("get", "--server", at, "m", "k");
+            assertEquals(4, r.exitCode(), r::toString);
+            assertEquals(List.of("mapcast: the server at " + at + " is not a mapcast server: it does not speak gRPC"
+                    + " (its answer was not HTTP/2)"), r.stderr().lines().toList(), r::toString);
+        }
     }
 
     // ---- ls, watch, compact ----
