@@ -12,7 +12,7 @@ import picocli.CommandLine.Parameters;
             "Prints the value of one key.",
             "The value is followed by a newline, on a terminal or not (output is line-oriented like "
                     + "every other command's; $(...) in a shell drops it).",
-            "--raw prints the exact bytes and nothing else.",
+            "A value that is not UTF-8 prints as base64:...; --raw prints the exact bytes and nothing else.",
             "--json prints one object with the fields key, value, mod_revision and revision; "
                     + "value_base64 replaces value when the value is not UTF-8.",
             "An absent key prints a message on stderr and exits 1."},
@@ -51,11 +51,13 @@ final class GetCommand extends ClientCommand {
         if (json) {
             out.println(new JsonLine().string("key", key).value(r.value())
                     .number("mod_revision", r.modRevision()).number("revision", r.revision()));
+        } else if (raw) {
+            out.write(r.value(), 0, r.value().length);
+        } else if (Text.utf8OrNull(r.value()) == null) {
+            out.println(Text.value(r.value()));  // base64:...: no binary on a terminal (--raw for the bytes)
         } else {
             out.write(r.value(), 0, r.value().length);
-            if (!raw) {
-                out.println();
-            }
+            out.println();
         }
         return ExitCodes.OK;
     }

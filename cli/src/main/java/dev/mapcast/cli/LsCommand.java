@@ -16,9 +16,10 @@ import picocli.CommandLine.Parameters;
             "Lists the maps, or the keys of one map.",
             "Without MAP: lists the server's maps with their revision, size, iteration order, compact "
                     + "revision and memory (live, dead and reserved bytes), as an aligned table.",
-            "With MAP: lists its keys (--values: key=value) in the map's iteration order, from one "
-                    + "consistent snapshot. Control characters are shown escaped (\\n, \\t, \\x07) and a "
-                    + "value that is not UTF-8 as base64:...; --json gives the exact text.",
+            "With MAP: lists its keys (--values: key=value, a key's = and \\ escaped as \\= and \\\\) in the "
+                    + "map's iteration order, from one consistent snapshot. Control characters are shown "
+                    + "escaped (\\n, \\t, \\x07) and a value that is not UTF-8 as base64:...; --json gives "
+                    + "the exact text.",
             "--json prints one object per line: per map name, revision, size, order, compact_revision, "
                     + "live_bytes, dead_bytes and reserved_bytes (a damaged map: name and damaged); per key the "
                     + "key, and with --values the value (value_base64 when it is not UTF-8).",
@@ -118,7 +119,7 @@ final class LsCommand extends ClientCommand {
                     JsonLine line = new JsonLine().string("key", key);
                     out.println(values ? line.value(value) : line);
                 } else {
-                    out.println(values ? Text.oneLine(key) + "=" + Text.value(value) : Text.oneLine(key));
+                    out.println(values ? Text.keyBeforeEquals(key) + "=" + Text.value(value) : Text.oneLine(key));
                 }
             });
         }

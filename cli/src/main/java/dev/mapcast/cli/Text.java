@@ -35,6 +35,15 @@ final class Text {
         return text == null ? "base64:" + Base64.getEncoder().encodeToString(value) : oneLine(text);
     }
 
+    /**
+     * A key before {@code =} in a {@code KEY=VALUE} line: {@link #oneLine}, and its own {@code \}
+     * and {@code =} escaped as {@code \\} and {@code \=}, so that the first unescaped {@code =} ends
+     * it (key {@code a=b} with value {@code c} is {@code a\=b=c}).
+     */
+    static String keyBeforeEquals(String key) {
+        return oneLine(key.replace("\\", "\\\\")).replace("=", "\\=");
+    }
+
     /** Text with control characters escaped ({@code \n}, {@code \t}, {@code \x07}...). */
     static String oneLine(String s) {
         StringBuilder out = null;

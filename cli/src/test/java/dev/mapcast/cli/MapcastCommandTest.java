@@ -162,6 +162,8 @@ class MapcastCommandTest {
         assertArrayEquals(binary, raw.stdoutBytes());
         assertOk("{\"key\":\"k\",\"value_base64\":\"/wAKeA==\",\"mod_revision\":1,\"revision\":1}",
                 mapcast("get", "--server", address, "--json", "bin", "k"));
+        // Human output never writes binary (it may be a terminal): base64, as ls and watch show it.
+        assertOk("base64:/wAKeA==", mapcast("get", "--server", address, "bin", "k"));
     }
 
     // ---- failures and exit codes ----
@@ -341,6 +343,9 @@ class MapcastCommandTest {
                 + "\"reserved_bytes\":\\d+}")), json::toString);
 
         assertOk("c=3\na=1\nb=two\\nlines", mapcast("ls", "--server", address, "ls-insertion", "--values"));
+        client.write("ls-equals").put("a=b", "c").put("x\\", "y").order(IterationOrder.INSERTION).commit();
+        // The first unescaped = ends the key.
+        assertOk("a\\=b=c\nx\\\\=y", mapcast("ls", "--server", address, "ls-equals", "--values"));
         assertOk("{\"key\":\"c\",\"value\":\"3\"}\n{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"two\\nlines\"}",
                 mapcast("ls", "--server", address, "ls-insertion", "--values", "--json"));
     }
