@@ -21,7 +21,8 @@ import picocli.CommandLine.Spec;
         subcommands = {ClusterCommand.Status.class, ClusterCommand.Add.class, ClusterCommand.Remove.class},
         footer = {"", "Examples:",
             "  mapcast cluster status --server 127.0.0.1:50051",
-            "  mapcast cluster add d=127.0.0.1:7004     # then: mapcast serve --node-id d --join --cluster ...",
+            "  mapcast cluster add d=127.0.0.1:7004",
+            "  mapcast serve --node-id d --join --cluster ...   # then start it",
             "  mapcast cluster remove d"})
 final class ClusterCommand implements Callable<Integer> {
 

@@ -23,7 +23,7 @@ import picocli.CommandLine.Spec;
         subcommands = {DataCommand.Check.class, DataCommand.Salvage.class},
         footer = {"", "Examples:",
             "  mapcast data check --data-dir /var/lib/mapcast",
-            "  mapcast data salvage config --out config.snapshot --data-dir /var/lib/mapcast"})
+            "  mapcast data salvage config --out config.snap --data-dir /var/lib/mapcast"})
 final class DataCommand implements Callable<Integer> {
 
     @Spec
@@ -120,7 +120,7 @@ final class DataCommand implements Callable<Integer> {
                         + "out. Changes nothing in the data directory.",
                 "To replace a damaged map: start the server, 'mapcast map delete MAP', then "
                         + "'mapcast snapshot restore MAP FILE'."},
-            footer = {"", "Example:", "  mapcast data salvage config --out config.snapshot --data-dir /var/lib/mapcast"})
+            footer = {"", "Example:", "  mapcast data salvage config --out config.snap --data-dir /var/lib/mapcast"})
     static final class Salvage implements Callable<Integer> {
 
         @Spec

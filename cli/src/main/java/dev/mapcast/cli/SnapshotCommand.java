@@ -177,7 +177,7 @@ final class SnapshotCommand implements Callable<Integer> {
                         + "on stdout then, not even entries before the fault."},
             footer = {"", "Examples:",
                 "  mapcast snapshot inspect config.snapshot",
-                "  mapcast snapshot inspect config.snapshot --json --entries | jq -c 'select(.key)'"})
+                "  mapcast snapshot inspect c.snap --json --entries | jq -c 'select(.key)'"})
     static final class Inspect implements Callable<Integer> {
 
         @Spec

@@ -133,4 +133,27 @@ class OptionsTest {
         f.setAccessible(true);
         return f.get(o);
     }
+
+    /** Issue #26: an example in a command's help is never wrapped mid-command at 80 columns. */
+    @Test
+    void helpExamplesFitOnTheirLines() {
+        java.util.List<CommandLine> all = new java.util.ArrayList<>();
+        java.util.ArrayDeque<CommandLine> todo = new java.util.ArrayDeque<>(java.util.List.of(Main.commandLine()));
+        while (!todo.isEmpty()) {
+            CommandLine c = todo.pop();
+            all.add(c);
+            todo.addAll(c.getSubcommands().values());
+        }
+        for (CommandLine c : all) {
+            String help = c.getUsageMessage(CommandLine.Help.Ansi.OFF);
+            int examples = Math.max(help.indexOf("\nExamples:\n"), help.indexOf("\nExample:\n"));
+            if (examples < 0) {
+                continue;
+            }
+            for (String line : help.substring(help.indexOf('\n', examples + 1) + 1).split("\n")) {
+                assertTrue(line.isEmpty() || line.startsWith("  "), () -> c.getCommandName() + "'s help wraps an"
+                        + " example: \"" + line + "\" in\n" + help);
+            }
+        }
+    }
 }
