@@ -85,10 +85,16 @@ class BadInputTest {
     void malformedMessagesAreInvalidArguments() {
         // A key that is not UTF-8: map entry {key: 0xFF} in WriteRequest.puts, map "config".
         byte[] badUtf8 = {0x0A, 0x05, 0x0A, 0x01, (byte) 0xFF, 0x12, 0x00, 0x12, 0x06, 'c', 'o', 'n', 'f', 'i', 'g'};
-        refused(Status.Code.INVALID_ARGUMENT, "malformed WriteRequest", () -> rawWrite(badUtf8));
+        refused(Status.Code.INVALID_ARGUMENT, "malformed WriteRequest: puts[0].key is not valid UTF-8 (bytes 4 to 5"
+                + " of the message: ff)", () -> rawWrite(badUtf8));
         // A length prefix past the end.
         byte[] truncated = {0x12, 0x7F, 'c'};
-        refused(Status.Code.INVALID_ARGUMENT, "malformed WriteRequest", () -> rawWrite(truncated));
+        refused(Status.Code.INVALID_ARGUMENT, "malformed WriteRequest: the message ends inside map (its length at byte 1"
+                + " says 127 bytes, only 1 left)", () -> rawWrite(truncated));
+        // A varint of 11 bytes in expected_revision: protobuf-java would quote its CodedInputStream.
+        byte[] longVarint = {0x12, 0x01, 'c', 0x20, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0x01};
+        refused(Status.Code.INVALID_ARGUMENT, "malformed WriteRequest: expected_revision: a varint longer than 10 bytes"
+                + " at byte 4 (a malformed varint)", () -> rawWrite(longVarint));
     }
 
     @Test

@@ -208,7 +208,8 @@ class RestoreTest {
                 restore("target", good, c -> c.toBuilder().putEntries("key-0", ByteString.copyFromUtf8("forged")).build()));
         assertRefused(Status.Code.INVALID_ARGUMENT, "entries; the last chunk says",
                 restore("target", good, c -> c.getLast() ? c.toBuilder().setTotalEntries(3).build() : c));
-        assertRefused(Status.Code.INVALID_ARGUMENT, "no chunk received", restore("target", List.of(), c -> c));
+        assertRefused(Status.Code.INVALID_ARGUMENT, "restore refused, nothing changed: no chunk received",
+                restore("target", List.of(), c -> c));
         assertRefused(Status.Code.INVALID_ARGUMENT, "empty key",
                 restore("target", List.of(SnapshotChunk.newBuilder().putEntries("", ByteString.EMPTY).setLast(true)
                         .setTotalEntries(1).setDigest(emptyKeyDigest()).build()), c -> c));

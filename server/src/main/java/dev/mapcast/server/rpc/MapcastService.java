@@ -1,7 +1,7 @@
 package dev.mapcast.server.rpc;
 
 import com.google.protobuf.MessageLite;
-import com.google.protobuf.Parser;
+import com.google.protobuf.Message;
 import dev.mapcast.codec.EncodedMessages.Encoded;
 import dev.mapcast.codec.EncodedMethods;
 import dev.mapcast.proto.v1.CompactRequest;
@@ -83,15 +83,15 @@ public final class MapcastService {
     }
 
     public ServerServiceDefinition definition() {
-        var get = parsed(MapcastGrpc.getGetMethod(), GetRequest.parser());
-        var write = parsed(MapcastGrpc.getWriteMethod(), WriteRequest.parser());
-        var compact = parsed(MapcastGrpc.getCompactMethod(), CompactRequest.parser());
-        var listMaps = parsed(MapcastGrpc.getListMapsMethod(), ListMapsRequest.parser());
-        var snapshot = parsed(EncodedMethods.snapshot(), SnapshotRequest.parser());
-        var watch = parsed(EncodedMethods.watch(), WatchRequest.parser());
-        var restore = parsed(MapcastGrpc.getRestoreMethod(), RestoreRequest.parser());
+        var get = parsed(MapcastGrpc.getGetMethod(), GetRequest.getDefaultInstance());
+        var write = parsed(MapcastGrpc.getWriteMethod(), WriteRequest.getDefaultInstance());
+        var compact = parsed(MapcastGrpc.getCompactMethod(), CompactRequest.getDefaultInstance());
+        var listMaps = parsed(MapcastGrpc.getListMapsMethod(), ListMapsRequest.getDefaultInstance());
+        var snapshot = parsed(EncodedMethods.snapshot(), SnapshotRequest.getDefaultInstance());
+        var watch = parsed(EncodedMethods.watch(), WatchRequest.getDefaultInstance());
+        var restore = parsed(MapcastGrpc.getRestoreMethod(), RestoreRequest.getDefaultInstance());
         var writeStream = WriteStreamCall.method();
-        var deleteMap = parsed(MapcastGrpc.getDeleteMapMethod(), DeleteMapRequest.parser());
+        var deleteMap = parsed(MapcastGrpc.getDeleteMapMethod(), DeleteMapRequest.getDefaultInstance());
         ServiceDescriptor service = ServiceDescriptor.newBuilder(MapcastGrpc.SERVICE_NAME)
                 .setSchemaDescriptor(MapcastGrpc.getServiceDescriptor().getSchemaDescriptor())
                 .addMethod(get).addMethod(write).addMethod(snapshot).addMethod(watch).addMethod(compact)
@@ -206,9 +206,9 @@ public final class MapcastService {
         new Watcher(maps, call, loops.current(), pool, request, limits).start();
     }
 
-    private static <Q extends MessageLite, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(
-            MethodDescriptor<Q, R> method, Parser<Q> parser) {
-        return method.toBuilder(ParsedRequest.marshaller(parser), method.getResponseMarshaller()).build();
+    private static <Q extends Message, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(
+            MethodDescriptor<Q, R> method, Q type) {
+        return method.toBuilder(ParsedRequest.marshaller(type), method.getResponseMarshaller()).build();
     }
 
     private static <Q extends MessageLite, R> ServerCallHandler<ParsedRequest<Q>, R> unary(

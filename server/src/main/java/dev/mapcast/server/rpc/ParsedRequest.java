@@ -1,7 +1,8 @@
 package dev.mapcast.server.rpc;
 
+import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
-import com.google.protobuf.MessageLite;
+import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import io.grpc.KnownLength;
 import io.grpc.MethodDescriptor;
@@ -31,13 +32,19 @@ record ParsedRequest<T>(T message, String error) {
         T decode(byte[] bytes) throws IOException;
     }
 
-    static <T extends MessageLite> MethodDescriptor.Marshaller<ParsedRequest<T>> marshaller(Parser<T> parser) {
-        return marshaller(parser::parseFrom, value -> value.toByteString().newInput());
+    /** Parses messages of {@code type}'s type; a malformed one is described by {@link MalformedMessage}. */
+    @SuppressWarnings("unchecked")
+    static <T extends Message> MethodDescriptor.Marshaller<ParsedRequest<T>> marshaller(T type) {
+        Parser<T> parser = (Parser<T>) type.getParserForType();
+        return marshaller(parser::parseFrom, value -> value.toByteString().newInput(), type.getDescriptorForType());
     }
 
-    /** Parses with {@code decoder}; {@code encoder} is for clients (tests). */
+    /**
+     * Parses with {@code decoder}; {@code encoder} is for clients (tests). A message that does not
+     * parse is described as a {@code type} (field, problem, byte offset).
+     */
     static <T> MethodDescriptor.Marshaller<ParsedRequest<T>> marshaller(Decoder<T> decoder,
-            Function<T, InputStream> encoder) {
+            Function<T, InputStream> encoder, Descriptor type) {
         return new MethodDescriptor.Marshaller<>() {
             @Override
             public InputStream stream(ParsedRequest<T> value) {
@@ -46,18 +53,29 @@ record ParsedRequest<T>(T message, String error) {
 
             @Override
             public ParsedRequest<T> parse(InputStream stream) {
+                byte[] bytes;
                 try {
                     // A message of known length is read into an array of its size: reading the
                     // stream itself would allocate a 4 KiB buffer per request.
-                    byte[] bytes = stream instanceof KnownLength ? stream.readNBytes(stream.available())
+                    bytes = stream instanceof KnownLength ? stream.readNBytes(stream.available())
                             : stream.readAllBytes();
+                } catch (IOException e) {
+                    throw new UncheckedIOException("reading a request", e);
+                }
+                try {
                     return new ParsedRequest<>(decoder.decode(bytes), null);
                 } catch (InvalidProtocolBufferException e) {
-                    return new ParsedRequest<>(null, e.getMessage());
+                    return new ParsedRequest<>(null, describe(type, bytes));
                 } catch (IOException e) {
                     throw new UncheckedIOException("reading a request", e);
                 }
             }
         };
+    }
+
+    /** What is wrong with {@code bytes} as a {@code type}, in the request's terms. */
+    static String describe(Descriptor type, byte[] bytes) {
+        String problem = MalformedMessage.describe(type, bytes);
+        return problem != null ? problem : "the " + bytes.length + " bytes are not a valid " + type.getName();
     }
 }

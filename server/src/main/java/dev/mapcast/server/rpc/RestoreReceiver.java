@@ -200,8 +200,9 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     }
 
     private StatusRuntimeException refused(Status status, String why) {
-        return status.withDescription("restore of map \"" + map + "\" refused, nothing changed: " + why)
-                .asRuntimeException();
+        // Before the first chunk the map is not known yet: the call says nothing of one.
+        String what = map == null ? "restore" : "restore of map \"" + map + "\"";
+        return status.withDescription(what + " refused, nothing changed: " + why).asRuntimeException();
     }
 
     private void fail(StatusRuntimeException e) {

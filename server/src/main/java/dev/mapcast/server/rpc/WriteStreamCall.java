@@ -178,7 +178,7 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
         MethodDescriptor<StreamedWrite, WriteResult> method = MapcastGrpc.getWriteStreamMethod();
         return method.toBuilder(ParsedRequest.marshaller(WriteStreamCall::received, received -> {
             throw new UnsupportedOperationException("the server only reads StreamedWrite");
-        }), method.getResponseMarshaller()).build();
+        }, StreamedWrite.getDescriptor()), method.getResponseMarshaller()).build();
     }
 
     private static final int ID_TAG = StreamedWrite.ID_FIELD_NUMBER << 3 | WireFormat.WIRETYPE_VARINT;
@@ -211,10 +211,12 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
         if (repeated != null) {
             write = repeated.toByteArray();
         }
+        byte[] writeBytes = write == null ? new byte[0] : write;
         try {
-            return new Received(id, new ParsedRequest<>(WriteRequest.parseFrom(write == null ? new byte[0] : write), null));
+            return new Received(id, new ParsedRequest<>(WriteRequest.parseFrom(writeBytes), null));
         } catch (InvalidProtocolBufferException e) {
-            return new Received(id, new ParsedRequest<>(null, e.getMessage()));
+            return new Received(id, new ParsedRequest<>(null,
+                    ParsedRequest.describe(WriteRequest.getDescriptor(), writeBytes)));
         }
     }
 }
