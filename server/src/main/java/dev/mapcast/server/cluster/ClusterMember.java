@@ -521,11 +521,11 @@ public final class ClusterMember implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
         RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
-        // The leader tries a follower that does not answer every 100 ms (after 10 quick tries), as
-        // etcd's heartbeats do. Ratis's default waits 1 s, then 5 s, between tries: a member that
-        // was down for 10 s, once restarted, heard nothing for seconds and stayed behind, and a
-        // leader elected meanwhile with its vote waited for it to catch up (failovers of 5 s).
-        RaftServerConfigKeys.Log.Appender.setRetryPolicy(p, "1ms,10, 100ms," + Integer.MAX_VALUE);
+        // Ratis's log appender waits 1 s, then 5 s, between tries to a follower that failed
+        // (1ms,10, 1s,20, 5s,1000): a member restarted after 10 s down may hear nothing for seconds
+        // (BENCHMARKS.md, "Failover, read from the members' logs"). Tries every 100 ms made that go
+        // away, but a CI rehearsal then had a restarted member stay behind for 90 s (cause not
+        // found; Ratis has since changed its appender restarts, RATIS-2506): the default is kept.
         RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(MAX_ENTRY_BYTES + (1 << 20)));
         RaftServerConfigKeys.Log.setSegmentSizeMax(p, MAX_ENTRY);
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
