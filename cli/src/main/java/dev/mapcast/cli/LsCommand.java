@@ -25,7 +25,8 @@ import picocli.CommandLine.Parameters;
                     + "key, and with --values the value (value_base64 when it is not UTF-8).",
             "A map the server quarantined because its files fail verification is listed as DAMAGED with "
                     + "the file, byte and problem; see 'mapcast data check'."},
-        footer = {"", "Examples:", "  mapcast ls", "  mapcast ls config --values", "  mapcast ls --json | jq -r .name"})
+        footer = {"", "Examples:", "  mapcast ls", "  mapcast ls config --values", "  mapcast ls config --prefix db/",
+            "  mapcast ls --json | jq -r .name"})
 final class LsCommand extends ClientCommand {
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "MAP", description = "The map whose keys to list.")
@@ -34,6 +35,9 @@ final class LsCommand extends ClientCommand {
     @Option(names = "--values", description = "With MAP: print key=value.")
     boolean values;
 
+    @Option(names = "--prefix", paramLabel = "P", description = "With MAP: only the keys that start with P.")
+    String prefix;
+
     @Option(names = "--json", description = "One JSON object per line.")
     boolean json;
 
@@ -41,6 +45,9 @@ final class LsCommand extends ClientCommand {
     void validate() {
         if (values && map == null) {
             throw new ParameterException(spec.commandLine(), "--values without MAP (expected: ls MAP --values)");
+        }
+        if (prefix != null && map == null) {
+            throw new ParameterException(spec.commandLine(), "--prefix without MAP (expected: ls MAP --prefix P)");
         }
     }
 
@@ -115,6 +122,9 @@ final class LsCommand extends ClientCommand {
                         + " within " + connection.timeout.toMillis() + " ms (see --timeout)");
             }
             replica.forEach((key, value) -> {
+                if (prefix != null && !key.startsWith(prefix)) {
+                    return;
+                }
                 if (json) {
                     JsonLine line = new JsonLine().string("key", key);
                     out.println(values ? line.value(value) : line);

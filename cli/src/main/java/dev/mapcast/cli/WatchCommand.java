@@ -119,7 +119,7 @@ final class WatchCommand extends ClientCommand {
             }
             r.forEach((key, value) -> out.println(json
                     ? new JsonLine().string("type", "snapshot").number("revision", revision).string("key", key).value(value)
-                    : "  " + Text.oneLine(key) + "=" + Text.value(value)));
+                    : "  " + Text.keyBeforeEquals(key) + "=" + Text.value(value)));
             flush(revision);
         }
 
@@ -130,7 +130,7 @@ final class WatchCommand extends ClientCommand {
             }
             puts.forEach((key, value) -> out.println(json
                     ? new JsonLine().string("type", "put").number("revision", revision).string("key", key).value(value)
-                    : "rev " + revision + " put " + Text.oneLine(key) + "=" + Text.value(value)));
+                    : "rev " + revision + " put " + Text.keyBeforeEquals(key) + "=" + Text.value(value)));
             for (String key : deletes) {
                 out.println(json
                         ? new JsonLine().string("type", "del").number("revision", revision).string("key", key)

@@ -153,6 +153,23 @@ class MapcastCommandTest {
         assertEquals("", absent.stdout());
     }
 
+    /** Issue #26: put MAP K1 V1 K2 V2 is one write, one revision; what it cannot mean is refused. */
+    @Test
+    void putOfSeveralKeysIsOneAtomicWrite() {
+        assertOk("1", mapcast("put", "--server", address, "multi", "region", "eu-west-1", "zone", "b"));
+        assertEquals(1, client.get("multi", "region").modRevision());
+        assertEquals(1, client.get("multi", "zone").modRevision(), "both keys in revision 1");
+        assertEquals("b", new String(client.get("multi", "zone").value(), UTF_8));
+        assertFailed(2, "mapcast: KEY 'zone' has no VALUE (expected: KEY VALUE pairs after the first)",
+                mapcast("put", "--server", address, "multi", "region", "x", "zone"));
+        assertFailed(2, "mapcast: key 'region' given twice (expected: each key once)",
+                mapcast("put", "--server", address, "multi", "region", "x", "region", "y"));
+        assertFailed(2, "mapcast: --if-absent is a condition on one key (expected: one KEY, or --if-revision for"
+                + " several)", mapcast("put", "--server", address, "--if-absent", "multi", "a", "1", "b", "2"));
+        assertOk("2", mapcast("put", "--server", address, "--if-revision", "1", "multi", "region", "x", "zone", "c"));
+        assertEquals(2, client.get("multi", "zone").revision(), "nothing else was written");
+    }
+
     @Test
     void binaryValuesFromStdinComeBackExactly() {
         byte[] binary = {(byte) 0xff, 0, '\n', 'x'};
@@ -344,6 +361,12 @@ class MapcastCommandTest {
 
         assertOk("c=3\na=1\nb=two\\nlines", mapcast("ls", "--server", address, "ls-insertion", "--values"));
         client.write("ls-equals").put("a=b", "c").put("x\\", "y").order(IterationOrder.INSERTION).commit();
+        client.write("ls-prefix").put("db/host", "h").put("db/port", "5432").put("dbx", "no").put("web/port", "80")
+                .order(IterationOrder.INSERTION).commit();
+        assertOk("db/host=h\ndb/port=5432",
+                mapcast("ls", "--server", address, "ls-prefix", "--values", "--prefix", "db/"));
+        assertFailed(2, "mapcast: --prefix without MAP (expected: ls MAP --prefix P)",
+                mapcast("ls", "--server", address, "--prefix", "db/"));
         // The first unescaped = ends the key.
         assertOk("a\\=b=c\nx\\\\=y", mapcast("ls", "--server", address, "ls-equals", "--values"));
         assertOk("{\"key\":\"c\",\"value\":\"3\"}\n{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"two\\nlines\"}",
