@@ -23,11 +23,12 @@ final class Converters {
     static final class DurationConverter implements ITypeConverter<Duration> {
         @Override
         public Duration convert(String text) {
-            if (text.trim().matches("\\d+")) {
+            String t = text.trim();
+            if (t.matches("\\d+")) {
                 throw new TypeConversionException("'" + text + "' needs a unit (expected: a positive duration such"
-                        + " as " + text.trim() + "s, " + text.trim() + "ms or " + text.trim() + "m)");
+                        + " as " + t + "s, " + t + "ms or " + t + "m)");
             }
-            Duration d = parse(text.trim());
+            Duration d = parse(t);
             if (d == null || d.isZero()) {
                 throw new TypeConversionException(
                         "'" + text + "' (expected: a positive duration such as 500ms, 10s, 2m or 1h)");
@@ -86,12 +87,12 @@ final class Converters {
                     case "gb" -> 1_000_000_000;
                     default -> -1;
                 };
-                if (suffix.equals("k") || suffix.equals("m") || suffix.equals("g")) {
-                    String n = m.group(1);
-                    String u = suffix.toUpperCase(Locale.ROOT);
-                    throw new TypeConversionException("'" + text + "' is ambiguous (expected: " + n + u + "iB for "
-                            + n + " x 2^" + (u.equals("K") ? 10 : u.equals("M") ? 20 : 30) + " bytes, or " + n + u
-                            + "B for " + n + " x 10^" + (u.equals("K") ? 3 : u.equals("M") ? 6 : 9) + ")");
+                int power = suffix.length() == 1 ? "kmg".indexOf(suffix) + 1 : 0;  // a bare K, M or G: 1 to 3
+                if (power > 0) {
+                    String n = m.group(1) + suffix.toUpperCase(Locale.ROOT);
+                    throw new TypeConversionException("'" + text + "' is ambiguous (expected: " + n + "iB for "
+                            + m.group(1) + " x 2^" + 10 * power + " bytes, or " + n + "B for " + m.group(1) + " x 10^"
+                            + 3 * power + ")");
                 }
             }
             if (unit > 0) {

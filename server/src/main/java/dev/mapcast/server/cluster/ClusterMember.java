@@ -521,11 +521,11 @@ public final class ClusterMember implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
         RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
-        // Ratis's log appender waits 1 s, then 5 s, between tries to a follower that failed
-        // (1ms,10, 1s,20, 5s,1000): a member restarted after 10 s down may hear nothing for seconds
-        // (BENCHMARKS.md, "Failover, read from the members' logs"). Tries every 100 ms made that go
-        // away, but a CI rehearsal then had a restarted member stay behind for 90 s (cause not
-        // found; Ratis has since changed its appender restarts, RATIS-2506): the default is kept.
+        // Its retry policy is left at Ratis's default (1ms,10, 1s,20, 5s,1000): a member restarted
+        // after 10 s down may then hear nothing for seconds (BENCHMARKS.md, "Failover, read from the
+        // members' logs"). Tries every 100 ms made that go away, but a CI rehearsal then had a
+        // restarted member stay behind for 90 s (cause not found; RATIS-2506 reworked appender
+        // restarts after 3.3.0).
         RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(MAX_ENTRY_BYTES + (1 << 20)));
         RaftServerConfigKeys.Log.setSegmentSizeMax(p, MAX_ENTRY);
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);

@@ -580,11 +580,9 @@ public final class HostedMap implements AutoCloseable {
         lock.readLock().lock();
         try {
             checkServing();
-            List<Encoded> fromZero = fromCreation ? history.after(0) : null;
-            if (fromZero != null) {
-                List<Encoded> all = new ArrayList<>(fromZero);
-                all.add(WatchEvents.progress(revision, head.digest(), incarnation));
-                watcher.begin(WatchEvents.emptySnapshot(name, order, incarnation), null, all);
+            List<Encoded> since = fromCreation ? sinceCreation() : null;
+            if (since != null) {
+                watcher.begin(since.get(0), null, since.subList(1, since.size()));
                 watchers.add(watcher);
                 return;
             }
@@ -620,18 +618,32 @@ public final class HostedMap implements AutoCloseable {
         lock.readLock().lock();
         try {
             checkServing();
-            List<Encoded> fromZero = history.after(0);
-            if (fromZero == null) {
+            List<Encoded> since = sinceCreation();
+            if (since == null) {
                 return false;
             }
-            watcher.enqueue(WatchEvents.emptySnapshot(name, order, incarnation));
-            fromZero.forEach(watcher::enqueue);
-            watcher.enqueue(WatchEvents.progress(revision, head.digest(), incarnation));
+            since.forEach(watcher::enqueue);
             watchers.add(watcher);
             return true;
         } finally {
             lock.readLock().unlock();
         }
+    }
+
+    /**
+     * What a watcher that starts from the creation is sent, under the lock: the empty map at
+     * revision 0, every delta since, then a Progress; null if the history no longer reaches back.
+     */
+    private List<Encoded> sinceCreation() {
+        List<Encoded> fromZero = history.after(0);
+        if (fromZero == null) {
+            return null;
+        }
+        List<Encoded> all = new ArrayList<>(fromZero.size() + 2);
+        all.add(WatchEvents.emptySnapshot(name, order, incarnation));
+        all.addAll(fromZero);
+        all.add(WatchEvents.progress(revision, head.digest(), incarnation));
+        return all;
     }
 
     /** Pins the map at its current revision for a snapshot stream. */

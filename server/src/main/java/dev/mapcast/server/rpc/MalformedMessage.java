@@ -3,6 +3,8 @@ package dev.mapcast.server.rpc;
 import com.google.protobuf.Descriptors.Descriptor;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.UnsafeByteOperations;
+import java.util.HashMap;
+import java.util.Map;
 
 /**
  * Where and why a request's bytes are not a valid message of its type, in the request's own
@@ -48,7 +50,7 @@ final class MalformedMessage {
                 throw new Problem(where(path) + "nested more than " + MAX_DEPTH + " messages deep (at byte " + from
                         + ")");
             }
-            java.util.Map<Integer, Integer> seen = new java.util.HashMap<>();
+            Map<Integer, Integer> seen = new HashMap<>();  // field number -> entries walked, for [i]
             pos = from;
             while (pos < to) {
                 int tagAt = pos;
