@@ -90,6 +90,10 @@ public final class ClusterMember implements AutoCloseable {
     private static final Duration JOIN_WAIT = Duration.ofSeconds(60);
     /** How long a forwarded entry is tried again around an election (see {@link #forwardRetry}). */
     private static final Duration FORWARD_RETRY = Duration.ofSeconds(10);
+    /** How often a follower replaces its channels to its peers (see {@link #refreshVoteChannels}). */
+    private static final long CHANNEL_REFRESH_MILLIS = 500;
+    private static final IOException CHANNEL_REFRESH = new IOException("refresh: channels to peers are replaced"
+            + " while a leader is known");
     private static final String COMMON_POOL_PARALLELISM = "java.util.concurrent.ForkJoinPool.common.parallelism";
 
     static {
@@ -124,6 +128,13 @@ public final class ClusterMember implements AutoCloseable {
                 return t;
             });
     private final MemberFile memberFile;
+    /** Runs {@link #refreshVoteChannels} (see there). */
+    private final java.util.concurrent.ScheduledExecutorService channelRefresh =
+            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+                Thread t = new Thread(r, "mapcast-cluster-channels");
+                t.setDaemon(true);
+                return t;
+            });
 
     private ClusterMember(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps, Limits limits,
             int chunkBytes, Executor background) throws IOException {
@@ -177,6 +188,8 @@ public final class ClusterMember implements AutoCloseable {
                         + config.peerAddress() + ": " + why, e);
             }
             started = true;
+            channelRefresh.scheduleWithFixedDelay(this::refreshVoteChannels, CHANNEL_REFRESH_MILLIS,
+                    CHANNEL_REFRESH_MILLIS, TimeUnit.MILLISECONDS);
             if (ForkJoinPool.getCommonPoolParallelism() < 2) {
                 log.warn("the JVM's common pool has {} thread(s): Ratis will start a thread for each of its"
                         + " asynchronous steps; start the JVM with -D{}=2", ForkJoinPool.getCommonPoolParallelism(),
@@ -250,6 +263,33 @@ public final class ClusterMember implements AutoCloseable {
             return server.getDivision(groupId);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * Gives a follower fresh channels to its peers while a leader is known. A follower sends them
+     * nothing but votes, and a channel that once failed to connect (the peer was down) stays in
+     * gRPC's reconnect backoff, doubling up to 2 minutes, after the peer is back: the next election
+     * then failed at once on that channel ("UNAVAILABLE: io exception" to a live member) until the
+     * backoff ran out, seconds after the leader died (BENCHMARKS.md, "Votes lost to reconnect
+     * backoff"). Ratis resets a channel only on a leader's append errors. A reset channel connects
+     * only when next used, so this costs nothing while a leader lives; in an election (no leader
+     * known) channels are left alone, and a vote in flight on a replaced channel still completes.
+     */
+    private void refreshVoteChannels() {
+        try {
+            RaftServer.Division d = division();
+            DivisionInfo info = d.getInfo();
+            if (!info.isFollower() || info.getLeaderId() == null) {
+                return;
+            }
+            for (RaftPeer peer : d.getRaftConf().getCurrentPeers()) {
+                if (!peer.getId().equals(selfId)) {
+                    server.getServerRpc().handleException(peer.getId(), CHANNEL_REFRESH, true);
+                }
+            }
+        } catch (RuntimeException e) {
+            log.debug("refreshing the channels to the other members", e);
         }
     }
 
@@ -521,11 +561,18 @@ public final class ClusterMember implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
         RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
-        // Its retry policy is left at Ratis's default (1ms,10, 1s,20, 5s,1000): a member restarted
-        // after 10 s down may then hear nothing for seconds (BENCHMARKS.md, "Failover, read from the
-        // members' logs"). Tries every 100 ms made that go away, but a CI rehearsal then had a
-        // restarted member stay behind for 90 s (cause not found; RATIS-2506 reworked appender
-        // restarts after 3.3.0).
+        // The leader tries a follower that does not answer every 100 ms (after 10 quick tries), as
+        // etcd's heartbeats do. Ratis's default waits 1 s, then 5 s, between tries: a member that
+        // was down for 10 s, once restarted, heard nothing for seconds and stayed behind, and a
+        // leader elected meanwhile with its vote had to wait for it (BENCHMARKS.md, "A restarted
+        // member held back").
+        RaftServerConfigKeys.Log.Appender.setRetryPolicy(p, "1ms,10, 100ms," + Integer.MAX_VALUE);
+        // Heartbeats on the append stream, not a channel of their own: a heartbeat sent on its own
+        // channel names the entry after those still in flight as its previous one, so a follower
+        // catching up answers INCONSISTENCY to most of them, and Ratis 3.3.0's leader then resets the
+        // follower's next index over and over (RATIS-2242, unfixed): a restarted member stayed
+        // hundreds of entries behind for seconds (BENCHMARKS.md, "A restarted member held back").
+        GrpcConfigKeys.Server.setHeartbeatChannel(p, false);
         RaftServerConfigKeys.Log.setWriteBufferSize(p, SizeInBytes.valueOf(MAX_ENTRY_BYTES + (1 << 20)));
         RaftServerConfigKeys.Log.setSegmentSizeMax(p, MAX_ENTRY);
         RaftServerConfigKeys.Read.setOption(p, RaftServerConfigKeys.Read.Option.LINEARIZABLE);
@@ -644,6 +691,7 @@ public final class ClusterMember implements AutoCloseable {
 
     @Override
     public void close() {
+        channelRefresh.shutdownNow();
         forwarding.shutdownNow();
         try {
             client.close();
