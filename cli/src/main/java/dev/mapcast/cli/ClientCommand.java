@@ -29,10 +29,17 @@ abstract class ClientCommand implements Callable<Integer> {
     public final Integer call() throws Exception {
         String target = connection.target();
         validate();
-        try (MapcastClient client = MapcastClient.builder().target(target).deadline(connection.timeout).build()) {
+        MapcastClient.Builder builder = connection.tls(MapcastClient.builder().target(target).deadline(connection.timeout));
+        MapcastClient built;
+        try {
+            built = builder.build();
+        } catch (IllegalArgumentException e) {  // a TLS file that cannot be used, named
+            throw new Failure(ExitCodes.USAGE, e.getMessage());
+        }
+        try (MapcastClient client = built) {
             return run(client);
         } catch (MapcastException e) {
-            throw Failure.of(e, target);
+            throw Failure.of(e, target, connection.usesTls());
         }
     }
 

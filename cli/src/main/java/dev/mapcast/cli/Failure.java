@@ -24,8 +24,23 @@ final class Failure extends RuntimeException {
 
     /** A call to the server that failed, as the exit code and message a user can act on. */
     static Failure of(MapcastException e, String server) {
+        return of(e, server, false);
+    }
+
+    /** As {@link #of(MapcastException, String)}; {@code tls}: whether the client connected with TLS. */
+    static Failure of(MapcastException e, String server, boolean tls) {
         Status.Code code = e.code();
+        if (code == Status.Code.UNAVAILABLE) {
+            String why = tls ? tlsFailure(e) : plaintextToTls(e);
+            if (why != null) {
+                return new Failure(ExitCodes.UNREACHABLE, "cannot reach the server at " + server + ": " + why);
+            }
+        }
         String description = e.description() == null ? code.toString() : e.description();
+        int newline = description.indexOf('\n');
+        if (newline >= 0) {  // gRPC appends its Netty pipeline on a line of its own: not for users
+            description = description.substring(0, newline);
+        }
         if (code == Status.Code.INTERNAL && (description.equals("http2 exception") || causedBy(e, "Http2Exception"))) {
             // Its first bytes were no HTTP/2 frame: an HTTP/1 server, a database, ...
             return new Failure(ExitCodes.UNREACHABLE, "the server at " + server + " is not a mapcast server: it does"
@@ -58,6 +73,51 @@ final class Failure extends RuntimeException {
         String reason = root == e ? null : root.getMessage();
         return reason == null || description.contains(reason) || reason.endsWith(description) ? description
                 : description + " (" + reason + ")";
+    }
+
+    /** Why a TLS connection failed, in the user's terms, or null if TLS is not why. */
+    private static String tlsFailure(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            String m = t.getMessage() == null ? "" : t.getMessage();
+            String type = t.getClass().getSimpleName();
+            if (type.equals("CertificateExpiredException")) {
+                return "the server's TLS certificate has expired (" + m + ")";
+            }
+            if (type.equals("CertificateNotYetValidException")) {
+                return "the server's TLS certificate is not valid yet (" + m + ")";
+            }
+            if (m.contains("unable to find valid certification path")) {
+                return "the server's TLS certificate is not signed by a CA this client trusts (--tls-ca, else the"
+                        + " JVM's trusted CAs)";
+            }
+            if (m.contains("No subject alternative") || m.contains("No name matching")) {
+                return "the server's TLS certificate does not name the address dialled (" + m + ")";
+            }
+            if (m.contains("bad_certificate") || m.contains("certificate_required") || m.contains("unknown_ca")) {
+                return "the server refused this client's TLS certificate, or its lack of one: it requires one signed"
+                        + " by its --tls-client-ca (see --tls-cert and --tls-key)";
+            }
+            if (m.contains("not an SSL/TLS record")) {
+                return "the server does not speak TLS (connect without --tls and --tls-ca)";
+            }
+            if (m.contains("Connection closed while performing TLS negotiation")) {
+                return "the TLS handshake failed: the server closed the connection (is its certificate valid, and"
+                        + " signed by a CA in --tls-ca?)";
+            }
+        }
+        return null;
+    }
+
+    /** A plaintext client whose connection the server dropped at once: likely a TLS-only server. */
+    private static String plaintextToTls(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause() == t ? null : t.getCause()) {
+            String m = t.getMessage() == null ? "" : t.getMessage();
+            if (m.contains("Connection reset by peer") || m.contains("Network closed for unknown reason")) {
+                return "the connection was closed at once (" + m + "); a server with TLS closes plaintext"
+                        + " connections so: use --tls-ca FILE (or --tls)";
+            }
+        }
+        return null;
     }
 
     private static boolean causedBy(Throwable e, String simpleName) {

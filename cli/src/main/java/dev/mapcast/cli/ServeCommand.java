@@ -3,6 +3,7 @@ package dev.mapcast.cli;
 import dev.mapcast.server.FsyncMode;
 import dev.mapcast.server.MapcastServer;
 import dev.mapcast.server.cluster.ClusterConfig;
+import dev.mapcast.server.security.TlsFiles;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -32,6 +33,8 @@ import picocli.CommandLine.Spec;
             "  mapcast serve --data-dir /var/lib/mapcast --strict",
             "  mapcast serve --listen 0.0.0.0:50051 --max-value-bytes 4MiB",
             "  mapcast serve --in-memory",
+            "  mapcast serve --tls-cert server.pem --tls-key server.key \\",
+            "      --tls-client-ca clients-ca.pem",
             "  mapcast serve --node-id a --listen 127.0.0.1:50051 --data-dir data-a \\",
             "      --cluster a=127.0.0.1:7001,b=127.0.0.1:7002,c=127.0.0.1:7003"})
 final class ServeCommand implements Callable<Integer> {
@@ -91,6 +94,37 @@ final class ServeCommand implements Callable<Integer> {
             description = "Cluster: log entries between two snapshots; the log before a snapshot is purged "
                     + "(default: ${DEFAULT-VALUE}).")
     long snapshotEntries;
+
+    @Option(names = "--tls-cert", paramLabel = "FILE",
+            description = "Serve TLS only, with this certificate chain (PEM, this server's first); plaintext "
+                    + "connections then fail. Read again when it changes (see --tls-reload-interval).")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "FILE",
+            description = "The private key of --tls-cert (PEM, unencrypted PKCS#8: 'BEGIN PRIVATE KEY').")
+    Path tlsKey;
+
+    @Option(names = "--tls-client-ca", paramLabel = "FILE",
+            description = "CA certificates (PEM) that sign client certificates; with it clients must present "
+                    + "one (see --tls-client-auth).")
+    Path tlsClientCa;
+
+    @Option(names = "--tls-client-auth", paramLabel = "MODE", converter = ClientAuthConverter.class,
+            description = "none, optional or require: whether clients must present a certificate signed by "
+                    + "--tls-client-ca (default: require with --tls-client-ca, none without).")
+    TlsFiles.ClientAuth tlsClientAuth;
+
+    @Option(names = "--peer-tls-ca", paramLabel = "FILE",
+            description = "Cluster with TLS: CA certificates (PEM) that sign the members' certificates. Members "
+                    + "speak Raft over mutual TLS with --tls-cert and --tls-key, each naming the host of its peer "
+                    + "address; keep this CA for members only.")
+    Path peerTlsCa;
+
+    @Option(names = "--tls-reload-interval", paramLabel = "DURATION", defaultValue = "5s",
+            converter = Converters.DurationConverter.class,
+            description = "How often the TLS files are checked for changes; a change is taken once the "
+                    + "certificate and key match (default: ${DEFAULT-VALUE}).")
+    Duration tlsReloadInterval;
 
     @Option(names = "--strict",
             description = "Refuse to start (exit 5, naming the file, byte and reason) if a map's files fail "
@@ -201,9 +235,13 @@ final class ServeCommand implements Callable<Integer> {
             b.dataDir(dataDir).fsync(fsync).strict(strict);
         }
 
+        b.tls(tlsFiles());
+
         MapcastServer server;
         try {
             server = b.build();
+        } catch (IllegalArgumentException e) {  // a TLS file that cannot be used, named
+            throw new Failure(ExitCodes.USAGE, e.getMessage());
         } catch (UncheckedIOException e) {
             if (e.getCause() instanceof java.net.BindException) {
                 throw new Failure(ExitCodes.CANNOT_LISTEN, e.getMessage());  // a member's peer address
@@ -238,6 +276,51 @@ final class ServeCommand implements Callable<Integer> {
         }, "mapcast-shutdown"));
         server.awaitTermination();
         return ExitCodes.OK;
+    }
+
+    /** The --tls-* and --peer-tls-ca options, checked together; null without --tls-cert. */
+    private TlsFiles tlsFiles() {
+        var parsed = spec.commandLine().getParseResult();
+        if (tlsCert == null) {
+            for (String needsCert : new String[] {"--tls-key", "--tls-client-ca", "--tls-client-auth", "--peer-tls-ca",
+                "--tls-reload-interval"}) {
+                if (parsed.hasMatchedOption(needsCert)) {
+                    throw new ParameterException(spec.commandLine(), needsCert + " needs --tls-cert (and --tls-key)");
+                }
+            }
+            return null;
+        }
+        if (tlsKey == null) {
+            throw new ParameterException(spec.commandLine(), "--tls-cert needs --tls-key (its private key)");
+        }
+        if (peerTlsCa != null && cluster == null) {
+            throw new ParameterException(spec.commandLine(), "--peer-tls-ca applies to a cluster member (--cluster)");
+        }
+        if (cluster != null && peerTlsCa == null) {
+            throw new ParameterException(spec.commandLine(), "a cluster member with --tls-cert needs --peer-tls-ca (the"
+                    + " CA of the members' certificates): members authenticate each other with it");
+        }
+        try {
+            TlsFiles files = TlsFiles.of(tlsCert, tlsKey, tlsClientCa).withPeerCa(peerTlsCa)
+                    .withReloadInterval(tlsReloadInterval);
+            return tlsClientAuth == null ? files : files.withClientAuth(tlsClientAuth);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage());
+        }
+    }
+
+    /** none, optional or require, any case. */
+    static final class ClientAuthConverter implements picocli.CommandLine.ITypeConverter<TlsFiles.ClientAuth> {
+        @Override
+        public TlsFiles.ClientAuth convert(String value) {
+            for (TlsFiles.ClientAuth mode : TlsFiles.ClientAuth.values()) {
+                if (mode.name().equalsIgnoreCase(value)) {
+                    return mode;
+                }
+            }
+            throw new picocli.CommandLine.TypeConversionException("\"" + value + "\" (expected: none, optional or"
+                    + " require)");
+        }
     }
 
     /** --node-id, --cluster and --join, checked: a usage error names the bad value. */

@@ -114,7 +114,8 @@ public final class MapcastClient implements AutoCloseable {
     private final double replicaCompactionThreshold;
 
     private MapcastClient(Builder b) {
-        this.members = b.channel != null ? Members.of(b.channel) : Members.connect(b.target, b.maxInboundMessageBytes);
+        this.members = b.channel != null ? Members.of(b.channel) : Members.connect(b.target, b.maxInboundMessageBytes,
+                b.tls ? ClientTls.credentials(b.tlsCa, b.tlsCert, b.tlsKey) : null);
         this.deadline = b.deadline;
         this.failover = new Failover(members, b.deadline);
         this.initialBackoff = b.initialBackoff;
@@ -597,6 +598,10 @@ public final class MapcastClient implements AutoCloseable {
         private int maxInboundMessageBytes = 128 * 1024 * 1024;
         private double replicaCompactionThreshold = 0.8;
         private Duration writeStreamIdleTimeout = Duration.ofSeconds(30);
+        private boolean tls;
+        private Path tlsCa;
+        private Path tlsCert;
+        private Path tlsKey;
 
         private Builder() {
         }
@@ -608,6 +613,29 @@ public final class MapcastClient implements AutoCloseable {
          */
         public Builder target(String target) {
             this.target = Objects.requireNonNull(target, "target");
+            return this;
+        }
+
+        /**
+         * Connects over TLS, checking the server's certificate against the CA certificates in
+         * {@code caFile} (PEM; null: the JVM's trusted CAs). The certificate must name the host
+         * dialled (a DNS name, or an IP address as an IP subject alternative name).
+         */
+        public Builder tls(Path caFile) {
+            this.tls = true;
+            this.tlsCa = caFile;
+            return this;
+        }
+
+        /**
+         * Connects over TLS as {@link #tls(Path)}, presenting a client certificate: its chain
+         * ({@code certFile}, PEM, this client's first) and its private key ({@code keyFile}, PEM,
+         * unencrypted PKCS#8), for servers that require one ({@code --tls-client-ca}).
+         */
+        public Builder tls(Path caFile, Path certFile, Path keyFile) {
+            tls(caFile);
+            this.tlsCert = Objects.requireNonNull(certFile, "certFile");
+            this.tlsKey = Objects.requireNonNull(keyFile, "keyFile");
             return this;
         }
 

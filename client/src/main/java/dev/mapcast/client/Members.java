@@ -1,5 +1,6 @@
 package dev.mapcast.client;
 
+import io.grpc.ChannelCredentials;
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
 import java.util.ArrayList;
@@ -33,13 +34,14 @@ final class Members {
         return new Members(List.of(channel.authority()), List.of(channel), false);
     }
 
-    /** A channel per member of {@code target} (see {@link #parse}). */
-    static Members connect(String target, int maxInboundMessageBytes) {
+    /** A channel per member of {@code target} (see {@link #parse}); plaintext if {@code tls} is null. */
+    static Members connect(String target, int maxInboundMessageBytes, ChannelCredentials tls) {
         List<String> targets = parse(target);
         List<ManagedChannel> channels = new ArrayList<>(targets.size());
         for (String t : targets) {
-            channels.add(NettyChannelBuilder.forTarget(t).usePlaintext().maxInboundMessageSize(maxInboundMessageBytes)
-                    .flowControlWindow(FLOW_CONTROL_WINDOW).build());
+            NettyChannelBuilder b = tls == null ? NettyChannelBuilder.forTarget(t).usePlaintext()
+                    : NettyChannelBuilder.forTarget(t, tls);
+            channels.add(b.maxInboundMessageSize(maxInboundMessageBytes).flowControlWindow(FLOW_CONTROL_WINDOW).build());
         }
         return new Members(targets, List.copyOf(channels), true);
     }

@@ -12,6 +12,8 @@ import dev.mapcast.server.map.MapRegistry;
 import dev.mapcast.server.rpc.ClusterService;
 import dev.mapcast.server.rpc.MapcastService;
 import dev.mapcast.server.rpc.ServerEventLoops;
+import dev.mapcast.server.security.ReloadingTls;
+import dev.mapcast.server.security.TlsFiles;
 import dev.mapcast.server.storage.Storage;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -66,6 +68,8 @@ public final class MapcastServer implements AutoCloseable {
     static final long PERIODIC_FSYNC_MILLIS = 100;
 
     private final MapRegistry maps;
+    /** Null without TLS. */
+    private final ReloadingTls tls;
     private Storage storage;
     /** Null for a single server. */
     private final ClusterMember member;
@@ -94,7 +98,9 @@ public final class MapcastServer implements AutoCloseable {
         this.port = b.port;
         MapRegistry registry = null;
         ClusterMember clusterMember = null;
+        ReloadingTls reloadingTls = null;
         try {
+            reloadingTls = b.tls == null ? null : ReloadingTls.start(b.tls);
             if (b.cluster == null) {
                 this.storage = b.dataDir == null ? null : Storage.open(b.dataDir, b.fsync, b.snapshotLogBytes);
                 registry = new MapRegistry(limits, b.chunkBytes, storage, storageTasks, b.strict);
@@ -103,10 +109,13 @@ public final class MapcastServer implements AutoCloseable {
                 registry = new MapRegistry(limits, b.chunkBytes, null, storageTasks, b.strict);
                 Path dir = b.dataDir == null ? Path.of("mapcast-data") : b.dataDir;
                 clusterMember = ClusterMember.start(b.cluster, dir, () -> host + ":" + port(), registry, limits,
-                        b.chunkBytes, storageTasks);
+                        b.chunkBytes, storageTasks, reloadingTls);
             }
         } catch (IOException | RuntimeException e) {
             storageTasks.shutdownNow();
+            if (reloadingTls != null) {
+                reloadingTls.close();
+            }
             if (registry != null) {
                 registry.close();
             }
@@ -118,6 +127,7 @@ public final class MapcastServer implements AutoCloseable {
         }
         this.maps = registry;
         this.member = clusterMember;
+        this.tls = reloadingTls;
         if (storage != null && b.fsync == FsyncMode.PERIODIC) {
             storageTasks.scheduleWithFixedDelay(() -> maps.all().forEach(HostedMap::forceLog),
                     PERIODIC_FSYNC_MILLIS, PERIODIC_FSYNC_MILLIS, TimeUnit.MILLISECONDS);
@@ -155,7 +165,9 @@ public final class MapcastServer implements AutoCloseable {
         if (server != null) {
             throw new IllegalStateException("server is already serving on " + addressText());
         }
-        Server s = loops.configure(NettyServerBuilder.forAddress(new InetSocketAddress(host, port)))
+        InetSocketAddress address = new InetSocketAddress(host, port);
+        Server s = loops.configure(tls == null ? NettyServerBuilder.forAddress(address)
+                        : NettyServerBuilder.forAddress(address, tls.serverCredentials()))
                 // Room for a Write of maxWriteBytes of keys and values plus its framing.
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
@@ -182,7 +194,7 @@ public final class MapcastServer implements AutoCloseable {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
-        log.info("mapcast serving on {} ({}); {}", addressText(), transport(),
+        log.info("mapcast serving on {} ({}{}); {}", addressText(), transport(), tls == null ? "" : ", TLS",
                 member != null ? "cluster member " + member.nodeId()
                 : storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
@@ -270,6 +282,9 @@ public final class MapcastServer implements AutoCloseable {
         }
         if (member != null) {
             member.close();
+        }
+        if (tls != null) {
+            tls.close();
         }
         maps.close();
         closeStorage();
@@ -378,6 +393,7 @@ public final class MapcastServer implements AutoCloseable {
         private long snapshotLogBytes = 64L * 1024 * 1024;
         private boolean strict;
         private ClusterConfig cluster;
+        private TlsFiles tls;
 
         private Builder() {
         }
@@ -512,6 +528,17 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Serves TLS only (null, the default: plaintext): the certificate and key, and optionally the
+         * CA of client certificates and whether they are required. The files are read again when
+         * they change (see {@link ReloadingTls}). A cluster member also secures its Raft traffic
+         * with them, and needs {@link TlsFiles#peerCa} for that.
+         */
+        public Builder tls(TlsFiles tls) {
+            this.tls = tls;
+            return this;
+        }
+
         /** How long close() lets calls in flight finish before cancelling them (default 5 s). */
         public Builder shutdownGrace(Duration grace) {
             this.shutdownGrace = Objects.requireNonNull(grace, "grace");
@@ -525,6 +552,10 @@ public final class MapcastServer implements AutoCloseable {
          *     a map in it cannot be recovered (the message names the file, the byte and what is wrong)
          */
         public MapcastServer build() {
+            if (cluster != null && tls != null && tls.peerCa() == null) {
+                throw new IllegalArgumentException("a cluster member with TLS needs the CA that signs the members'"
+                        + " certificates (--peer-tls-ca): members authenticate each other with it");
+            }
             limits = new Limits(maxKeyBytes, maxValueBytes, maxWriteBytes, Limits.DEFAULTS.maxMapNameBytes(), maxMaps,
                     maxEntriesPerMap, historyDeltas, historyBytes, watcherQueueBytes, slowWatcherTimeout,
                     progressInterval, watchLinger);

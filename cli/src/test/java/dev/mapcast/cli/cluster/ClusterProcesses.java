@@ -26,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
+import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
 
 /**
@@ -43,6 +44,8 @@ public final class ClusterProcesses implements AutoCloseable {
 
     private final Path dir;
     private final List<String> extraArgs;
+    /** How this harness's own clients connect (TLS options for a cluster with TLS). */
+    private final UnaryOperator<MapcastClient.Builder> clientOptions;
     private final Map<String, Member> members = new LinkedHashMap<>();
 
     /**
@@ -93,9 +96,11 @@ public final class ClusterProcesses implements AutoCloseable {
         }
     }
 
-    private ClusterProcesses(Path dir, List<Placement> placements, List<String> extraArgs) throws IOException {
+    private ClusterProcesses(Path dir, List<Placement> placements, UnaryOperator<MapcastClient.Builder> clientOptions,
+            List<String> extraArgs) throws IOException {
         this.dir = Files.createDirectories(dir);
         this.extraArgs = extraArgs;
+        this.clientOptions = clientOptions;
         for (int i = 0; i < placements.size(); i++) {
             String id = "m" + (i + 1);
             members.put(id, new Member(id, placements.get(i), freePort(), freePort(), dir.resolve(id),
@@ -113,7 +118,21 @@ public final class ClusterProcesses implements AutoCloseable {
 
     /** As {@link #start(Path, int, String...)}, member m<i>i</i> placed at {@code placements[i-1]}. */
     public static ClusterProcesses start(Path dir, List<Placement> placements, String... extraArgs) throws Exception {
-        ClusterProcesses c = new ClusterProcesses(dir, placements, List.of(extraArgs));
+        return start(dir, placements, b -> b, extraArgs);
+    }
+
+    /**
+     * As {@link #start(Path, int, String...)}, the harness's own clients (status, health) built
+     * with {@code clientOptions} (say, the TLS options that go with {@code extraArgs}).
+     */
+    public static ClusterProcesses start(Path dir, int size, UnaryOperator<MapcastClient.Builder> clientOptions,
+            String... extraArgs) throws Exception {
+        return start(dir, Collections.nCopies(size, Placement.LOOPBACK), clientOptions, extraArgs);
+    }
+
+    private static ClusterProcesses start(Path dir, List<Placement> placements,
+            UnaryOperator<MapcastClient.Builder> clientOptions, String... extraArgs) throws Exception {
+        ClusterProcesses c = new ClusterProcesses(dir, placements, clientOptions, List.of(extraArgs));
         try {
             for (Member m : c.members.values()) {
                 c.launch(m, c.clusterList(), false);
@@ -293,8 +312,12 @@ public final class ClusterProcesses implements AutoCloseable {
      * answers only after asking every peer, so one peer cut off makes it slow).
      */
     public static ClusterStatusResponse status(Member m) {
-        try (MapcastClient c = MapcastClient.builder().target(m.clientAddress()).deadline(Duration.ofSeconds(15))
-                .build()) {
+        return status(m, b -> b);
+    }
+
+    private static ClusterStatusResponse status(Member m, UnaryOperator<MapcastClient.Builder> clientOptions) {
+        try (MapcastClient c = clientOptions.apply(MapcastClient.builder().target(m.clientAddress())
+                .deadline(Duration.ofSeconds(15))).build()) {
             return c.clusterStatus();
         } catch (RuntimeException e) {
             return null;
@@ -347,7 +370,7 @@ public final class ClusterProcesses implements AutoCloseable {
             ClusterStatusResponse any = null;
             List<Member> asked = among == null ? alive() : List.copyOf(among);
             for (Member m : asked) {
-                ClusterStatusResponse s = status(m);
+                ClusterStatusResponse s = status(m, clientOptions);
                 if (s == null || s.getLeader().isEmpty() || (leader != null && !leader.equals(s.getLeader()))) {
                     agreed = false;
                     last = m.id + ": " + (s == null ? "no answer" : "leader '" + s.getLeader() + "'");

@@ -9,6 +9,7 @@ import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.Limits;
 import dev.mapcast.server.map.MapRegistry;
+import dev.mapcast.server.security.ReloadingTls;
 import dev.mapcast.server.storage.DataDirectoryLock;
 import dev.mapcast.server.storage.Storage;
 import dev.mapcast.server.storage.StorageException;
@@ -38,7 +39,9 @@ import java.util.function.Supplier;
 import org.apache.ratis.client.RaftClient;
 import org.apache.ratis.client.RaftClientConfigKeys;
 import org.apache.ratis.client.retry.RequestTypeDependentRetryPolicy;
+import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.conf.RaftProperties;
+import org.apache.ratis.grpc.GrpcTlsConfig;
 import org.apache.ratis.grpc.GrpcConfigKeys;
 import org.apache.ratis.proto.RaftProtos.RaftClientRequestProto;
 import org.apache.ratis.protocol.ClientId;
@@ -128,6 +131,8 @@ public final class ClusterMember implements AutoCloseable {
                 return t;
             });
     private final MemberFile memberFile;
+    /** The peer transport's TLS, for the Raft server and every Raft client (empty: plaintext). */
+    private final Parameters peerParameters;
     /** Runs {@link #refreshVoteChannels} (see there). */
     private final java.util.concurrent.ScheduledExecutorService channelRefresh =
             java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
@@ -137,8 +142,9 @@ public final class ClusterMember implements AutoCloseable {
             });
 
     private ClusterMember(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps, Limits limits,
-            int chunkBytes, Executor background) throws IOException {
+            int chunkBytes, Executor background, ReloadingTls tls) throws IOException {
         this.config = config;
+        this.peerParameters = peerParameters(tls);
         this.dataDir = dataDir.toAbsolutePath();
         Files.createDirectories(this.dataDir);
         this.lock = DataDirectoryLock.take(this.dataDir, "another mapcast server");
@@ -152,7 +158,7 @@ public final class ClusterMember implements AutoCloseable {
             checkPeerPortFree(config);
             this.memberFile = new MemberFile(this.dataDir.resolve(Storage.CLUSTER_MEMBER_FILE));
             this.selfId = RaftPeerId.valueOf(config.nodeId());
-            this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config)));
+            this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config, JOIN_WAIT, peerParameters)));
             Path raftDir = this.dataDir.resolve(RAFT_DIR);
             boolean existing = Files.isDirectory(raftDir.resolve(groupId.getUuid().toString()));
             this.recovered = existing;
@@ -162,6 +168,7 @@ public final class ClusterMember implements AutoCloseable {
                     memberFile::membersChanged);
             this.server = RaftServer.newBuilder()
                     .setServerId(selfId)
+                    .setParameters(peerParameters)
                     .setGroup(group)
                     .setProperties(properties)
                     .setStateMachine(stateMachine)
@@ -170,7 +177,7 @@ public final class ClusterMember implements AutoCloseable {
                     .setOption(existing ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
                     .build();
             RaftGroup clientGroup = RaftGroup.valueOf(groupId, peers(config.members()));
-            this.client = RaftClient.newBuilder().setProperties(clientProperties(config))
+            this.client = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
                     .setRaftGroup(clientGroup)
                     .setRetryPolicy(forwardRetry())
                     .build();
@@ -232,8 +239,8 @@ public final class ClusterMember implements AutoCloseable {
      *     does not belong to this member, or a peer address it cannot listen on
      */
     public static ClusterMember start(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps,
-            Limits limits, int chunkBytes, Executor background) throws IOException {
-        ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background);
+            Limits limits, int chunkBytes, Executor background, ReloadingTls tls) throws IOException {
+        ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background, tls);
         try {
             if (!member.recovered) {  // a restarted member's group is the one in its data directory
                 member.checkPeersAgree();
@@ -387,7 +394,7 @@ public final class ClusterMember implements AutoCloseable {
     /** Every member as it answers for itself (within {@code timeout}); the unreachable ones say why. */
     public ClusterStatusResponse status(Duration timeout) {
         // A client per call, without retries: one that failed to reach a member stays closed to it.
-        try (RaftClient statusClient = RaftClient.newBuilder().setProperties(clientProperties(config))
+        try (RaftClient statusClient = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
                 .setRaftGroup(division().getGroup()).setRetryPolicy(RetryPolicies.noRetry()).build()) {
             return status(statusClient, timeout);
         } catch (IOException e) {
@@ -473,7 +480,7 @@ public final class ClusterMember implements AutoCloseable {
         long deadline = System.nanoTime() + wait.toNanos();
         boolean logged = false;
         while (true) {
-            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config))
+            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
                     .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
                     .setRetryPolicy(RetryPolicies.noRetry()).build()) {
                 c.getGroupManagementApi(peer.getId()).list();
@@ -613,6 +620,19 @@ public final class ClusterMember implements AutoCloseable {
         return b.build();
     }
 
+    /**
+     * Mutual TLS between members when the server has TLS: this member's certificate and key, and
+     * the CA of the members' certificates ({@link ReloadingTls#peerTrustManager}); both reload with
+     * the files. Ratis's gRPC client checks that the member dialled is named by its certificate.
+     */
+    private static Parameters peerParameters(ReloadingTls tls) {
+        Parameters p = new Parameters();
+        if (tls != null) {
+            GrpcConfigKeys.TLS.setConf(p, new GrpcTlsConfig(tls.keyManager(), tls.peerTrustManager(), true));
+        }
+        return p;
+    }
+
     private static RaftProperties clientProperties(ClusterConfig config) {
         RaftProperties p = new RaftProperties();
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
@@ -624,11 +644,7 @@ public final class ClusterMember implements AutoCloseable {
      * A joining member's group: asks the listed members which group they serve (the first that
      * answers decides), waiting up to a minute for one to answer.
      */
-    private static UUID discoverGroup(ClusterConfig config) throws IOException {
-        return discoverGroup(config, JOIN_WAIT);
-    }
-
-    static UUID discoverGroup(ClusterConfig config, Duration wait) throws IOException {
+    static UUID discoverGroup(ClusterConfig config, Duration wait, Parameters peerParameters) throws IOException {
         long deadline = System.nanoTime() + wait.toNanos();
         RaftProperties props = clientProperties(config);
         Exception last = null;
@@ -638,7 +654,7 @@ public final class ClusterMember implements AutoCloseable {
                     continue;
                 }
                 RaftPeer peer = RaftPeer.newBuilder().setId(m.getKey()).setAddress(m.getValue()).build();
-                try (RaftClient c = RaftClient.newBuilder().setProperties(props)
+                try (RaftClient c = RaftClient.newBuilder().setProperties(props).setParameters(peerParameters)
                         .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
                         .setRetryPolicy(RetryPolicies.noRetry()).build()) {
                     GroupListReply reply = c.getGroupManagementApi(peer.getId()).list();
@@ -672,7 +688,7 @@ public final class ClusterMember implements AutoCloseable {
                 continue;
             }
             RaftPeer peer = RaftPeer.newBuilder().setId(m.getKey()).setAddress(m.getValue()).build();
-            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config))
+            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
                     .setRaftGroup(RaftGroup.valueOf(groupId, peer)).setRetryPolicy(RetryPolicies.noRetry()).build()) {
                 List<RaftGroupId> theirs = c.getGroupManagementApi(peer.getId()).list().getGroupIds();
                 if (!theirs.isEmpty() && !theirs.contains(groupId)) {

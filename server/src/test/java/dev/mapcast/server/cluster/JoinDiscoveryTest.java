@@ -37,7 +37,7 @@ class JoinDiscoveryTest {
             ClusterConfig config = ClusterConfig.parse("d", "a=127.0.0.1:" + silent.getLocalPort()
                     + ",d=127.0.0.1:1", true);
             StorageException e = assertThrows(StorageException.class,
-                    () -> ClusterMember.discoverGroup(config, Duration.ofSeconds(5)));
+                    () -> ClusterMember.discoverGroup(config, Duration.ofSeconds(5), new org.apache.ratis.conf.Parameters()));
             assertTrue(e.getMessage().startsWith("--join: no member of --cluster answered within 5 s"),
                     e.getMessage());
         } finally {
