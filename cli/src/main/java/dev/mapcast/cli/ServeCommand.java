@@ -3,6 +3,7 @@ package dev.mapcast.cli;
 import dev.mapcast.server.FsyncMode;
 import dev.mapcast.server.MapcastServer;
 import dev.mapcast.server.cluster.ClusterConfig;
+import dev.mapcast.server.rpc.ConnectionLimits;
 import dev.mapcast.server.security.TlsFiles;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
@@ -188,6 +189,23 @@ final class ServeCommand implements Callable<Integer> {
             description = "How often idle watchers that ask for it get a progress event (default: ${DEFAULT-VALUE}).")
     Duration progressInterval;
 
+    @Option(names = "--max-streams-per-connection", paramLabel = "N", defaultValue = "1000",
+            description = "Calls open at once on one client connection (watches, write streams, unary calls); "
+                    + "a client's next call waits for one to end (default: ${DEFAULT-VALUE}).")
+    int maxStreamsPerConnection;
+
+    @Option(names = "--min-client-ping-interval", paramLabel = "DURATION", defaultValue = "5s",
+            converter = Converters.DurationConverter.class,
+            description = "How often a client may send keepalive pings; one pinging faster is disconnected with "
+                    + "GOAWAY too_many_pings (default: ${DEFAULT-VALUE}, as etcd).")
+    Duration minClientPingInterval;
+
+    @Option(names = "--idle-connection-timeout", paramLabel = "DURATION", defaultValue = "30m",
+            converter = Converters.DurationConverter.class,
+            description = "A client connection with no call open for this long is closed; the client reconnects "
+                    + "when it next calls (default: ${DEFAULT-VALUE}).")
+    Duration idleConnectionTimeout;
+
     @Option(names = "--shutdown-grace", paramLabel = "DURATION", defaultValue = "5s",
             converter = Converters.DurationConverter.class,
             description = "How long calls in flight may finish at shutdown (default: ${DEFAULT-VALUE}).")
@@ -236,6 +254,15 @@ final class ServeCommand implements Callable<Integer> {
         }
 
         b.tls(tlsFiles());
+        try {
+            b.connectionLimits(ConnectionLimits.DEFAULTS.withMaxStreamsPerConnection(maxStreamsPerConnection)
+                    .withMinClientPingInterval(minClientPingInterval).withIdleTimeout(idleConnectionTimeout));
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(spec.commandLine(), e.getMessage()
+                    .replace("maxStreamsPerConnection", "--max-streams-per-connection")
+                    .replace("minClientPingInterval", "--min-client-ping-interval")
+                    .replace("idleTimeout", "--idle-connection-timeout"));
+        }
 
         MapcastServer server;
         try {

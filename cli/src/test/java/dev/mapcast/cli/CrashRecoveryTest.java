@@ -1,5 +1,6 @@
 package dev.mapcast.cli;
 
+import dev.mapcast.testing.TestSeeds;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -55,9 +56,7 @@ class CrashRecoveryTest {
 
     @Test
     void killedAtRandomMomentsEveryAcknowledgedWriteSurvivesAndNoneIsHalfApplied() throws Exception {
-        String fixed = System.getProperty("mapcast.seed");
-        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
-        System.out.println("[mapcast] CrashRecoveryTest: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        long seed = TestSeeds.seed("CrashRecoveryTest");
         Random rnd = new Random(seed);
         Path data = dir.resolve("data");
         for (int round = 1; round <= ROUNDS; round++) {
@@ -161,10 +160,7 @@ class CrashRecoveryTest {
      */
     @Test
     void killedWhileMapsAreDeletedAndCreatedAgainEachMapIsWholeOrGone() throws Exception {
-        String fixed = System.getProperty("mapcast.seed");
-        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
-        System.out.println("[mapcast] CrashRecoveryTest deletions: seed=" + seed + " (rerun with -Dmapcast.seed="
-                + seed + ")");
+        long seed = TestSeeds.seed("CrashRecoveryTest deletions");
         Random rnd = new Random(seed);
         Path data = dir.resolve("data");
         int maps = 4;

@@ -1,5 +1,6 @@
 package dev.mapcast.cli;
 
+import dev.mapcast.testing.TestSeeds;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -60,9 +61,7 @@ class DataCommandTest {
 
     @Test
     void aDamagedMapIsListedCheckedSalvagedAndRestored() throws Exception {
-        String fixed = System.getProperty("mapcast.seed");
-        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
-        System.out.println("[mapcast] DataCommandTest: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        long seed = TestSeeds.seed("DataCommandTest");
         Random rnd = new Random(seed);
         Path data = tmp.resolve("data");
         List<TreeMap<String, String>> model = new ArrayList<>();

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.mapcast.server.MapcastServer;
+import dev.mapcast.server.rpc.ConnectionLimits;
+import dev.mapcast.server.security.TlsFiles;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.time.Duration;
@@ -39,6 +41,12 @@ class OptionsTest {
         assertEquals(number(defaults, "watcherQueueBytes"), serve.watcherQueueBytes);
         assertEquals(accessor(defaults, "slowWatcherTimeout"), serve.slowWatcherTimeout);
         assertEquals(accessor(defaults, "progressInterval"), serve.progressInterval);
+
+        ConnectionLimits connection = ConnectionLimits.DEFAULTS;  // public: no reflection
+        assertEquals(connection.maxStreamsPerConnection(), serve.maxStreamsPerConnection);
+        assertEquals(connection.minClientPingInterval(), serve.minClientPingInterval);
+        assertEquals(connection.idleTimeout(), serve.idleConnectionTimeout);
+        assertEquals(TlsFiles.DEFAULT_RELOAD_INTERVAL, serve.tlsReloadInterval);
 
         MapcastServer.Builder builder = MapcastServer.builder();
         assertEquals(field(builder, "shutdownGrace"), serve.shutdownGrace);

@@ -10,6 +10,7 @@ import dev.mapcast.server.map.Limits;
 import dev.mapcast.server.map.LocalOrder;
 import dev.mapcast.server.map.MapRegistry;
 import dev.mapcast.server.rpc.ClusterService;
+import dev.mapcast.server.rpc.ConnectionLimits;
 import dev.mapcast.server.rpc.MapcastService;
 import dev.mapcast.server.rpc.ServerEventLoops;
 import dev.mapcast.server.security.ReloadingTls;
@@ -84,6 +85,7 @@ public final class MapcastServer implements AutoCloseable {
     private final ScheduledExecutorService ticker;
     private final HealthStatusManager health = new HealthStatusManager();
     private final Limits limits;
+    private final ConnectionLimits connectionLimits;
     private final Duration shutdownGrace;
     private final CountDownLatch terminated = new CountDownLatch(1);
     private ScheduledFuture<?> tick;
@@ -92,6 +94,7 @@ public final class MapcastServer implements AutoCloseable {
 
     private MapcastServer(Builder b) {
         this.limits = b.limits;
+        this.connectionLimits = b.connectionLimits;
         this.shutdownGrace = b.shutdownGrace;
         this.storageTasks = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-storage"));
         this.host = b.host;
@@ -166,8 +169,8 @@ public final class MapcastServer implements AutoCloseable {
             throw new IllegalStateException("server is already serving on " + addressText());
         }
         InetSocketAddress address = new InetSocketAddress(host, port);
-        Server s = loops.configure(tls == null ? NettyServerBuilder.forAddress(address)
-                        : NettyServerBuilder.forAddress(address, tls.serverCredentials()))
+        Server s = connectionLimits.applyTo(loops.configure(tls == null ? NettyServerBuilder.forAddress(address)
+                        : NettyServerBuilder.forAddress(address, tls.serverCredentials())))
                 // Room for a Write of maxWriteBytes of keys and values plus its framing.
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
@@ -394,6 +397,7 @@ public final class MapcastServer implements AutoCloseable {
         private boolean strict;
         private ClusterConfig cluster;
         private TlsFiles tls;
+        private ConnectionLimits connectionLimits = ConnectionLimits.DEFAULTS;
 
         private Builder() {
         }
@@ -536,6 +540,12 @@ public final class MapcastServer implements AutoCloseable {
          */
         public Builder tls(TlsFiles tls) {
             this.tls = tls;
+            return this;
+        }
+
+        /** Streams, pings, idle and dead connections (default {@link ConnectionLimits#DEFAULTS}). */
+        public Builder connectionLimits(ConnectionLimits limits) {
+            this.connectionLimits = Objects.requireNonNull(limits, "limits");
             return this;
         }
 

@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import dev.mapcast.testing.TestSeeds;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -243,9 +244,7 @@ class QuarantineTest {
      */
     @Test
     void aRandomBadBitIsQuarantinedCheckedSalvagedDeletedAndRestored() throws Exception {
-        String fixed = System.getProperty("mapcast.seed");
-        long seed = fixed == null || fixed.isBlank() ? System.nanoTime() : Long.decode(fixed.trim());
-        System.out.println("[mapcast] QuarantineTest: seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
+        long seed = TestSeeds.seed("QuarantineTest");
         Random rnd = new Random(seed);
         start();
         List<TreeMap<String, String>> model = new ArrayList<>();

@@ -1,5 +1,6 @@
 package dev.mapcast.server;
 
+import dev.mapcast.testing.TestSeeds;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -188,7 +189,7 @@ class WatchSemanticsTest {
 
     @Test
     void watchesCancelledAsTheyStartLeaveNoWatcherBehind() throws Exception {
-        long seed = seed("watchesCancelledAsTheyStartLeaveNoWatcherBehind");
+        long seed = TestSeeds.seed("watchesCancelledAsTheyStartLeaveNoWatcherBehind");
         Random random = new Random(seed);
         start(MapcastServer.builder());
         put("k", "v");
@@ -228,7 +229,7 @@ class WatchSemanticsTest {
     @ParameterizedTest(name = "linger {0} ms")
     @ValueSource(ints = {1, 0})
     void watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(int lingerMillis) throws Exception {
-        long seed = seed("watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis + ")");
+        long seed = TestSeeds.seed("watchersStartedWhileTheMapIsWrittenGetEveryDeltaOnce(" + lingerMillis + ")");
         Random random = new Random(seed);
         start(MapcastServer.builder().watchLinger(Duration.ofMillis(lingerMillis)));
         // Watchers on three connections, writers on two more: every event loop has some of each.
@@ -395,13 +396,6 @@ class WatchSemanticsTest {
     private void awaitWatcherCount(int expected) {
         await().atMost(10, TimeUnit.SECONDS).pollDelay(Duration.ZERO).pollInterval(Duration.ofMillis(5))
                 .untilAsserted(() -> assertEquals(expected, server.watcherCount(), "watchers left"));
-    }
-
-    /** The seed of a randomised test (it fixes the choices, not the threads' timing), printed. */
-    private static long seed(String test) {
-        long seed = Long.getLong("mapcast.seed", System.nanoTime());
-        System.out.println("[mapcast] " + test + ": seed=" + seed + " (rerun with -Dmapcast.seed=" + seed + ")");
-        return seed;
     }
 
     private static void spinMicros(long micros) {
