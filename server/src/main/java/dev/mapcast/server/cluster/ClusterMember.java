@@ -568,12 +568,11 @@ public final class ClusterMember implements AutoCloseable {
         GrpcConfigKeys.Server.setPort(p, Integer.parseInt(address.substring(colon + 1)));
         GrpcConfigKeys.setMessageSizeMax(p, SizeInBytes.valueOf(MAX_ENTRY.getSize() + (1 << 20)));
         RaftServerConfigKeys.Log.Appender.setBufferByteLimit(p, MAX_ENTRY);
-        // The leader tries a follower that does not answer every 100 ms (after 10 quick tries), as
-        // etcd's heartbeats do. Ratis's default waits 1 s, then 5 s, between tries: a member that
-        // was down for 10 s, once restarted, heard nothing for seconds and stayed behind, and a
-        // leader elected meanwhile with its vote had to wait for it (BENCHMARKS.md, "A restarted
-        // member held back").
-        RaftServerConfigKeys.Log.Appender.setRetryPolicy(p, "1ms,10, 100ms," + Integer.MAX_VALUE);
+        // The log appender's retries stay Ratis's default (1ms,10, 1s,20, 5s,1000): a member down
+        // for 10 s may wait seconds after its restart to hear from the leader. Tries every 100 ms
+        // removed that wait, but twice a CI run then had a restarted member never catch up
+        // (ClusterKillTest: its reads timed out for 90 s; cause not found, RATIS-2506 reworked
+        // appender restarts after 3.3.0). BENCHMARKS.md, "A restarted member held back".
         // Heartbeats on the append stream, not a channel of their own: a heartbeat sent on its own
         // channel names the entry after those still in flight as its previous one, so a follower
         // catching up answers INCONSISTENCY to most of them, and Ratis 3.3.0's leader then resets the
