@@ -1,6 +1,5 @@
 package dev.mapcast.cli;
 
-import dev.mapcast.testing.TestSeeds;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -8,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import dev.mapcast.client.GetResult;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.proto.v1.MapInfo;
+import dev.mapcast.testing.TestSeeds;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;

@@ -1,6 +1,5 @@
 package dev.mapcast.cli;
 
-import dev.mapcast.testing.TestSeeds;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -10,6 +9,7 @@ import dev.mapcast.cli.Processes.Result;
 import dev.mapcast.client.GetResult;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.server.MapcastServer;
+import dev.mapcast.testing.TestSeeds;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;

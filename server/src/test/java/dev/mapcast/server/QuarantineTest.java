@@ -1,6 +1,5 @@
 package dev.mapcast.server;
 
-import dev.mapcast.testing.TestSeeds;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
@@ -32,6 +31,7 @@ import dev.mapcast.server.storage.MapStore;
 import dev.mapcast.server.storage.Storage;
 import dev.mapcast.server.storage.StorageException;
 import dev.mapcast.server.storage.WriteAheadLog;
+import dev.mapcast.testing.TestSeeds;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;

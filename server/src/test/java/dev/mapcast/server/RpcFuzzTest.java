@@ -1,6 +1,5 @@
 package dev.mapcast.server;
 
-import dev.mapcast.testing.TestSeeds;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
@@ -19,6 +18,7 @@ import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
+import dev.mapcast.testing.TestSeeds;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;

@@ -1,6 +1,5 @@
 package dev.mapcast.server;
 
-import dev.mapcast.testing.TestSeeds;
 import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -17,6 +16,7 @@ import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WatchResponse;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
+import dev.mapcast.testing.TestSeeds;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckRequest;

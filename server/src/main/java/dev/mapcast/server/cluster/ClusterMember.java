@@ -32,7 +32,10 @@ import java.util.Properties;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executor;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -41,8 +44,8 @@ import org.apache.ratis.client.RaftClientConfigKeys;
 import org.apache.ratis.client.retry.RequestTypeDependentRetryPolicy;
 import org.apache.ratis.conf.Parameters;
 import org.apache.ratis.conf.RaftProperties;
-import org.apache.ratis.grpc.GrpcTlsConfig;
 import org.apache.ratis.grpc.GrpcConfigKeys;
+import org.apache.ratis.grpc.GrpcTlsConfig;
 import org.apache.ratis.proto.RaftProtos.RaftClientRequestProto;
 import org.apache.ratis.protocol.ClientId;
 import org.apache.ratis.protocol.GroupListReply;
@@ -124,7 +127,7 @@ public final class ClusterMember implements AutoCloseable {
     /** Whether it started from its own Raft log (a restart) rather than as a new member. */
     private final boolean recovered;
     /** Runs forwarded proposals (at most RaftOrder.MAX_IN_FLIGHT at once, and the membership changes). */
-    private final java.util.concurrent.ExecutorService forwarding = java.util.concurrent.Executors.newCachedThreadPool(
+    private final ExecutorService forwarding = Executors.newCachedThreadPool(
             r -> {
                 Thread t = new Thread(r, "mapcast-cluster-forward");
                 t.setDaemon(true);
@@ -134,12 +137,11 @@ public final class ClusterMember implements AutoCloseable {
     /** The peer transport's TLS, for the Raft server and every Raft client (empty: plaintext). */
     private final Parameters peerParameters;
     /** Runs {@link #refreshVoteChannels} (see there). */
-    private final java.util.concurrent.ScheduledExecutorService channelRefresh =
-            java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
-                Thread t = new Thread(r, "mapcast-cluster-channels");
-                t.setDaemon(true);
-                return t;
-            });
+    private final ScheduledExecutorService channelRefresh = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "mapcast-cluster-channels");
+        t.setDaemon(true);
+        return t;
+    });
 
     private ClusterMember(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps, Limits limits,
             int chunkBytes, Executor background, ReloadingTls tls) throws IOException {
@@ -158,7 +160,8 @@ public final class ClusterMember implements AutoCloseable {
             checkPeerPortFree(config);
             this.memberFile = new MemberFile(this.dataDir.resolve(Storage.CLUSTER_MEMBER_FILE));
             this.selfId = RaftPeerId.valueOf(config.nodeId());
-            this.groupId = RaftGroupId.valueOf(memberFile.check(config, () -> discoverGroup(config, JOIN_WAIT, peerParameters)));
+            this.groupId = RaftGroupId.valueOf(memberFile.check(config,
+                    () -> discoverGroup(config, JOIN_WAIT, peerParameters)));
             Path raftDir = this.dataDir.resolve(RAFT_DIR);
             boolean existing = Files.isDirectory(raftDir.resolve(groupId.getUuid().toString()));
             this.recovered = existing;
@@ -177,7 +180,7 @@ public final class ClusterMember implements AutoCloseable {
                     .setOption(existing ? RaftStorage.StartupOption.RECOVER : RaftStorage.StartupOption.FORMAT)
                     .build();
             RaftGroup clientGroup = RaftGroup.valueOf(groupId, peers(config.members()));
-            this.client = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
+            this.client = raftClient()
                     .setRaftGroup(clientGroup)
                     .setRetryPolicy(forwardRetry())
                     .build();
@@ -240,7 +243,8 @@ public final class ClusterMember implements AutoCloseable {
      */
     public static ClusterMember start(ClusterConfig config, Path dataDir, Supplier<String> clientAddress, MapRegistry maps,
             Limits limits, int chunkBytes, Executor background, ReloadingTls tls) throws IOException {
-        ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background, tls);
+        ClusterMember member = new ClusterMember(config, dataDir, clientAddress, maps, limits, chunkBytes, background,
+                tls);
         try {
             if (!member.recovered) {  // a restarted member's group is the one in its data directory
                 member.checkPeersAgree();
@@ -394,7 +398,7 @@ public final class ClusterMember implements AutoCloseable {
     /** Every member as it answers for itself (within {@code timeout}); the unreachable ones say why. */
     public ClusterStatusResponse status(Duration timeout) {
         // A client per call, without retries: one that failed to reach a member stays closed to it.
-        try (RaftClient statusClient = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
+        try (RaftClient statusClient = raftClient()
                 .setRaftGroup(division().getGroup()).setRetryPolicy(RetryPolicies.noRetry()).build()) {
             return status(statusClient, timeout);
         } catch (IOException e) {
@@ -480,7 +484,7 @@ public final class ClusterMember implements AutoCloseable {
         long deadline = System.nanoTime() + wait.toNanos();
         boolean logged = false;
         while (true) {
-            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
+            try (RaftClient c = raftClient()
                     .setRaftGroup(RaftGroup.valueOf(RaftGroupId.randomId(), peer))
                     .setRetryPolicy(RetryPolicies.noRetry()).build()) {
                 c.getGroupManagementApi(peer.getId()).list();
@@ -619,6 +623,11 @@ public final class ClusterMember implements AutoCloseable {
         return b.build();
     }
 
+    /** A Raft client's builder: this member's client settings and peer TLS. */
+    private RaftClient.Builder raftClient() {
+        return RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters);
+    }
+
     /**
      * Mutual TLS between members when the server has TLS: this member's certificate and key, and
      * the CA of the members' certificates ({@link ReloadingTls#peerTrustManager}); both reload with
@@ -687,7 +696,7 @@ public final class ClusterMember implements AutoCloseable {
                 continue;
             }
             RaftPeer peer = RaftPeer.newBuilder().setId(m.getKey()).setAddress(m.getValue()).build();
-            try (RaftClient c = RaftClient.newBuilder().setProperties(clientProperties(config)).setParameters(peerParameters)
+            try (RaftClient c = raftClient()
                     .setRaftGroup(RaftGroup.valueOf(groupId, peer)).setRetryPolicy(RetryPolicies.noRetry()).build()) {
                 List<RaftGroupId> theirs = c.getGroupManagementApi(peer.getId()).list().getGroupIds();
                 if (!theirs.isEmpty() && !theirs.contains(groupId)) {
