@@ -278,14 +278,15 @@ public final class ClusterMember implements AutoCloseable {
     }
 
     /**
-     * Gives a follower fresh channels to its peers while a leader is known. A follower sends them
+     * Gives a follower fresh channels to the other followers while a leader is known. It sends them
      * nothing but votes, and a channel that once failed to connect (the peer was down) stays in
      * gRPC's reconnect backoff, doubling up to 2 minutes, after the peer is back: the next election
      * then failed at once on that channel ("UNAVAILABLE: io exception" to a live member) until the
-     * backoff ran out, seconds after the leader died (BENCHMARKS.md, "Votes lost to reconnect
-     * backoff"). Ratis resets a channel only on a leader's append errors. A reset channel connects
-     * only when next used, so this costs nothing while a leader lives; in an election (no leader
-     * known) channels are left alone, and a vote in flight on a replaced channel still completes.
+     * backoff ran out, seconds after the leader died (BENCHMARKS.md, "A restarted member held
+     * back"). Ratis resets a channel only on a leader's append errors. A reset channel connects only
+     * when next used, so this costs nothing while a leader lives. The channel to the leader is left
+     * alone: a follower's linearizable reads ask the leader on it. In an election (no leader known)
+     * nothing is touched.
      */
     private void refreshVoteChannels() {
         try {
@@ -295,7 +296,7 @@ public final class ClusterMember implements AutoCloseable {
                 return;
             }
             for (RaftPeer peer : d.getRaftConf().getCurrentPeers()) {
-                if (!peer.getId().equals(selfId)) {
+                if (!peer.getId().equals(selfId) && !peer.getId().equals(info.getLeaderId())) {
                     server.getServerRpc().handleException(peer.getId(), CHANNEL_REFRESH, true);
                 }
             }
