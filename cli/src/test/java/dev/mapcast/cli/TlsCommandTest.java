@@ -60,6 +60,10 @@ class TlsCommandTest {
                 mapcast("get", tlsServer, new String[] {"--tls-ca", ca.cert().toString()}, "m", "k"));
         assertFails(4, "the server's TLS certificate has expired",
                 mapcast("get", expiredServer, new String[] {"--tls-ca", ca.cert().toString()}, "m", "k"));
+        Issued elsewhere = pki.serverNamed(ca, "elsewhere", "config.example.com");
+        String misnamed = start(TlsFiles.of(elsewhere.cert(), elsewhere.key(), null));
+        assertFails(4, "the server's TLS certificate does not name the address dialled",
+                mapcast("get", misnamed, new String[] {"--tls-ca", ca.cert().toString()}, "m", "k"));
         assertFails(4, "the server does not speak TLS",
                 mapcast("get", plainServer, new String[] {"--tls-ca", ca.cert().toString()}, "m", "k"));
 

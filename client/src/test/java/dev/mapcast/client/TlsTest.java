@@ -94,6 +94,15 @@ class TlsTest {
     }
 
     @Test
+    void aServerCertificateThatDoesNotNameTheHostDialledIsRefused() {
+        Issued elsewhere = pki.serverNamed(ca, "elsewhere", "config.example.com");
+        start(TlsFiles.of(elsewhere.cert(), elsewhere.key(), null));
+        MapcastException refused = assertThrows(MapcastException.class,
+                () -> client(MapcastClient.builder().tls(ca.cert())).put("config", "k", "v"));
+        assertEquals(Status.Code.UNAVAILABLE, refused.code(), refused.getMessage());
+    }
+
+    @Test
     void requiredClientCertificatesMustBeSignedByTheClientCa() {
         start(TlsFiles.of(serverCert.cert(), serverCert.key(), ca.cert()));
         Issued alice = pki.client(ca, "alice");

@@ -46,6 +46,8 @@ public final class TestPki {
     public record Issued(String name, Path cert, Path key, X509Certificate certificate) {
     }
 
+    private static final GeneralName[] LOOPBACK = {new GeneralName(GeneralName.iPAddress, "127.0.0.1"),
+        new GeneralName(GeneralName.dNSName, "localhost")};
     private static final AtomicLong SERIAL = new AtomicLong(System.currentTimeMillis());
 
     private final Path dir;
@@ -83,20 +85,27 @@ public final class TestPki {
 
     /** A server or cluster member certificate: 127.0.0.1 and localhost, server and client authentication. */
     public Issued server(Ca ca, String name) {
-        return issue(ca, name, Instant.now().plus(Duration.ofDays(1)), true);
+        return issue(ca, name, Instant.now().plus(Duration.ofDays(1)), LOOPBACK);
+    }
+
+    /** A server certificate naming only the DNS name {@code host} (not 127.0.0.1). */
+    public Issued serverNamed(Ca ca, String name, String host) {
+        return issue(ca, name, Instant.now().plus(Duration.ofDays(1)), new GeneralName(GeneralName.dNSName, host));
     }
 
     /** A server certificate that expired an hour ago. */
     public Issued expiredServer(Ca ca, String name) {
-        return issue(ca, name, Instant.now().minusSeconds(3600), true);
+        return issue(ca, name, Instant.now().minusSeconds(3600), LOOPBACK);
     }
 
     /** A client certificate whose common name is {@code user}; no host names. */
     public Issued client(Ca ca, String user) {
-        return issue(ca, user, Instant.now().plus(Duration.ofDays(1)), false);
+        return issue(ca, user, Instant.now().plus(Duration.ofDays(1)));
     }
 
-    private Issued issue(Ca ca, String name, Instant notAfter, boolean server) {
+    /** {@code names}: the hosts a server certificate names; none: a client certificate. */
+    private Issued issue(Ca ca, String name, Instant notAfter, GeneralName... names) {
+        boolean server = names.length > 0;
         KeyPair keys = keyPair();
         Instant notBefore = notAfter.isBefore(Instant.now()) ? notAfter.minus(Duration.ofDays(1))
                 : Instant.now().minusSeconds(3600);
@@ -108,8 +117,7 @@ public final class TestPki {
             if (server) {
                 b.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(
                         new KeyPurposeId[] {KeyPurposeId.id_kp_serverAuth, KeyPurposeId.id_kp_clientAuth}));
-                b.addExtension(Extension.subjectAlternativeName, false, new GeneralNames(new GeneralName[] {
-                    new GeneralName(GeneralName.iPAddress, "127.0.0.1"), new GeneralName(GeneralName.dNSName, "localhost")}));
+                b.addExtension(Extension.subjectAlternativeName, false, new GeneralNames(names));
             } else {
                 b.addExtension(Extension.extendedKeyUsage, false, new ExtendedKeyUsage(KeyPurposeId.id_kp_clientAuth));
             }
