@@ -22,12 +22,10 @@ final class Failure extends RuntimeException {
         return exitCode;
     }
 
-    /** A call to the server that failed, as the exit code and message a user can act on. */
-    static Failure of(MapcastException e, String server) {
-        return of(e, server, false);
-    }
-
-    /** As {@link #of(MapcastException, String)}; {@code tls}: whether the client connected with TLS. */
+    /**
+     * A call to the server that failed, as the exit code and message a user can act on; {@code tls}:
+     * whether the client connected with TLS.
+     */
     static Failure of(MapcastException e, String server, boolean tls) {
         Status.Code code = e.code();
         if (code == Status.Code.UNAVAILABLE) {

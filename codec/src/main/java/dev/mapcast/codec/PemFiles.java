@@ -9,6 +9,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyFactory;
+import java.security.KeyStore;
 import java.security.PrivateKey;
 import java.security.Signature;
 import java.security.cert.Certificate;
@@ -21,6 +22,11 @@ import java.util.Base64;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.net.ssl.KeyManager;
+import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.TrustManager;
+import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
  * TLS files in PEM, as client and server read them: certificates, and unencrypted PKCS#8 private
@@ -114,6 +120,46 @@ public final class PemFiles {
             throw new IllegalArgumentException("TLS key " + keyFile + " is not the key of certificate " + certFile
                     + " (" + cert.getSubjectX500Principal().getName() + ")");
         }
+    }
+
+    /** The JDK's certificate-path checks against {@code cas} (and the host name, where the TLS engine asks). */
+    public static X509ExtendedTrustManager trustManager(X509Certificate[] cas) {
+        try {
+            KeyStore store = emptyStore();
+            for (int i = 0; i < cas.length; i++) {
+                store.setCertificateEntry("ca-" + i, cas[i]);
+            }
+            TrustManagerFactory f = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            f.init(store);
+            for (TrustManager tm : f.getTrustManagers()) {
+                if (tm instanceof X509ExtendedTrustManager x) {
+                    return x;
+                }
+            }
+            throw new IllegalStateException("the JDK offers no X509ExtendedTrustManager");
+        } catch (GeneralSecurityException | IOException e) {
+            throw new IllegalArgumentException("cannot trust these CA certificates: " + e.getMessage(), e);
+        }
+    }
+
+    /** Presents {@code chain} (the leaf first) with its {@code key}. */
+    public static KeyManager[] keyManagers(X509Certificate[] chain, PrivateKey key) {
+        try {
+            KeyStore identity = emptyStore();
+            char[] none = new char[0];
+            identity.setKeyEntry("identity", key, none, chain);
+            KeyManagerFactory f = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
+            f.init(identity, none);
+            return f.getKeyManagers();
+        } catch (GeneralSecurityException | IOException e) {
+            throw new IllegalArgumentException("cannot use this key and certificate: " + e.getMessage(), e);
+        }
+    }
+
+    private static KeyStore emptyStore() throws GeneralSecurityException, IOException {
+        KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
+        store.load(null, null);
+        return store;
     }
 
     private static byte[] read(Path file, String what) {

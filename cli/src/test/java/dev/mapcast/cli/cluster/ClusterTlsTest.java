@@ -6,20 +6,20 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.mapcast.cli.cluster.ClusterProcesses.Member;
 import dev.mapcast.cli.cluster.ClusterProcesses.Run;
+import dev.mapcast.codec.PemFiles;
 import dev.mapcast.testing.TestPki;
 import dev.mapcast.testing.TestPki.Ca;
 import dev.mapcast.testing.TestPki.Issued;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.security.KeyStore;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
 import java.util.List;
-import javax.net.ssl.KeyManagerFactory;
+import javax.net.ssl.KeyManager;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLSocket;
-import javax.net.ssl.TrustManagerFactory;
+import javax.net.ssl.TrustManager;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -92,22 +92,11 @@ class ClusterTlsTest {
 
     /** Whether a TLS handshake with the peer port succeeds presenting {@code identity} (null: none). */
     private static boolean handshake(int port, Ca trusted, Issued identity) throws Exception {
-        KeyStore trust = KeyStore.getInstance(KeyStore.getDefaultType());
-        trust.load(null, null);
-        trust.setCertificateEntry("ca", trusted.certificate());
-        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-        tmf.init(trust);
-        KeyManagerFactory kmf = null;
-        if (identity != null) {
-            KeyStore keys = KeyStore.getInstance(KeyStore.getDefaultType());
-            keys.load(null, null);
-            keys.setKeyEntry("me", dev.mapcast.codec.PemFiles.privateKey(identity.key(), "key"), new char[0],
-                    new X509Certificate[] {identity.certificate()});
-            kmf = KeyManagerFactory.getInstance(KeyManagerFactory.getDefaultAlgorithm());
-            kmf.init(keys, new char[0]);
-        }
+        KeyManager[] identityKeys = identity == null ? null : PemFiles.keyManagers(
+                new X509Certificate[] {identity.certificate()}, PemFiles.privateKey(identity.key(), "key"));
         SSLContext context = SSLContext.getInstance("TLSv1.3");
-        context.init(kmf == null ? null : kmf.getKeyManagers(), tmf.getTrustManagers(), null);
+        context.init(identityKeys, new TrustManager[] {PemFiles.trustManager(new X509Certificate[] {
+            trusted.certificate()})}, null);
         try (SSLSocket socket = (SSLSocket) context.getSocketFactory().createSocket("127.0.0.1", port)) {
             socket.setSoTimeout(10_000);
             socket.setEnabledProtocols(new String[] {"TLSv1.3"});

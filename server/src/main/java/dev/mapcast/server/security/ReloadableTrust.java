@@ -1,13 +1,10 @@
 package dev.mapcast.server.security;
 
+import dev.mapcast.codec.PemFiles;
 import java.net.Socket;
-import java.security.GeneralSecurityException;
-import java.security.KeyStore;
 import java.security.cert.CertificateException;
 import java.security.cert.X509Certificate;
 import javax.net.ssl.SSLEngine;
-import javax.net.ssl.TrustManager;
-import javax.net.ssl.TrustManagerFactory;
 import javax.net.ssl.X509ExtendedTrustManager;
 
 /**
@@ -25,24 +22,7 @@ final class ReloadableTrust extends X509ExtendedTrustManager {
     }
 
     void update(X509Certificate[] cas) {
-        try {
-            KeyStore store = KeyStore.getInstance(KeyStore.getDefaultType());
-            store.load(null, null);
-            for (int i = 0; i < cas.length; i++) {
-                store.setCertificateEntry("ca-" + i, cas[i]);
-            }
-            TrustManagerFactory f = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
-            f.init(store);
-            for (TrustManager tm : f.getTrustManagers()) {
-                if (tm instanceof X509ExtendedTrustManager x) {
-                    delegate = x;
-                    return;
-                }
-            }
-            throw new IllegalStateException("the JDK offers no X509ExtendedTrustManager");
-        } catch (GeneralSecurityException | java.io.IOException e) {
-            throw new IllegalArgumentException("cannot trust these CA certificates: " + e.getMessage(), e);
-        }
+        delegate = PemFiles.trustManager(cas);
     }
 
     @Override

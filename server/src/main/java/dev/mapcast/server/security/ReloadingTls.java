@@ -69,15 +69,11 @@ public final class ReloadingTls implements AutoCloseable {
      */
     public static ReloadingTls start(TlsFiles files) {
         ReloadingTls tls = new ReloadingTls(files);
-        log.info("TLS on: certificate {} ({}), client certificates {}{}", files.cert(), tls.describeLoaded(),
+        log.info("TLS on: certificate {} ({}), client certificates {}{}", files.cert(), describe(tls.current),
                 files.clientCa() == null ? "not asked for"
                 : files.clientAuth().name().toLowerCase(java.util.Locale.ROOT) + ", signed by " + files.clientCa(),
                 files.peerCa() == null ? "" : "; members' certificates signed by " + files.peerCa());
         return tls;
-    }
-
-    public TlsFiles files() {
-        return files;
     }
 
     /** Credentials for the client port. */
@@ -141,10 +137,6 @@ public final class ReloadingTls implements AutoCloseable {
         if (notAfter.before(new Date())) {
             log.warn("TLS certificate {} expired on {}: clients will refuse it", files.cert(), notAfter.toInstant());
         }
-    }
-
-    private String describeLoaded() {
-        return describe(current);
     }
 
     private static String describe(X509Certificate cert) {
