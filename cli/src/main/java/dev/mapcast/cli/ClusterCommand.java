@@ -1,6 +1,7 @@
 package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.proto.v1.ClusterMemberStatus;
 import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.server.cluster.ClusterConfig;

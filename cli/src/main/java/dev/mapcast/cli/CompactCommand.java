@@ -1,6 +1,7 @@
 package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.proto.v1.Compaction;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

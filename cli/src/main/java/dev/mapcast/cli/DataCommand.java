@@ -1,5 +1,6 @@
 package dev.mapcast.cli;
 
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.server.storage.DataDirectoryCheck;
 import dev.mapcast.server.storage.StorageException;
 import java.io.IOException;

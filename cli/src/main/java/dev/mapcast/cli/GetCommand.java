@@ -2,6 +2,7 @@ package dev.mapcast.cli;
 
 import dev.mapcast.client.GetResult;
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.codec.JsonLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
@@ -49,7 +50,7 @@ final class GetCommand extends ClientCommand {
                     + " (at revision " + r.revision() + ")");
         }
         if (json) {
-            out.println(new JsonLine().string("key", key).value(r.value())
+            out.println(Text.withValue(new JsonLine().string("key", key), r.value())
                     .number("mod_revision", r.modRevision()).number("revision", r.revision()));
         } else if (raw) {
             out.write(r.value(), 0, r.value().length);

@@ -3,6 +3,7 @@ package dev.mapcast.cli;
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.Replica;
 import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.proto.v1.MapInfo;
 import java.util.ArrayList;
 import java.util.List;
@@ -127,7 +128,7 @@ final class LsCommand extends ClientCommand {
                 }
                 if (json) {
                     JsonLine line = new JsonLine().string("key", key);
-                    out.println(values ? line.value(value) : line);
+                    out.println(values ? Text.withValue(line, value) : line);
                 } else {
                     out.println(values ? Text.keyBeforeEquals(key) + "=" + Text.value(value) : Text.oneLine(key));
                 }

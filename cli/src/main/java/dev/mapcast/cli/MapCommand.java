@@ -1,6 +1,7 @@
 package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
+import dev.mapcast.codec.JsonLine;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;

@@ -2,6 +2,7 @@ package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.MapcastException;
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.SnapshotFileException;
 import dev.mapcast.codec.SnapshotFileInfo;
@@ -231,7 +232,7 @@ final class SnapshotCommand implements Callable<Integer> {
                     message.get(keyFrom, key);
                     message.get(valueFrom, value);
                     String keyText = new String(key, StandardCharsets.UTF_8);  // checked UTF-8
-                    out.println(json ? new JsonLine().string("key", keyText).value(value)
+                    out.println(json ? Text.withValue(new JsonLine().string("key", keyText), value)
                             : "  " + Text.oneLine(keyText) + "=" + Text.value(value));
                 });
             }

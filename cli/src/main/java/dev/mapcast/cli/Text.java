@@ -1,5 +1,6 @@
 package dev.mapcast.cli;
 
+import dev.mapcast.codec.JsonLine;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
@@ -23,6 +24,16 @@ final class Text {
         } catch (CharacterCodingException e) {
             return null;
         }
+    }
+
+    /**
+     * The value as the next field of a --json line: {@code "value":"text"} when the bytes are
+     * UTF-8, else {@code "value_base64":"..."}.
+     */
+    static JsonLine withValue(JsonLine line, byte[] value) {
+        String text = utf8OrNull(value);
+        return text != null ? line.string("value", text)
+                : line.string("value_base64", Base64.getEncoder().encodeToString(value));
     }
 
     /**

@@ -4,6 +4,7 @@ import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.Replica;
 import dev.mapcast.client.ReplicaListener;
 import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.JsonLine;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.Map;
@@ -118,7 +119,8 @@ final class WatchCommand extends ClientCommand {
                         : "resync rev " + revision + " (" + why + ")") + ", " + size + (size == 1 ? " entry" : " entries"));
             }
             r.forEach((key, value) -> out.println(json
-                    ? new JsonLine().string("type", "snapshot").number("revision", revision).string("key", key).value(value)
+                    ? Text.withValue(new JsonLine().string("type", "snapshot").number("revision", revision).string("key", key),
+                            value)
                     : "  " + Text.keyBeforeEquals(key) + "=" + Text.value(value)));
             flush(revision);
         }
@@ -129,7 +131,8 @@ final class WatchCommand extends ClientCommand {
                 return;
             }
             puts.forEach((key, value) -> out.println(json
-                    ? new JsonLine().string("type", "put").number("revision", revision).string("key", key).value(value)
+                    ? Text.withValue(new JsonLine().string("type", "put").number("revision", revision).string("key", key),
+                            value)
                     : "rev " + revision + " put " + Text.keyBeforeEquals(key) + "=" + Text.value(value)));
             for (String key : deletes) {
                 out.println(json

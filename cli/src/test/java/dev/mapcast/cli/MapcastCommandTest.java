@@ -14,6 +14,7 @@ import dev.mapcast.client.MapcastClient;
 import dev.mapcast.client.Replica;
 import dev.mapcast.client.WriteBatch;
 import dev.mapcast.codec.Codec;
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.codec.SnapshotFileInfo;
 import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.core.EntryCursor;
@@ -531,7 +532,7 @@ class MapcastCommandTest {
             while (c.next()) {
                 String key = new String(c.key(), UTF_8);
                 listed.add("  " + Text.oneLine(key) + "=" + Text.value(c.value()));
-                listedJson.add(new JsonLine().string("key", key).value(c.value()).toString());
+                listedJson.add(Text.withValue(new JsonLine().string("key", key), c.value()).toString());
             }
             assertTrue(listed.contains("  two\\nlines=a\\tb") && listed.contains("  binary=base64:/wB4"), listed::toString);
             Result entries = mapcast("snapshot", "inspect", saved.toString(), "--entries");

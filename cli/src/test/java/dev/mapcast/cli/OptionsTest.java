@@ -5,11 +5,13 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.mapcast.codec.JsonLine;
 import dev.mapcast.server.MapcastServer;
 import dev.mapcast.server.rpc.ConnectionLimits;
 import dev.mapcast.server.security.TlsFiles;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -122,8 +124,9 @@ class OptionsTest {
     void textOnOneLine() {
         assertEquals("a\\nb\\tc\\x07d", Text.oneLine("a\nb\tc\u0007d"));
         assertEquals("base64:/w==", Text.value(new byte[] {(byte) 0xff}));
-        assertEquals("{\"k\":\"q\\\"\\\\\\n\\u0001é\",\"n\":18446744073709551615}",
-                new JsonLine().string("k", "q\"\\\n\u0001é").number("n", -1L).toString());
+        assertEquals("{\"key\":\"k\",\"value_base64\":\"/w==\"}",
+                Text.withValue(new JsonLine().string("key", "k"), new byte[] {(byte) 0xff}).toString());
+        assertEquals("{\"value\":\"é\"}", Text.withValue(new JsonLine(), "é".getBytes(StandardCharsets.UTF_8)).toString());
     }
 
     private static long number(Object record, String name) throws ReflectiveOperationException {

@@ -1,71 +1,65 @@
-package dev.mapcast.cli;
+package dev.mapcast.codec;
 
-import java.util.Base64;
+import java.util.List;
+import java.util.function.Consumer;
 
 /**
- * One JSON object on one line, fields in the order added: what every --json output prints (one
- * object per line, so a script reads it with {@code jq -c} or line by line).
+ * One JSON object on one line, fields in the order added: what every --json output of the CLI
+ * prints and each record of the server's audit log is (one object per line, so a script reads it
+ * with {@code jq -c} or line by line). Strings are escaped per RFC 8259: {@code "}, {@code \} and
+ * the control characters, so a line never holds a raw newline; other characters stay as they are
+ * (UTF-8 once written).
  */
-final class JsonLine {
+public final class JsonLine {
 
     private final StringBuilder out = new StringBuilder(64).append('{');
 
-    JsonLine string(String name, String value) {
+    public JsonLine string(String name, String value) {
         name(name);
         quote(value);
         return this;
     }
 
-    JsonLine number(String name, long value) {
+    /** An unsigned number: revisions, sizes and byte counts are uint64 on the wire. */
+    public JsonLine number(String name, long value) {
         name(name);
-        // Revisions, sizes and byte counts are uint64 on the wire.
         out.append(Long.toUnsignedString(value));
         return this;
     }
 
-    JsonLine bool(String name, boolean value) {
+    public JsonLine bool(String name, boolean value) {
         name(name);
         out.append(value);
         return this;
     }
 
     /** {@code "name":["a","b"]}. */
-    JsonLine strings(String name, java.util.List<String> values) {
-        name(name);
-        out.append('[');
-        for (int i = 0; i < values.size(); i++) {
-            if (i > 0) {
-                out.append(',');
-            }
-            quote(values.get(i));
-        }
-        out.append(']');
-        return this;
+    public JsonLine strings(String name, List<String> values) {
+        return array(name, values, this::quote);
     }
 
     /** {@code "name":[{...},{...}]}: an array of objects. */
-    JsonLine objects(String name, java.util.List<JsonLine> values) {
+    public JsonLine objects(String name, List<JsonLine> values) {
+        return array(name, values, out::append);
+    }
+
+    /** The object, without a line end. */
+    @Override
+    public String toString() {
+        return out + "}";
+    }
+
+    private <T> JsonLine array(String name, List<T> values, Consumer<T> element) {
         name(name);
         out.append('[');
         for (int i = 0; i < values.size(); i++) {
             if (i > 0) {
                 out.append(',');
             }
-            out.append(values.get(i));
+            element.accept(values.get(i));
         }
         out.append(']');
         return this;
-    }
-
-    /** {@code "value":"text"} when the bytes are UTF-8, else {@code "value_base64":"..."}. */
-    JsonLine value(byte[] value) {
-        String text = Text.utf8OrNull(value);
-        return text != null ? string("value", text) : string("value_base64", Base64.getEncoder().encodeToString(value));
-    }
-
-    @Override
-    public String toString() {
-        return out + "}";
     }
 
     private void name(String name) {
