@@ -194,6 +194,11 @@ final class ServeCommand implements Callable<Integer> {
                     + "a client's next call waits for one to end (default: ${DEFAULT-VALUE}).")
     int maxStreamsPerConnection;
 
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "10000",
+            description = "Client connections open at once; one past it is closed as soon as it is accepted "
+                    + "(its client sees UNAVAILABLE and retries) (default: ${DEFAULT-VALUE}).")
+    int maxConnections;
+
     @Option(names = "--min-client-ping-interval", paramLabel = "DURATION", defaultValue = "5s",
             converter = Converters.DurationConverter.class,
             description = "How often a client may send keepalive pings; one pinging faster is disconnected with "
@@ -256,10 +261,12 @@ final class ServeCommand implements Callable<Integer> {
         b.tls(tlsFiles());
         try {
             b.connectionLimits(ConnectionLimits.DEFAULTS.withMaxStreamsPerConnection(maxStreamsPerConnection)
-                    .withMinClientPingInterval(minClientPingInterval).withIdleTimeout(idleConnectionTimeout));
+                    .withMinClientPingInterval(minClientPingInterval).withIdleTimeout(idleConnectionTimeout)
+                    .withMaxConnections(maxConnections));
         } catch (IllegalArgumentException e) {
             throw new ParameterException(spec.commandLine(), e.getMessage()
                     .replace("maxStreamsPerConnection", "--max-streams-per-connection")
+                    .replace("maxConnections", "--max-connections")
                     .replace("minClientPingInterval", "--min-client-ping-interval")
                     .replace("idleTimeout", "--idle-connection-timeout"));
         }

@@ -170,7 +170,8 @@ public final class MapcastServer implements AutoCloseable {
         }
         InetSocketAddress address = new InetSocketAddress(host, port);
         Server s = connectionLimits.applyTo(loops.configure(tls == null ? NettyServerBuilder.forAddress(address)
-                        : NettyServerBuilder.forAddress(address, tls.serverCredentials())))
+                        : NettyServerBuilder.forAddress(address, tls.serverCredentials()),
+                        connectionLimits.maxConnections()))
                 // Room for a Write of maxWriteBytes of keys and values plus its framing.
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.

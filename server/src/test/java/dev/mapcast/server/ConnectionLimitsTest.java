@@ -2,17 +2,21 @@ package dev.mapcast.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import dev.mapcast.proto.v1.DeleteMapRequest;
 import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WatchResponse;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.server.rpc.ConnectionLimits;
 import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import java.io.DataInputStream;
@@ -23,6 +27,8 @@ import java.net.Socket;
 import java.net.SocketException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -148,6 +154,47 @@ class ConnectionLimitsTest {
         }
         assertEquals("v", pending.get(WAIT_MILLIS, TimeUnit.MILLISECONDS).getValue().toStringUtf8(),
                 "the call runs once the streams ended");
+    }
+
+    @Test
+    void connectionsBeyondTheBoundAreClosedAndRoomIsMadeWhenOneCloses() throws Exception {
+        start(ConnectionLimits.DEFAULTS.withMaxConnections(2));
+        List<ManagedChannel> held = new ArrayList<>();
+        try {
+            for (int i = 0; i < 2; i++) {  // each channel holds one connection once it has made a call
+                ManagedChannel c = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+                held.add(c);
+                MapcastGrpc.newBlockingStub(c).listMaps(ListMapsRequest.getDefaultInstance());
+            }
+            channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
+            StatusRuntimeException refused = assertThrows(StatusRuntimeException.class, () -> MapcastGrpc
+                    .newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .listMaps(ListMapsRequest.getDefaultInstance()));
+            assertEquals(Status.Code.UNAVAILABLE, refused.getStatus().getCode(), refused.toString());
+
+            held.remove(0).shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+            // The server sees the close a moment later; a new connection then gets in.
+            long deadline = System.currentTimeMillis() + WAIT_MILLIS;
+            while (true) {
+                ManagedChannel fresh = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext()
+                        .build();
+                try {
+                    MapcastGrpc.newBlockingStub(fresh).withDeadlineAfter(10, TimeUnit.SECONDS)
+                            .listMaps(ListMapsRequest.getDefaultInstance());
+                    break;
+                } catch (StatusRuntimeException e) {
+                    assertEquals(Status.Code.UNAVAILABLE, e.getStatus().getCode(), e.toString());
+                    assertTrue(System.currentTimeMillis() < deadline, "no room made within " + WAIT_MILLIS + " ms");
+                    Thread.sleep(20);
+                } finally {
+                    fresh.shutdownNow().awaitTermination(10, TimeUnit.SECONDS);
+                }
+            }
+        } finally {
+            for (ManagedChannel c : held) {
+                c.shutdownNow();
+            }
+        }
     }
 
     private void awaitWatchers(int n) throws InterruptedException {

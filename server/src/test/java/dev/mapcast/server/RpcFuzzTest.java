@@ -29,6 +29,17 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
+import io.netty.buffer.ByteBuf;
+import io.netty.buffer.Unpooled;
+import io.netty.handler.codec.http2.DefaultHttp2Headers;
+import io.netty.handler.codec.http2.DefaultHttp2HeadersDecoder;
+import io.netty.handler.codec.http2.DefaultHttp2HeadersEncoder;
+import io.netty.handler.codec.http2.Http2Headers;
+import java.io.DataInputStream;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -165,6 +176,67 @@ class RpcFuzzTest {
         assertEquals(ServingStatus.SERVING, HealthGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
                 .check(HealthCheckRequest.getDefaultInstance()).getStatus(), "still serving");
         assertTrue(figures().size() >= 1, "the maps are still there");
+    }
+
+    /**
+     * A valid Write sent over raw HTTP/2 with a content type that is not gRPC's, or none: refused by
+     * the transport with HTTP 415 before mapcast reads it, and nothing changes.
+     */
+    @Test
+    void wrongContentTypesAreRefusedAndChangeNothing() throws Exception {
+        byte[] write = WriteRequest.newBuilder().setMap("config").putPuts("k1", ByteString.copyFromUtf8("changed"))
+                .build().toByteArray();
+        byte[] message = ByteBuffer.allocate(5 + write.length).put((byte) 0).putInt(write.length).put(write).array();
+        for (String type : new String[] {"application/json", "text/plain", "application/grpc-web", ""}) {
+            List<MapFigures> before = figures();
+            Http2Headers headers = new DefaultHttp2Headers().method("POST").scheme("http")
+                    .path("/" + MapcastGrpc.getWriteMethod().getFullMethodName()).authority("127.0.0.1")
+                    .add("te", "trailers");
+            if (!type.isEmpty()) {
+                headers.add("content-type", type);
+            }
+            String status = rawCall(headers, message);
+            assertEquals("415", status, "content-type '" + type + "'");
+            assertEquals(before, figures(), "content-type '" + type + "': refused, yet the maps changed");
+        }
+    }
+
+    /** Sends one HTTP/2 request on a new connection; the :status of the response. */
+    private String rawCall(Http2Headers headers, byte[] body) throws Exception {
+        try (Socket socket = new Socket("127.0.0.1", server.port())) {
+            socket.setSoTimeout(30_000);
+            OutputStream out = socket.getOutputStream();
+            out.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            frame(out, 4, 0, 0, new byte[0]);  // SETTINGS
+            ByteBuf encoded = Unpooled.buffer();
+            new DefaultHttp2HeadersEncoder().encodeHeaders(1, headers, encoded);
+            byte[] block = new byte[encoded.readableBytes()];
+            encoded.readBytes(block);
+            frame(out, 1, 0x4, 1, block);  // HEADERS, END_HEADERS
+            frame(out, 0, 0x1, 1, body);   // DATA, END_STREAM
+            DataInputStream in = new DataInputStream(socket.getInputStream());
+            DefaultHttp2HeadersDecoder decoder = new DefaultHttp2HeadersDecoder();
+            while (true) {
+                int length = in.readUnsignedByte() << 16 | in.readUnsignedShort();
+                int frameType = in.readUnsignedByte();
+                int flags = in.readUnsignedByte();
+                int stream = in.readInt() & 0x7fffffff;
+                byte[] payload = in.readNBytes(length);
+                if (frameType == 4 && (flags & 1) == 0) {
+                    frame(out, 4, 0x1, 0, new byte[0]);  // SETTINGS ack
+                } else if (frameType == 1 && stream == 1) {
+                    return decoder.decodeHeaders(1, Unpooled.wrappedBuffer(payload)).status().toString();
+                }
+            }
+        }
+    }
+
+    private static void frame(OutputStream out, int type, int flags, int stream, byte[] payload) throws Exception {
+        out.write(new byte[] {(byte) (payload.length >>> 16), (byte) (payload.length >>> 8), (byte) payload.length,
+            (byte) type, (byte) flags, (byte) (stream >>> 24), (byte) (stream >>> 16), (byte) (stream >>> 8),
+            (byte) stream});
+        out.write(payload);
+        out.flush();
     }
 
     /** What tells a change: each map's name, revision, size and incarnation. */

@@ -22,12 +22,15 @@ import java.util.concurrent.TimeUnit;
  *     and closes the connection if no answer comes within {@code keepAliveTimeout}: a client that
  *     vanished (a half-open connection) does not hold its streams and queues for good
  * @param handshakeTimeout time from the TCP connection to a complete TLS and HTTP/2 handshake
+ * @param maxConnections client connections open at once; the server closes each one past it as
+ *     soon as it is accepted (the client sees UNAVAILABLE and retries), so that a client opening
+ *     connections without end runs the server out of neither file descriptors nor memory
  */
 public record ConnectionLimits(int maxStreamsPerConnection, Duration minClientPingInterval, Duration idleTimeout,
-        Duration keepAliveTime, Duration keepAliveTimeout, Duration handshakeTimeout) {
+        Duration keepAliveTime, Duration keepAliveTimeout, Duration handshakeTimeout, int maxConnections) {
 
     public static final ConnectionLimits DEFAULTS = new ConnectionLimits(1000, Duration.ofSeconds(5),
-            Duration.ofMinutes(30), Duration.ofMinutes(1), Duration.ofSeconds(20), Duration.ofSeconds(10));
+            Duration.ofMinutes(30), Duration.ofMinutes(1), Duration.ofSeconds(20), Duration.ofSeconds(10), 10_000);
 
     public ConnectionLimits {
         if (maxStreamsPerConnection < 1) {
@@ -39,34 +42,42 @@ public record ConnectionLimits(int maxStreamsPerConnection, Duration minClientPi
         positive("keepAliveTime", keepAliveTime);
         positive("keepAliveTimeout", keepAliveTimeout);
         positive("handshakeTimeout", handshakeTimeout);
+        if (maxConnections < 1) {
+            throw new IllegalArgumentException("maxConnections: " + maxConnections + " (expected: at least 1)");
+        }
     }
 
     public ConnectionLimits withMaxStreamsPerConnection(int streams) {
         return new ConnectionLimits(streams, minClientPingInterval, idleTimeout, keepAliveTime, keepAliveTimeout,
-                handshakeTimeout);
+                handshakeTimeout, maxConnections);
     }
 
     public ConnectionLimits withMinClientPingInterval(Duration interval) {
         return new ConnectionLimits(maxStreamsPerConnection, interval, idleTimeout, keepAliveTime, keepAliveTimeout,
-                handshakeTimeout);
+                handshakeTimeout, maxConnections);
     }
 
     public ConnectionLimits withIdleTimeout(Duration idle) {
         return new ConnectionLimits(maxStreamsPerConnection, minClientPingInterval, idle, keepAliveTime,
-                keepAliveTimeout, handshakeTimeout);
+                keepAliveTimeout, handshakeTimeout, maxConnections);
     }
 
     public ConnectionLimits withKeepAlive(Duration time, Duration timeout) {
         return new ConnectionLimits(maxStreamsPerConnection, minClientPingInterval, idleTimeout, time, timeout,
-                handshakeTimeout);
+                handshakeTimeout, maxConnections);
     }
 
     public ConnectionLimits withHandshakeTimeout(Duration timeout) {
         return new ConnectionLimits(maxStreamsPerConnection, minClientPingInterval, idleTimeout, keepAliveTime,
-                keepAliveTimeout, timeout);
+                keepAliveTimeout, timeout, maxConnections);
     }
 
-    /** Sets these limits on a server being built. */
+    public ConnectionLimits withMaxConnections(int connections) {
+        return new ConnectionLimits(maxStreamsPerConnection, minClientPingInterval, idleTimeout, keepAliveTime,
+                keepAliveTimeout, handshakeTimeout, connections);
+    }
+
+    /** Sets these limits on a server being built (the bound on connections: {@link ConnectionCounter}). */
     public NettyServerBuilder applyTo(NettyServerBuilder b) {
         return b.maxConcurrentCallsPerConnection(maxStreamsPerConnection)
                 .permitKeepAliveTime(minClientPingInterval.toNanos(), TimeUnit.NANOSECONDS)

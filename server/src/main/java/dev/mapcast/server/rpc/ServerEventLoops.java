@@ -5,6 +5,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -48,10 +49,16 @@ public final class ServerEventLoops implements AutoCloseable {
         return EPOLL ? "epoll" : "nio";
     }
 
-    /** Serves the builder's connections on these loops. */
-    public NettyServerBuilder configure(NettyServerBuilder builder) {
+    /** Serves the builder's connections on these loops, at most {@code maxConnections} at once. */
+    public NettyServerBuilder configure(NettyServerBuilder builder, int maxConnections) {
+        ConnectionCounter counter = new ConnectionCounter(maxConnections);
         return builder.bossEventLoopGroup(boss).workerEventLoopGroup(workers)
-                .channelType(EPOLL ? EpollServerSocketChannel.class : NioServerSocketChannel.class).directExecutor();
+                .channelFactory(() -> {
+                    ServerChannel listening = EPOLL ? new EpollServerSocketChannel() : new NioServerSocketChannel();
+                    listening.pipeline().addFirst(counter);
+                    return listening;
+                })
+                .directExecutor();
     }
 
     /** The loop the calling thread runs: a call's callbacks run on its connection's loop. */
