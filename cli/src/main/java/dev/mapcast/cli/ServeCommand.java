@@ -127,6 +127,27 @@ final class ServeCommand implements Callable<Integer> {
                     + "certificate and key match (default: ${DEFAULT-VALUE}).")
     Duration tlsReloadInterval;
 
+    @Option(names = "--auth",
+            description = "Require an identity on every call (a bearer token, or a client certificate whose CN "
+                    + "names a user) and a right on the map it names; audit every change and every refusal. The "
+                    + "first start creates user root and writes its token to <data-dir>/root.token (mode 0600). "
+                    + "See 'mapcast user', 'mapcast role', 'mapcast token'.")
+    boolean auth;
+
+    @Option(names = "--audit-log", paramLabel = "FILE",
+            description = "Where --auth writes its audit log, one JSON object per line (default: "
+                    + "<data-dir>/audit.jsonl).")
+    Path auditLog;
+
+    @Option(names = "--audit-log-max-bytes", paramLabel = "SIZE", defaultValue = "64MiB",
+            converter = Converters.ByteSizeConverter.class,
+            description = "Size at which the audit log is rotated to FILE.1, FILE.2... (default: ${DEFAULT-VALUE}).")
+    long auditLogMaxBytes;
+
+    @Option(names = "--audit-log-files", paramLabel = "N", defaultValue = "10",
+            description = "Rotated audit log files kept; older ones are deleted (default: ${DEFAULT-VALUE}).")
+    int auditLogFiles;
+
     @Option(names = "--strict",
             description = "Refuse to start (exit 5, naming the file, byte and reason) if a map's files fail "
                     + "verification. Without it, such a map is quarantined: listed as damaged by 'mapcast ls', "
@@ -259,6 +280,21 @@ final class ServeCommand implements Callable<Integer> {
         }
 
         b.tls(tlsFiles());
+        if (auth) {
+            if (inMemory) {
+                throw new ParameterException(spec.commandLine(), "--auth needs a data directory (--data-dir; not "
+                        + "--in-memory): users, roles and tokens are kept there, and user root's token is written there");
+            }
+            limit("--audit-log-max-bytes", auditLogMaxBytes, v -> b.auditLog(auditLog, v, auditLogFiles));
+            limit("--audit-log-files", (long) auditLogFiles, v -> b.auditLog(auditLog, auditLogMaxBytes, toInt(v)));
+            b.auth(true);
+        } else {
+            for (String authOnly : new String[] {"--audit-log", "--audit-log-max-bytes", "--audit-log-files"}) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(authOnly)) {
+                    throw new ParameterException(spec.commandLine(), authOnly + " needs --auth");
+                }
+            }
+        }
         try {
             b.connectionLimits(ConnectionLimits.DEFAULTS.withMaxStreamsPerConnection(maxStreamsPerConnection)
                     .withMinClientPingInterval(minClientPingInterval).withIdleTimeout(idleConnectionTimeout)

@@ -3,6 +3,13 @@ package dev.mapcast.server;
 import dev.mapcast.codec.SnapshotEncoder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.server.auth.AuditLog;
+import dev.mapcast.server.auth.AuthInterceptor;
+import dev.mapcast.server.auth.AuthService;
+import dev.mapcast.server.auth.AuthStore;
+import dev.mapcast.server.auth.Authorizer;
+import dev.mapcast.server.auth.RootBootstrap;
+import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.HostedMap;
 import dev.mapcast.server.cluster.ClusterConfig;
 import dev.mapcast.server.cluster.ClusterMember;
@@ -17,6 +24,8 @@ import dev.mapcast.server.security.ReloadingTls;
 import dev.mapcast.server.security.TlsFiles;
 import dev.mapcast.server.storage.Storage;
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.Status;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
@@ -76,6 +85,12 @@ public final class MapcastServer implements AutoCloseable {
     private final ClusterMember member;
     private final ScheduledExecutorService storageTasks;
     private final MapcastService service;
+    private final AuthStore authStore;
+    private final Authorizer authorizer;
+    /** Null without --auth. */
+    private final AuditLog audit;
+    private final Path dataDir;
+    private ScheduledFuture<?> sweep;
     private final String host;
     private int port;
     private Server server;
@@ -102,6 +117,7 @@ public final class MapcastServer implements AutoCloseable {
         MapRegistry registry = null;
         ClusterMember clusterMember = null;
         ReloadingTls reloadingTls = null;
+        AuditLog auditLog = null;
         try {
             reloadingTls = b.tls == null ? null : ReloadingTls.start(b.tls);
             if (b.cluster == null) {
@@ -114,8 +130,15 @@ public final class MapcastServer implements AutoCloseable {
                 clusterMember = ClusterMember.start(b.cluster, dir, () -> host + ":" + port(), registry, limits,
                         b.chunkBytes, storageTasks, reloadingTls);
             }
+            if (b.auth) {  // after the data directory is made and locked
+                auditLog = AuditLog.open(b.auditFile != null ? b.auditFile : b.dataDir.resolve("audit.jsonl"),
+                        b.auditRotateBytes, b.auditKeepFiles);
+            }
         } catch (IOException | RuntimeException e) {
             storageTasks.shutdownNow();
+            if (auditLog != null) {
+                auditLog.close();
+            }
             if (reloadingTls != null) {
                 reloadingTls.close();
             }
@@ -149,8 +172,12 @@ public final class MapcastServer implements AutoCloseable {
         // only writes waiting together share one (group commit).
         this.pool = Executors.newCachedThreadPool(daemonThreads("mapcast-worker"));
         this.ticker = Executors.newSingleThreadScheduledExecutor(daemonThreads("mapcast-ticker"));
-        this.service = new MapcastService(maps, member == null ? new LocalOrder(maps, pool) : member.order(), limits,
-                loops, pool);
+        ChangeOrder order = member == null ? new LocalOrder(maps, pool) : member.order();
+        this.audit = auditLog;
+        this.dataDir = b.dataDir == null ? Path.of("mapcast-data") : b.dataDir;
+        this.authStore = new AuthStore(maps, order, limits);
+        this.authorizer = new Authorizer(authStore, limits, audit);
+        this.service = new MapcastService(maps, order, limits, loops, pool, authorizer);
     }
 
     public static Builder builder() {
@@ -176,8 +203,10 @@ public final class MapcastServer implements AutoCloseable {
                 .maxInboundMessageSize(limits.maxWriteBytes() + 64 * 1024)
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
                 .flowControlWindow(1024 * 1024)
-                .addService(service.definition())
-                .addService(new ClusterService(member, pool))
+                .addService(authenticated(service.definition()))
+                .addService(authenticated(new ClusterService(member, pool, authorizer).bindService()))
+                .addService(authenticated(new AuthService(authStore, authorizer, pool, limits.maxMapNameBytes())
+                        .bindService()))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build();
@@ -198,7 +227,13 @@ public final class MapcastServer implements AutoCloseable {
             long tickNanos = Math.min(TimeUnit.SECONDS.toNanos(1), limits.progressInterval().toNanos() / 2);
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
-        log.info("mapcast serving on {} ({}{}); {}", addressText(), transport(), tls == null ? "" : ", TLS",
+        if (audit != null && sweep == null) {
+            bootstrapRoot();
+            // Revocations reach open streams within a second: a sweep checks them 5 times a second.
+            sweep = ticker.scheduleWithFixedDelay(authorizer::sweep, 200, 200, TimeUnit.MILLISECONDS);
+        }
+        log.info("mapcast serving on {} ({}{}{}); {}", addressText(), transport(), tls == null ? "" : ", TLS",
+                audit == null ? "" : ", auth on, audit log " + audit.file(),
                 member != null ? "cluster member " + member.nodeId()
                 : storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");
@@ -287,6 +322,9 @@ public final class MapcastServer implements AutoCloseable {
         if (member != null) {
             member.close();
         }
+        if (audit != null) {
+            audit.close();
+        }
         if (tls != null) {
             tls.close();
         }
@@ -296,6 +334,46 @@ public final class MapcastServer implements AutoCloseable {
         if (everStarted) {
             log.info("mapcast closed");
         }
+    }
+
+    /** With --auth, the services that need an identity (health and reflection stay open). */
+    private ServerServiceDefinition authenticated(ServerServiceDefinition service) {
+        return audit == null ? service : ServerInterceptors.intercept(service,
+                new AuthInterceptor(authStore, authorizer));
+    }
+
+    /**
+     * Creates user root on the first start with --auth. A single server does it before it serves; a
+     * cluster member in the background, once its group has a leader to take the write.
+     */
+    private void bootstrapRoot() {
+        if (member == null) {
+            try {
+                RootBootstrap.run(authStore, dataDir);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write " + dataDir.resolve(RootBootstrap.TOKEN_FILE) + ": "
+                        + e.getMessage(), e);
+            }
+            return;
+        }
+        pool.execute(() -> {
+            while (!closed) {
+                try {
+                    RootBootstrap.run(authStore, dataDir);
+                    return;
+                } catch (IOException e) {
+                    log.error("cannot write {}: {}", dataDir.resolve(RootBootstrap.TOKEN_FILE), e.getMessage());
+                    return;
+                } catch (RuntimeException notYet) {  // no leader yet, or this member is catching up
+                    log.debug("creating user root: {}; retrying", notYet.getMessage());
+                }
+                try {
+                    Thread.sleep(500);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        });
     }
 
     /**
@@ -399,6 +477,10 @@ public final class MapcastServer implements AutoCloseable {
         private ClusterConfig cluster;
         private TlsFiles tls;
         private ConnectionLimits connectionLimits = ConnectionLimits.DEFAULTS;
+        private boolean auth;
+        private Path auditFile;
+        private long auditRotateBytes = 64L * 1024 * 1024;
+        private int auditKeepFiles = 10;
 
         private Builder() {
         }
@@ -550,6 +632,28 @@ public final class MapcastServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Authenticates and authorizes every call (default false): see the README's "Security". Needs
+         * {@link #dataDir}: the first start writes user root's token to {@code root.token} there, and
+         * the audit log goes to {@code audit.jsonl} there unless {@link #auditLog} says otherwise.
+         */
+        public Builder auth(boolean auth) {
+            this.auth = auth;
+            return this;
+        }
+
+        /**
+         * Where the audit log of a server with {@link #auth} goes (default: {@code audit.jsonl} in the
+         * data directory), the size at which it is rotated (default 64 MiB) and how many rotated files
+         * are kept (default 10).
+         */
+        public Builder auditLog(Path file, long rotateBytes, int keepFiles) {
+            this.auditFile = file;
+            this.auditRotateBytes = check("audit log rotate bytes", rotateBytes, 1024, Long.MAX_VALUE);
+            this.auditKeepFiles = (int) check("audit log files kept", keepFiles, 1, 1000);
+            return this;
+        }
+
         /** How long close() lets calls in flight finish before cancelling them (default 5 s). */
         public Builder shutdownGrace(Duration grace) {
             this.shutdownGrace = Objects.requireNonNull(grace, "grace");
@@ -563,6 +667,10 @@ public final class MapcastServer implements AutoCloseable {
          *     a map in it cannot be recovered (the message names the file, the byte and what is wrong)
          */
         public MapcastServer build() {
+            if (auth && dataDir == null) {
+                throw new IllegalArgumentException("auth needs a data directory: user root's token and the audit log"
+                        + " are written there");
+            }
             if (cluster != null && tls != null && tls.peerCa() == null) {
                 throw new IllegalArgumentException("a cluster member with TLS needs the CA that signs the members'"
                         + " certificates (--peer-tls-ca): members authenticate each other with it");

@@ -115,7 +115,7 @@ public final class Watcher implements Subscriber {
     private volatile SnapshotSender snapshot;
     /** Whether the drain attached this watcher (to its map, or to the registry's waiting list). */
     private volatile boolean registered;
-    private boolean ended;
+    private volatile boolean ended;
 
     /**
      * Sets up the stream; called on the call's own thread (gRPC allows handlers to be set only
@@ -318,7 +318,12 @@ public final class Watcher implements Subscriber {
         overflowed = false;
     }
 
-    /** Ends the stream with this status (server shutdown, slow watcher). */
+    /** Whether the stream has ended. */
+    public boolean hasEnded() {
+        return ended;
+    }
+
+    /** Ends the stream with this status (server shutdown, slow watcher, revoked right). */
     @Override
     public void end(Status status) {
         endWith = status;

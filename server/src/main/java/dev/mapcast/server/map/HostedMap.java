@@ -25,6 +25,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
@@ -403,6 +404,25 @@ public final class HostedMap implements AutoCloseable {
                 out.setFound(true).setValue(ByteString.copyFrom(value)).setModRevision(modRevision(key));
             }
             return out.build();
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /** A map's revision and a copy of every entry at it. */
+    public record Contents(long revision, List<Map.Entry<byte[], byte[]>> entries) {
+    }
+
+    /** Copies every entry: for the small maps the server reads whole (its auth map). */
+    public Contents contents() {
+        lock.readLock().lock();
+        try {
+            checkServing();
+            List<Map.Entry<byte[], byte[]>> copy = new ArrayList<>();
+            for (Map.Entry<byte[], byte[]> e : entries) {
+                copy.add(Map.entry(e.getKey(), e.getValue()));
+            }
+            return new Contents(revision, copy);
         } finally {
             lock.readLock().unlock();
         }

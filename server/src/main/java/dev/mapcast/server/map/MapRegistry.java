@@ -178,6 +178,11 @@ public final class MapRegistry implements AutoCloseable {
         return map;
     }
 
+    /** The map, or null if it does not exist. */
+    public HostedMap find(String name) {
+        return maps.get(name);
+    }
+
     /** What {@link #tryWrite} returns when the write would have to wait. */
     public static final long WOULD_WAIT = 0;
 

@@ -5,6 +5,7 @@ import dev.mapcast.proto.v1.ClusterStatusRequest;
 import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.proto.v1.MapcastClusterGrpc;
 import dev.mapcast.proto.v1.RemoveMemberRequest;
+import dev.mapcast.server.auth.Authorizer;
 import dev.mapcast.server.cluster.ClusterMember;
 import io.grpc.Context;
 import io.grpc.Deadline;
@@ -12,6 +13,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -34,15 +36,17 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
     /** Null on a single server. */
     private final ClusterMember member;
     private final Executor pool;
+    private final Authorizer authorizer;
 
-    public ClusterService(ClusterMember member, Executor pool) {
+    public ClusterService(ClusterMember member, Executor pool, Authorizer authorizer) {
         this.member = member;
         this.pool = pool;
+        this.authorizer = authorizer;
     }
 
     @Override
     public void status(ClusterStatusRequest request, StreamObserver<ClusterStatusResponse> response) {
-        run(response, () -> member.status(STATUS_TIMEOUT));
+        run(response, null, () -> member.status(STATUS_TIMEOUT));
     }
 
     @Override
@@ -51,7 +55,7 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
         Deadline deadline = Context.current().getDeadline();
         Duration wait = deadline == null ? ADD_WAIT
                 : Duration.ofMillis(Math.max(0, deadline.timeRemaining(TimeUnit.MILLISECONDS)));
-        run(response, () -> {
+        run(response, "add cluster members", () -> {
             if (request.getId().isEmpty()) {
                 throw Status.INVALID_ARGUMENT.withDescription("id: empty (expected: the new member's --node-id)")
                         .asRuntimeException();
@@ -66,19 +70,24 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
 
     @Override
     public void removeMember(RemoveMemberRequest request, StreamObserver<ClusterStatusResponse> response) {
-        run(response, () -> member.removeMember(request.getId()));
+        run(response, "remove cluster members", () -> member.removeMember(request.getId()));
     }
 
-    private void run(StreamObserver<ClusterStatusResponse> response, Supplier<ClusterStatusResponse> body) {
+    /** Runs {@code body} on the pool; {@code adminWhat} non-null: the caller needs the admin right for it. */
+    private void run(StreamObserver<ClusterStatusResponse> response, String adminWhat,
+            Supplier<ClusterStatusResponse> body) {
         if (member == null) {
             response.onError(Status.FAILED_PRECONDITION.withDescription("this server is not a cluster member (it was"
                     + " started without --cluster)").asRuntimeException());
             return;
         }
         try {
-            pool.execute(() -> {
+            pool.execute(Context.current().wrap(() -> {
                 ClusterStatusResponse out;
                 try {
+                    if (adminWhat != null) {
+                        authorizer.checkAdmin(adminWhat);
+                    }
                     out = body.get();
                 } catch (StatusRuntimeException e) {
                     response.onError(e);
@@ -88,9 +97,12 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
                     response.onError(Status.INTERNAL.withDescription("cluster call failed: " + e).asRuntimeException());
                     return;
                 }
+                if (adminWhat != null) {
+                    authorizer.recordChange("", 0, List.of());
+                }
                 response.onNext(out);
                 response.onCompleted();
-            });
+            }));
         } catch (RejectedExecutionException closing) {
             response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
         }

@@ -15,11 +15,14 @@ import dev.mapcast.proto.v1.ListMapsResponse;
 import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.Right;
 import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
+import dev.mapcast.server.auth.Authorizer;
+import dev.mapcast.server.auth.Caller;
 import dev.mapcast.server.fanout.SnapshotStream;
 import dev.mapcast.server.fanout.Watcher;
 import dev.mapcast.server.map.ChangeOrder;
@@ -41,6 +44,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Semaphore;
@@ -72,9 +76,12 @@ public final class MapcastService {
     /** One restore at a time: see {@link RestoreReceiver}. */
     private final Semaphore restoreSlot = new Semaphore(1);
     private final Set<WriteStreamCall> writeStreams = ConcurrentHashMap.newKeySet();
+    /** Every call naming a map asks it first (reserved names; rights with --auth) and tells it the outcome. */
+    private final Authorizer authorizer;
 
     public MapcastService(MapRegistry maps, ChangeOrder order, Limits limits, ServerEventLoops loops,
-            Executor pool) {
+            Executor pool, Authorizer authorizer) {
+        this.authorizer = authorizer;
         this.maps = maps;
         this.order = order;
         this.limits = limits;
@@ -105,9 +112,8 @@ public final class MapcastService {
                 .addMethod(snapshot, offloaded(streaming("SnapshotRequest", this::snapshot)))
                 .addMethod(watch, streaming("WatchRequest", this::watch))
                 .addMethod(restore, offloaded(ServerCalls.asyncClientStreamingCall(
-                        response -> new RestoreReceiver(maps, order, limits, response, restoreSlot))))
-                .addMethod(writeStream, ServerCalls.asyncBidiStreamingCall(response -> WriteStreamCall.start(
-                        this::commit, (ServerCallStreamObserver<WriteResult>) response, writeStreams)))
+                        response -> new RestoreReceiver(maps, order, limits, response, restoreSlot, authorizer))))
+                .addMethod(writeStream, ServerCalls.asyncBidiStreamingCall(this::writeStream))
                 .addMethod(deleteMap, offloaded(unary("DeleteMapRequest", this::deleteMap)))
                 .build();
     }
@@ -124,6 +130,7 @@ public final class MapcastService {
     }
 
     private GetResponse get(GetRequest request) {
+        authorizer.check(Right.RIGHT_READ, request.getMap());
         if (!request.getLocal()) {
             order.awaitReadable();
         }
@@ -148,11 +155,54 @@ public final class MapcastService {
         NormalisedWrite write;
         try {
             write = NormalisedWrite.of(request.orInvalid("WriteRequest"), limits);
+            authorizer.check(Right.RIGHT_WRITE, write.map());
         } catch (RuntimeException | Error e) {
             outcome.done(0, 0, toStatus(e, "WriteRequest"));
             return;
         }
-        order.write(write, outcome);
+        if (!authorizer.enabled()) {
+            order.write(write, outcome);
+            return;
+        }
+        // Acknowledged once its audit record is on disk too.
+        Caller caller = Caller.current();
+        order.write(write, (revision, incarnation, failure) -> {
+            CompletableFuture<Void> audited = failure != null ? null
+                    : authorizer.record(caller, write.map(), revision, keys(write.request), "ok", "");
+            if (audited == null) {
+                outcome.done(revision, incarnation, failure);
+                return;
+            }
+            audited.whenComplete((written, auditFailure) -> {
+                if (auditFailure != null) {
+                    log.error("write of map \"{}\" at revision {} acknowledged without its audit record",
+                            write.map(), revision, auditFailure);
+                }
+                outcome.done(revision, incarnation, null);
+            });
+        });
+    }
+
+    /** The keys a write touches, for the audit log. */
+    private static List<String> keys(WriteRequest request) {
+        List<String> keys = new ArrayList<>(request.getPutsMap().keySet());
+        keys.addAll(request.getDeletesList());
+        return keys;
+    }
+
+    /** Starts a WriteStream, checked again while open on every map it has written to. */
+    private StreamObserver<ParsedRequest<WriteStreamCall.Received>> writeStream(StreamObserver<WriteResult> response) {
+        Set<String> written = ConcurrentHashMap.newKeySet();
+        WriteStreamCall stream = WriteStreamCall.start((request, outcome) -> {
+            commit(request, (revision, incarnation, failure) -> {
+                if (failure == null) {
+                    written.add(request.orInvalid("WriteRequest").getMap());
+                }
+                outcome.done(revision, incarnation, failure);
+            });
+        }, (ServerCallStreamObserver<WriteResult>) response, writeStreams);
+        authorizer.track(Right.RIGHT_WRITE, written, stream::end, stream::hasEnded);
+        return stream;
     }
 
     private static <R> void respond(StreamObserver<R> response, R result) {
@@ -161,34 +211,47 @@ public final class MapcastService {
     }
 
     private DeleteMapResponse deleteMap(DeleteMapRequest request) {
+        authorizer.check(Right.RIGHT_WRITE, request.getMap());
         MapRegistry.Version deleted = order.delete(request.getMap(), request.getExpectedRevision(),
                 request.getExpectedIncarnation());
         log.info("map \"{}\" deleted at revision {}", request.getMap(), deleted.revision());
+        authorizer.recordChange(request.getMap(), deleted.revision(), List.of());
         return DeleteMapResponse.newBuilder().setRevision(deleted.revision()).setIncarnation(deleted.incarnation())
                 .build();
     }
 
     private CompactResponse compact(CompactRequest request) {
-        return CompactResponse.newBuilder().setCompaction(order.compact(request.getMap(), request.getRevision()))
-                .build();
+        authorizer.check(Right.RIGHT_WRITE, request.getMap());
+        CompactResponse out = CompactResponse.newBuilder()
+                .setCompaction(order.compact(request.getMap(), request.getRevision())).build();
+        authorizer.recordChange(request.getMap(), out.getCompaction().getCompactRevision(), List.of());
+        return out;
     }
 
     private ListMapsResponse listMaps(ListMapsRequest request) {
         List<MapInfo> out = new ArrayList<>();
         for (HostedMap map : maps.all()) {
+            if (!authorizer.mayRead(map.name)) {
+                continue;
+            }
             try {
                 out.add(map.info());
             } catch (StatusRuntimeException closing) {
                 // a map closing with the server: leave it out
             }
         }
-        maps.damaged().forEach((name, problem) -> out.add(MapInfo.newBuilder().setName(name).setDamaged(problem)
-                .build()));
+        maps.damaged().forEach((name, problem) -> {
+            if (authorizer.mayRead(name)) {
+                out.add(MapInfo.newBuilder().setName(name).setDamaged(problem)
+                .build());
+            }
+        });
         out.sort(Comparator.comparing(MapInfo::getName));
         return ListMapsResponse.newBuilder().addAllMaps(out).build();
     }
 
     private void snapshot(SnapshotRequest request, ServerCallStreamObserver<Encoded> call) {
+        authorizer.check(Right.RIGHT_READ, request.getMap());
         if (!request.getLocal()) {
             order.awaitReadable();
         }
@@ -198,12 +261,15 @@ public final class MapcastService {
 
     /** On the event loop: the stream sends from it, and registers on the pool (see {@link Watcher}). */
     private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {
+        authorizer.check(Right.RIGHT_READ, request.getMap());
         if (request.getWaitForMap()) {
             limits.checkMapName(request.getMap());
         } else {
             maps.existing(request.getMap());  // NOT_FOUND at once; attached on the pool
         }
-        new Watcher(maps, call, loops.current(), pool, request, limits).start();
+        Watcher watcher = new Watcher(maps, call, loops.current(), pool, request, limits);
+        authorizer.track(Right.RIGHT_READ, Set.of(request.getMap()), watcher::end, watcher::hasEnded);
+        watcher.start();
     }
 
     private static <Q extends Message, R> MethodDescriptor<ParsedRequest<Q>, R> parsed(

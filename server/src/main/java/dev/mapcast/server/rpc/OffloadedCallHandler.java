@@ -2,6 +2,7 @@ package dev.mapcast.server.rpc;
 
 import com.google.common.util.concurrent.MoreExecutors;
 import dev.mapcast.server.map.MapRegistry;
+import io.grpc.Context;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
@@ -28,7 +29,9 @@ final class OffloadedCallHandler<Q, R> implements ServerCallHandler<Q, R> {
     public ServerCall.Listener<Q> startCall(ServerCall<Q, R> call, Metadata headers) {
         Forwarding<Q> listener = new Forwarding<>(MoreExecutors.newSequentialExecutor(pool));
         try {
-            listener.serial.execute(() -> listener.delegate = handler.startCall(call, headers));
+            // The call's Context (its caller, with --auth) goes with each callback to the pool.
+            listener.serial.execute(Context.current().wrap((Runnable) () -> listener.delegate = handler.startCall(call,
+                    headers)));
         } catch (RejectedExecutionException closing) {
             call.close(MapRegistry.SHUTTING_DOWN, new Metadata());
             return new ServerCall.Listener<>() { };
@@ -73,7 +76,7 @@ final class OffloadedCallHandler<Q, R> implements ServerCallHandler<Q, R> {
 
         private void run(Runnable callback) {
             try {
-                serial.execute(callback);
+                serial.execute(Context.current().wrap(callback));
             } catch (RejectedExecutionException closing) {
                 // the server is closing: its shutdown ends this call
             }

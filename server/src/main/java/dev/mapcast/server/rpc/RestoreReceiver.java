@@ -6,6 +6,8 @@ import dev.mapcast.core.IterationOrder;
 import dev.mapcast.core.OffHeapMap;
 import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.RestoreResponse;
+import dev.mapcast.proto.v1.Right;
+import dev.mapcast.server.auth.Authorizer;
 import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.HostedMap;
 import dev.mapcast.server.map.Limits;
@@ -14,6 +16,7 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -47,6 +50,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     private final Limits limits;
     private final StreamObserver<RestoreResponse> response;
     private final Semaphore slot;
+    private final Authorizer authorizer;
     private boolean holdsSlot;
     private String map;
     private OffHeapMap staged;
@@ -54,7 +58,9 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
     private int chunks;
     private boolean ended;
 
-    RestoreReceiver(MapRegistry maps, ChangeOrder order, Limits limits, StreamObserver<RestoreResponse> response, Semaphore slot) {
+    RestoreReceiver(MapRegistry maps, ChangeOrder order, Limits limits, StreamObserver<RestoreResponse> response, Semaphore slot,
+            Authorizer authorizer) {
+        this.authorizer = authorizer;
         this.maps = maps;
         this.order = order;
         this.limits = limits;
@@ -71,6 +77,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             RestoreRequest r = request.orInvalid("RestoreRequest");
             if (map == null) {
                 limits.checkMapName(r.getMap());
+                authorizer.check(Right.RIGHT_WRITE, r.getMap());
                 maps.checkNotDamaged(r.getMap());  // refused before its chunks are sent, not after
                 map = r.getMap();
                 if (!acquireSlot()) {
@@ -151,6 +158,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
             long revision = restored.revision();
             staged = null;  // the map owns it now
             ended = true;
+            authorizer.recordChange(map, revision, List.of());
             response.onNext(RestoreResponse.newBuilder().setRevision(revision).setEntries(entries)
                     .setIncarnation(restored.incarnation()).build());
             response.onCompleted();

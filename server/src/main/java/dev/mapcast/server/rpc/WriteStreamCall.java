@@ -114,6 +114,11 @@ public final class WriteStreamCall implements StreamObserver<ParsedRequest<Write
         finishIfDone();
     }
 
+    /** Whether it has ended (answered its last write, or was cancelled). */
+    synchronized boolean hasEnded() {
+        return ended;
+    }
+
     private synchronized void cancelled() {
         ended = true;
         open.remove(this);
