@@ -80,7 +80,7 @@ final class Failover {
 
     private <Q, R> void attempt(MethodDescriptor<Q, R> method, Q request, Kind kind, Deadline until, int member,
             int tries, CompletableFuture<R> out) {
-        ClientCall<Q, R> call = members.channel(member).newCall(method,
+        ClientCall<Q, R> call = members.newCall(member, method,
                 CallOptions.DEFAULT.withDeadline(until).withExecutor(MoreExecutors.directExecutor()));
         Futures.addCallback(ClientCalls.futureUnaryCall(call, request), new FutureCallback<R>() {
             @Override

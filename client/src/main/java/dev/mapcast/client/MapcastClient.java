@@ -11,9 +11,25 @@ import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.codec.MessageDecoder;
 import dev.mapcast.codec.SnapshotStreamException;
 import dev.mapcast.proto.v1.AddMemberRequest;
+import dev.mapcast.proto.v1.AddRoleRequest;
+import dev.mapcast.proto.v1.AddUserRequest;
+import dev.mapcast.proto.v1.AuthRole;
+import dev.mapcast.proto.v1.AuthToken;
+import dev.mapcast.proto.v1.AuthUser;
 import dev.mapcast.proto.v1.ClusterStatusRequest;
 import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.CreateTokenRequest;
+import dev.mapcast.proto.v1.CreateTokenResponse;
+import dev.mapcast.proto.v1.DeleteRoleRequest;
+import dev.mapcast.proto.v1.DeleteRoleResponse;
+import dev.mapcast.proto.v1.DeleteUserRequest;
+import dev.mapcast.proto.v1.DeleteUserResponse;
+import dev.mapcast.proto.v1.GrantPermissionRequest;
+import dev.mapcast.proto.v1.ListRolesRequest;
+import dev.mapcast.proto.v1.ListTokensRequest;
+import dev.mapcast.proto.v1.ListUsersRequest;
+import dev.mapcast.proto.v1.MapcastAuthGrpc;
 import dev.mapcast.proto.v1.MapcastClusterGrpc;
 import dev.mapcast.proto.v1.RemoveMemberRequest;
 import dev.mapcast.proto.v1.DeleteMapRequest;
@@ -23,6 +39,13 @@ import dev.mapcast.proto.v1.GetResponse;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.Permission;
+import dev.mapcast.proto.v1.RevokePermissionRequest;
+import dev.mapcast.proto.v1.RevokeTokenRequest;
+import dev.mapcast.proto.v1.Right;
+import dev.mapcast.proto.v1.UserRoleRequest;
+import dev.mapcast.proto.v1.WhoAmIRequest;
+import dev.mapcast.proto.v1.WhoAmIResponse;
 import dev.mapcast.proto.v1.RestoreRequest;
 import dev.mapcast.proto.v1.RestoreResponse;
 import dev.mapcast.proto.v1.SnapshotRequest;
@@ -97,6 +120,18 @@ import java.util.concurrent.atomic.AtomicInteger;
  * </ul>
  * A single {@code host:port}, or a gRPC target with a scheme ({@code dns:///host:port}), is one
  * member, as before.
+ *
+ * <p><b>Authentication.</b> Against a server started with {@code --auth}, a client proves who it is
+ * with a token ({@link Builder#token}, sent with every call, streams and failover included) or a
+ * TLS client certificate whose CN is the user's name ({@link Builder#tls(Path, Path, Path)}). A call
+ * without valid credentials fails with a {@link MapcastException} UNAUTHENTICATED, one the user may
+ * not make with PERMISSION_DENIED; {@link MapcastException#description()} is the server's reason
+ * (which token, which user, which map). A {@link Replica} whose stream is refused so keeps retrying
+ * with backoff, as after any other failure, and logs the reason: a grant or a token may be on its
+ * way (in a cluster a new token reaches each member a moment apart). Users, roles, rights and tokens
+ * are managed with {@link #addUser}, {@link #addRole}, {@link #grantPermission}, {@link #createToken}
+ * and the calls beside them: with the admin right (the built-in role "root") on a server with
+ * {@code --auth}, by anyone on a server without it (so that they can be set up beforehand).
  */
 public final class MapcastClient implements AutoCloseable {
 
@@ -114,8 +149,8 @@ public final class MapcastClient implements AutoCloseable {
     private final double replicaCompactionThreshold;
 
     private MapcastClient(Builder b) {
-        this.members = b.channel != null ? Members.of(b.channel) : Members.connect(b.target, b.maxInboundMessageBytes,
-                b.tls ? ClientTls.credentials(b.tlsCa, b.tlsCert, b.tlsKey) : null);
+        this.members = b.channel != null ? Members.of(b.channel, b.token) : Members.connect(b.target,
+                b.maxInboundMessageBytes, b.tls ? ClientTls.credentials(b.tlsCa, b.tlsCert, b.tlsKey) : null, b.token);
         this.deadline = b.deadline;
         this.failover = new Failover(members, b.deadline);
         this.initialBackoff = b.initialBackoff;
@@ -229,6 +264,129 @@ public final class MapcastClient implements AutoCloseable {
                 .setId(Objects.requireNonNull(id, "id")).build(), Kind.WRITE);
     }
 
+    // ---- users, roles and tokens (the MapcastAuth service) ----
+
+    /**
+     * Adds a user, with no role. ALREADY_EXISTS if there is one of that name; INVALID_ARGUMENT for a
+     * name the server refuses.
+     */
+    public AuthUser addUser(String name) {
+        return failover.blocking(MapcastAuthGrpc.getAddUserMethod(), AddUserRequest.newBuilder()
+                .setName(Objects.requireNonNull(name, "name")).build(), Kind.WRITE);
+    }
+
+    /** Deletes a user and revokes its tokens; the answer counts them. NOT_FOUND for an unknown user. */
+    public DeleteUserResponse deleteUser(String name) {
+        return failover.blocking(MapcastAuthGrpc.getDeleteUserMethod(), DeleteUserRequest.newBuilder()
+                .setName(Objects.requireNonNull(name, "name")).build(), Kind.WRITE);
+    }
+
+    /** Every user, with its roles. */
+    public List<AuthUser> listUsers() {
+        return failover.blocking(MapcastAuthGrpc.getListUsersMethod(), ListUsersRequest.getDefaultInstance(),
+                Kind.READ).getUsersList();
+    }
+
+    /** Gives {@code user} the role {@code role}; the user as it is now. NOT_FOUND for either unknown. */
+    public AuthUser grantRole(String user, String role) {
+        return failover.blocking(MapcastAuthGrpc.getGrantRoleMethod(), userRole(user, role), Kind.WRITE);
+    }
+
+    /** Takes the role {@code role} from {@code user}; the user as it is now. */
+    public AuthUser revokeRole(String user, String role) {
+        return failover.blocking(MapcastAuthGrpc.getRevokeRoleMethod(), userRole(user, role), Kind.WRITE);
+    }
+
+    private static UserRoleRequest userRole(String user, String role) {
+        return UserRoleRequest.newBuilder().setUser(Objects.requireNonNull(user, "user"))
+                .setRole(Objects.requireNonNull(role, "role")).build();
+    }
+
+    /** Adds a role, with no right. ALREADY_EXISTS if there is one of that name. */
+    public AuthRole addRole(String name) {
+        return failover.blocking(MapcastAuthGrpc.getAddRoleMethod(), AddRoleRequest.newBuilder()
+                .setName(Objects.requireNonNull(name, "name")).build(), Kind.WRITE);
+    }
+
+    /**
+     * Deletes a role and takes it from every user that has it; the answer counts them.
+     * FAILED_PRECONDITION (a {@link ConditionFailedException}) for the built-in role "root".
+     */
+    public DeleteRoleResponse deleteRole(String name) {
+        return failover.blocking(MapcastAuthGrpc.getDeleteRoleMethod(), DeleteRoleRequest.newBuilder()
+                .setName(Objects.requireNonNull(name, "name")).build(), Kind.WRITE);
+    }
+
+    /** Every role, with its rights ("root" among them, {@link AuthRole#getAdmin()} true). */
+    public List<AuthRole> listRoles() {
+        return failover.blocking(MapcastAuthGrpc.getListRolesMethod(), ListRolesRequest.getDefaultInstance(),
+                Kind.READ).getRolesList();
+    }
+
+    /**
+     * Gives {@code role} the right {@code right} on the maps {@code pattern} names: a map name, or a
+     * prefix ending in {@code *} ({@code "app/prod/*"}; {@code "*"} is every map). Replaces the right
+     * the role had on that same pattern; the role as it is now. INVALID_ARGUMENT for a pattern the
+     * server refuses.
+     */
+    public AuthRole grantPermission(String role, Right right, String pattern) {
+        Objects.requireNonNull(right, "right");
+        if (right == Right.RIGHT_UNSPECIFIED || right == Right.UNRECOGNIZED) {
+            throw new IllegalArgumentException("right: " + right + " (expected: RIGHT_READ, RIGHT_WRITE or"
+                    + " RIGHT_READWRITE)");
+        }
+        return failover.blocking(MapcastAuthGrpc.getGrantPermissionMethod(), GrantPermissionRequest.newBuilder()
+                .setRole(Objects.requireNonNull(role, "role")).setPermission(Permission.newBuilder()
+                        .setPattern(Objects.requireNonNull(pattern, "pattern")).setRight(right)).build(), Kind.WRITE);
+    }
+
+    /** Takes from {@code role} its right on {@code pattern} (as granted); the role as it is now. */
+    public AuthRole revokePermission(String role, String pattern) {
+        return failover.blocking(MapcastAuthGrpc.getRevokePermissionMethod(), RevokePermissionRequest.newBuilder()
+                .setRole(Objects.requireNonNull(role, "role")).setPattern(Objects.requireNonNull(pattern, "pattern"))
+                .build(), Kind.WRITE);
+    }
+
+    /**
+     * Creates a token for {@code user}, valid for {@code ttl} (rounded up to whole seconds; null: it
+     * never expires). The answer holds its secret, for {@link Builder#token}: the only time it is
+     * shown (the server keeps a salted hash of it).
+     *
+     * @throws IllegalArgumentException if {@code ttl} is not positive
+     */
+    public CreateTokenResponse createToken(String user, Duration ttl) {
+        long seconds = 0;
+        if (ttl != null) {
+            if (ttl.isNegative() || ttl.isZero()) {
+                throw new IllegalArgumentException("ttl: " + ttl + " (expected: positive, or null for a token that"
+                        + " never expires)");
+            }
+            seconds = ttl.getSeconds() + (ttl.getNano() > 0 ? 1 : 0);
+        }
+        return failover.blocking(MapcastAuthGrpc.getCreateTokenMethod(), CreateTokenRequest.newBuilder()
+                .setUser(Objects.requireNonNull(user, "user")).setTtlSeconds(seconds).build(), Kind.WRITE);
+    }
+
+    /** Revokes the token {@code id} (its id, not its secret); the token revoked. NOT_FOUND for an unknown id. */
+    public AuthToken revokeToken(String id) {
+        return failover.blocking(MapcastAuthGrpc.getRevokeTokenMethod(), RevokeTokenRequest.newBuilder()
+                .setId(Objects.requireNonNull(id, "id")).build(), Kind.WRITE).getToken();
+    }
+
+    /** The tokens of {@code user} ({@code ""}: every user's), without their secrets. */
+    public List<AuthToken> listTokens(String user) {
+        return failover.blocking(MapcastAuthGrpc.getListTokensMethod(), ListTokensRequest.newBuilder()
+                .setUser(Objects.requireNonNull(user, "user")).build(), Kind.READ).getTokensList();
+    }
+
+    /**
+     * Who the server takes this client to be: the user, whether by token or certificate, the token's
+     * id, the roles. Open to any caller; {@code auth_enabled} false from a server without {@code --auth}.
+     */
+    public WhoAmIResponse whoAmI() {
+        return failover.blocking(MapcastAuthGrpc.getWhoAmIMethod(), WhoAmIRequest.getDefaultInstance(), Kind.READ);
+    }
+
     /** Compacts a map through {@code revision} (0: its current revision); its watchers are told. */
     public Compaction compact(String map, long revision) {
         return failover.blocking(MapcastGrpc.getCompactMethod(),
@@ -311,7 +469,7 @@ public final class MapcastClient implements AutoCloseable {
 
     /** Starts a Snapshot call on {@code member}; its chunks, then how it ended, go to {@code received}. */
     private ClientCall<SnapshotRequest, Encoded> startSnapshot(int member, String map, BlockingQueue<Object> received) {
-        ClientCall<SnapshotRequest, Encoded> call = members.channel(member).newCall(EncodedMethods.snapshot(),
+        ClientCall<SnapshotRequest, Encoded> call = members.newCall(member, EncodedMethods.snapshot(),
                 CallOptions.DEFAULT);
         call.start(new ClientCall.Listener<>() {
             @Override
@@ -371,7 +529,7 @@ public final class MapcastClient implements AutoCloseable {
             throws IOException {
         BlockingQueue<Object> answers = new LinkedBlockingQueue<>();  // the RestoreResponse, then Ended
         Object ready = new Object();
-        ClientCall<RestoreRequest, RestoreResponse> call = members.channel(member).newCall(
+        ClientCall<RestoreRequest, RestoreResponse> call = members.newCall(member,
                 MapcastGrpc.getRestoreMethod(), CallOptions.DEFAULT);
         boolean done = false;
         try {
@@ -602,6 +760,7 @@ public final class MapcastClient implements AutoCloseable {
         private Path tlsCa;
         private Path tlsCert;
         private Path tlsKey;
+        private BearerToken token;
 
         private Builder() {
         }
@@ -636,6 +795,23 @@ public final class MapcastClient implements AutoCloseable {
             tls(caFile);
             this.tlsCert = Objects.requireNonNull(certFile, "certFile");
             this.tlsKey = Objects.requireNonNull(keyFile, "keyFile");
+            return this;
+        }
+
+        /**
+         * Sends {@code token}, a token's secret ({@link #createToken}, {@code mapcast token create}),
+         * with every call as the metadata {@code authorization: Bearer <token>}: unary calls, the
+         * write stream, replicas' streams, snapshots and restores, on every member of a cluster.
+         *
+         * <p>It is sent over plaintext connections too (a server on loopback, or behind a proxy
+         * that terminates TLS), where anyone on the network path can read it and call as its user
+         * until it is revoked: across a network, use {@link #tls(Path)}.
+         *
+         * @throws IllegalArgumentException if it is null, blank, or holds a character a header
+         *     cannot carry (the message never shows the token)
+         */
+        public Builder token(String token) {
+            this.token = BearerToken.of(token);
             return this;
         }
 

@@ -1,7 +1,11 @@
 package dev.mapcast.client;
 
+import io.grpc.CallCredentials;
+import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
+import io.grpc.ClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.MethodDescriptor;
 import io.grpc.netty.NettyChannelBuilder;
 import java.util.ArrayList;
 import java.util.List;
@@ -12,6 +16,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * The servers a client talks to: one channel per member, and the current member, where calls go.
  * A failed member moves the current one to the next, round the list; every caller moves it past
  * the member it saw fail, so two callers that saw the same failure move it once.
+ *
+ * <p>Every call the client makes starts in {@link #newCall}, which adds the client's call
+ * credentials (its token): no stream, member or retry goes without them.
  */
 final class Members {
 
@@ -21,21 +28,31 @@ final class Members {
     private final List<String> targets;
     private final List<ManagedChannel> channels;
     private final boolean owned;
+    /** Added to every call; null: none. */
+    private final CallCredentials credentials;
     private final AtomicInteger current = new AtomicInteger();
 
-    private Members(List<String> targets, List<ManagedChannel> channels, boolean owned) {
+    private Members(List<String> targets, List<ManagedChannel> channels, boolean owned, CallCredentials credentials) {
         this.targets = targets;
         this.channels = channels;
         this.owned = owned;
+        this.credentials = credentials;
     }
 
-    /** One channel of the caller's, which {@link #close()} leaves open. */
-    static Members of(ManagedChannel channel) {
-        return new Members(List.of(channel.authority()), List.of(channel), false);
+    /**
+     * One channel of the caller's, which {@link #close()} leaves open; {@code credentials} (null:
+     * none) go with every call.
+     */
+    static Members of(ManagedChannel channel, CallCredentials credentials) {
+        return new Members(List.of(channel.authority()), List.of(channel), false, credentials);
     }
 
-    /** A channel per member of {@code target} (see {@link #parse}); plaintext if {@code tls} is null. */
-    static Members connect(String target, int maxInboundMessageBytes, ChannelCredentials tls) {
+    /**
+     * A channel per member of {@code target} (see {@link #parse}); plaintext if {@code tls} is null;
+     * {@code credentials} (null: none) go with every call.
+     */
+    static Members connect(String target, int maxInboundMessageBytes, ChannelCredentials tls,
+            CallCredentials credentials) {
         List<String> targets = parse(target);
         List<ManagedChannel> channels = new ArrayList<>(targets.size());
         for (String t : targets) {
@@ -43,7 +60,7 @@ final class Members {
                     : NettyChannelBuilder.forTarget(t, tls);
             channels.add(b.maxInboundMessageSize(maxInboundMessageBytes).flowControlWindow(FLOW_CONTROL_WINDOW).build());
         }
-        return new Members(targets, List.copyOf(channels), true);
+        return new Members(targets, List.copyOf(channels), true, credentials);
     }
 
     /**
@@ -75,8 +92,10 @@ final class Members {
         return current.get();
     }
 
-    ManagedChannel channel(int member) {
-        return channels.get(member);
+    /** A call to {@code member}, with the client's credentials. */
+    <Q, R> ClientCall<Q, R> newCall(int member, MethodDescriptor<Q, R> method, CallOptions options) {
+        return channels.get(member).newCall(method, credentials == null ? options
+                : options.withCallCredentials(credentials));
     }
 
     /** The member's address, for messages. */

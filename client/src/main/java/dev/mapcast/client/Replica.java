@@ -468,7 +468,7 @@ public final class Replica<K, V> implements AutoCloseable {
         // Events are handled on the network thread that received them: applying a delta takes
         // microseconds, and a hand-off to another thread per message would cost more than that.
         member = client.members().current();
-        ClientCall<WatchRequest, Encoded> c = client.members().channel(member).newCall(EncodedMethods.watch(),
+        ClientCall<WatchRequest, Encoded> c = client.members().newCall(member, EncodedMethods.watch(),
                 CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor()));
         call = c;
         c.start(new ClientCall.Listener<>() {
@@ -857,7 +857,11 @@ public final class Replica<K, V> implements AutoCloseable {
         if (!lossLogged) {
             lossLogged = true;
             String why = status.getCode() + (status.getDescription() == null ? "" : ": " + status.getDescription());
-            if (hasState()) {
+            if (status.getCode() == Status.Code.UNAUTHENTICATED || status.getCode() == Status.Code.PERMISSION_DENIED) {
+                // Not a lost server: this client's token or rights. A grant or a token may yet arrive.
+                log.warn("replica of map \"{}\" is refused by its server ({}); retrying{}", map, why,
+                        hasState() ? ", serving revision " + revision + " from memory meanwhile" : "");
+            } else if (hasState()) {
                 log.warn("replica of map \"{}\" lost its server ({}); serving revision {} from memory and reconnecting",
                         map, why, revision);
             } else {

@@ -167,7 +167,7 @@ final class WriteStream {
 
     /** Opens a stream as the current one; with the lock held. */
     private Stream open(int member) {
-        Stream s = new Stream(member, members.channel(member).newCall(MapcastGrpc.getWriteStreamMethod(),
+        Stream s = new Stream(member, members.newCall(member, MapcastGrpc.getWriteStreamMethod(),
                 CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor())));
         stream = s;
         // Before start(): a call on a shut-down channel ends within it, and its onClose cancels this.

@@ -28,7 +28,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
@@ -64,30 +63,7 @@ class FailoverTest {
     void firstMemberWithNothingListeningIsSkipped(@TempDir Path dir) throws Exception {
         String target = address(closedPort()) + "," + address(server.port());
         // A fresh client for each call, so that each one meets the dead member first.
-        List<Consumer<MapcastClient>> calls = List.of(
-                c -> assertEquals(1, c.put("config", "a", "1")),
-                c -> assertEquals("1", new String(c.get("config", "a").value())),
-                c -> assertEquals(1, c.listMaps().size()),
-                c -> assertEquals(1, c.compact("config", 0).getCompactRevision()),
-                c -> assertEquals(2, c.write("config").put("b", "2").commitAsync().join()),
-                c -> {
-                    try {
-                        assertEquals(2, c.saveSnapshot("config", dir.resolve("config.snap")).entries());
-                        assertEquals(1, c.restoreSnapshot("copy", dir.resolve("config.snap")).revision());
-                    } catch (IOException e) {
-                        throw new AssertionError(e);
-                    }
-                },
-                c -> {
-                    try (Replica<String, String> r = c.replica("config", Codec.utf8(), Codec.utf8())) {
-                        assertTrue(r.awaitRevision(2, WAIT));
-                        assertEquals(Map.of("a", "1", "b", "2"), r.toMap());
-                    } catch (InterruptedException e) {
-                        throw new AssertionError(e);
-                    }
-                },
-                c -> assertEquals(1, c.deleteMap("copy")));
-        for (Consumer<MapcastClient> call : calls) {
+        for (Consumer<MapcastClient> call : EveryKindOfCall.on(dir)) {
             call.accept(client(target));
         }
     }
