@@ -29,7 +29,8 @@ abstract class ClientCommand implements Callable<Integer> {
     public final Integer call() throws Exception {
         String target = connection.target();
         validate();
-        MapcastClient.Builder builder = connection.tls(MapcastClient.builder().target(target).deadline(connection.timeout));
+        MapcastClient.Builder builder = connection.token(connection.tls(
+                MapcastClient.builder().target(target).deadline(connection.timeout)));
         MapcastClient built;
         try {
             built = builder.build();
@@ -39,8 +40,13 @@ abstract class ClientCommand implements Callable<Integer> {
         try (MapcastClient client = built) {
             return run(client);
         } catch (MapcastException e) {
-            throw Failure.of(e, target, connection.usesTls());
+            throw failure(e, target);
         }
+    }
+
+    /** What the user reads when a call fails: see {@link Failure#of}. */
+    Failure failure(MapcastException e, String target) {
+        return Failure.of(e, target, connection.usesTls(), connection.tokenSource());
     }
 
     /** Checks the options and arguments before connecting: a usage error costs no connection. */

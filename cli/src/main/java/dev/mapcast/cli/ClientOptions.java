@@ -1,6 +1,12 @@
 package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.time.Duration;
 import picocli.CommandLine.Model.CommandSpec;
@@ -8,10 +14,11 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 
-/** The options of every client command: which server, and how long to wait for it. */
+/** The options of every client command: which server, how long to wait for it, and who the client is. */
 final class ClientOptions {
 
     static final String ENV = "MAPCAST_SERVER";
+    static final String TOKEN_ENV = "MAPCAST_TOKEN";
 
     @Spec(Spec.Target.MIXEE)
     CommandSpec mixee;
@@ -46,6 +53,21 @@ final class ClientOptions {
             description = "The private key of --tls-cert (PEM, unencrypted PKCS#8); default: $MAPCAST_TLS_KEY.")
     Path tlsKey;
 
+    @Option(names = "--token", paramLabel = "TOKEN", defaultValue = "${env:" + TOKEN_ENV + "}",
+            description = "Authenticate with this token (the secret 'mapcast token create' printed), for a server "
+                    + "started with --auth; default: $" + TOKEN_ENV + ". On the command line it shows in ps and in "
+                    + "shell history: prefer $" + TOKEN_ENV + " or --token-file. Over plaintext anyone on the "
+                    + "network path can read it: use TLS across a network.")
+    String token;
+
+    @Option(names = "--token-file", paramLabel = "FILE",
+            description = "Read the token from the first line of FILE (e.g. data/root.token); instead of --token, "
+                    + "and before $" + TOKEN_ENV + ".")
+    Path tokenFile;
+
+    /** Where the token sent came from ("--token", "--token-file FILE", "$MAPCAST_TOKEN"), once applied; null: none. */
+    private String tokenSource;
+
     boolean usesTls() {
         return tls || tlsCa != null || tlsCert != null;
     }
@@ -60,6 +82,60 @@ final class ClientOptions {
             return b.tls(tlsCa, tlsCert, tlsKey);
         }
         return tls || tlsCa != null ? b.tls(tlsCa) : b;
+    }
+
+    /**
+     * The builder with the token applied: --token-file's first line, else --token, else
+     * $MAPCAST_TOKEN (ignored when blank); a usage error for both options, a file that cannot be
+     * read, or a token that cannot be sent (the message names where it came from, never the token).
+     */
+    MapcastClient.Builder token(MapcastClient.Builder b) {
+        boolean given = mixee.commandLine().getParseResult().hasMatchedOption("--token");
+        String secret;
+        if (tokenFile != null) {
+            if (given) {
+                throw new ParameterException(mixee.commandLine(), "--token and --token-file exclude each other");
+            }
+            tokenSource = "--token-file " + tokenFile;
+            secret = firstLine(tokenFile);
+        } else if (given) {
+            tokenSource = "--token";
+            secret = token == null ? "" : token.strip();
+        } else if (token != null && !token.isBlank()) {
+            tokenSource = "$" + TOKEN_ENV;
+            secret = token.strip();
+        } else {
+            return b;
+        }
+        try {
+            return b.token(secret);
+        } catch (IllegalArgumentException e) {
+            throw new ParameterException(mixee.commandLine(), tokenSource + ": " + e.getMessage().replaceFirst(
+                    "^token: ", ""));
+        }
+    }
+
+    /** Where the token sent came from, for messages: "--token", "--token-file FILE" or "$MAPCAST_TOKEN"; null if none. */
+    String tokenSource() {
+        return tokenSource;
+    }
+
+    private String firstLine(Path file) {
+        String line;
+        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            line = r.readLine();
+        } catch (NoSuchFileException e) {
+            throw new ParameterException(mixee.commandLine(), "--token-file " + file + ": no such file");
+        } catch (AccessDeniedException e) {
+            throw new ParameterException(mixee.commandLine(), "--token-file " + file + ": permission denied");
+        } catch (IOException e) {
+            throw new ParameterException(mixee.commandLine(), "--token-file " + file + ": cannot be read (" + e + ")");
+        }
+        if (line == null || line.isBlank()) {
+            throw new ParameterException(mixee.commandLine(), "--token-file " + file + ": its first line is empty "
+                    + "(expected: the token's secret)");
+        }
+        return line.strip();
     }
 
     /** --server, else $MAPCAST_SERVER, else the default; each member checked, so a typo is a usage error. */

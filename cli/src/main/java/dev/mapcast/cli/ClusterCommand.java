@@ -7,13 +7,10 @@ import dev.mapcast.proto.v1.ClusterStatusResponse;
 import dev.mapcast.server.cluster.ClusterConfig;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /** {@code mapcast cluster status|add|remove}: a cluster's members, asked of any member. */
 @Command(mixinStandardHelpOptions = true, name = "cluster",
@@ -25,15 +22,7 @@ import picocli.CommandLine.Spec;
             "  mapcast cluster add d=127.0.0.1:7004",
             "  mapcast serve --node-id d --join --cluster ...   # then start it",
             "  mapcast cluster remove d"})
-final class ClusterCommand implements Callable<Integer> {
-
-    @Spec
-    CommandSpec spec;
-
-    @Override
-    public Integer call() {
-        throw Main.missing("SUBCOMMAND", spec);
-    }
+final class ClusterCommand extends CommandGroup {
 
     @Command(mixinStandardHelpOptions = true, name = "status", sortOptions = false,
             description = {"Prints every member: id, role, term, commit and applied index, peer and client address.",

@@ -25,16 +25,7 @@ import picocli.CommandLine.Spec;
         footer = {"", "Examples:",
             "  mapcast data check --data-dir /var/lib/mapcast",
             "  mapcast data salvage config --out config.snap --data-dir /var/lib/mapcast"})
-final class DataCommand implements Callable<Integer> {
-
-    @Spec
-    CommandSpec spec;
-
-    /** {@code mapcast data} alone: say what is missing, as for any usage error. */
-    @Override
-    public Integer call() {
-        throw Main.missing("SUBCOMMAND", spec);
-    }
+final class DataCommand extends CommandGroup {
 
     /** Opens the data directory for the checks, or the one-line failure saying why not. */
     static DataDirectoryCheck open(Path dataDir) {

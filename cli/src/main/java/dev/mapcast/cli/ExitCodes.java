@@ -24,6 +24,12 @@ final class ExitCodes {
      * count or digest that does not match): refused, nothing written or applied.
      */
     static final int INVALID_SNAPSHOT = 5;
+    /**
+     * A server with --auth refused the client: no valid credentials (UNAUTHENTICATED: no token, or
+     * one unknown, expired or revoked), or its user lacks the right (PERMISSION_DENIED). Apart from
+     * {@link #REFUSED}: the request is fine, the credentials or the grants are what to change.
+     */
+    static final int DENIED = 6;
     /** A bug: an exception nobody expected (printed with its stack trace). */
     static final int INTERNAL = 70;
 
@@ -39,6 +45,10 @@ final class ExitCodes {
     /** data: a map's files (or the catalog) fail verification; salvage: no snapshot of the map verifies. */
     static final int DAMAGED = 5;
 
+    /** The help text of {@link #DENIED}. */
+    private static final String DENIED_TEXT = "not authenticated (no token, or a bad, expired or revoked one) or not"
+            + " allowed (no role grants the right); the server's reason is printed";
+
     private ExitCodes() {
     }
 
@@ -50,6 +60,7 @@ final class ExitCodes {
         codes.put(" 2", "usage error (bad option or argument, unreadable --file)");
         codes.put(" 3", "refused by the server (bad key or value, over a limit...); its reason is printed");
         codes.put(" 4", "server unreachable, no answer within --timeout, or not a mapcast server");
+        codes.put(" 6", DENIED_TEXT);
         codes.put("70", "internal error (a bug: the stack trace is printed)");
         return codes;
     }
@@ -88,9 +99,11 @@ final class ExitCodes {
     static Map<String, String> snapshotList() {
         Map<String, String> codes = clientList();
         codes.put(" 2", "usage error (bad option or argument; FILE cannot be written or read)");
+        codes.remove(" 6");
         codes.remove("70");
         codes.put(" 5", "invalid snapshot: it fails verification (what is wrong and where is printed); "
                 + "nothing written");
+        codes.put(" 6", DENIED_TEXT);
         codes.put("70", "internal error (a bug: the stack trace is printed)");
         return codes;
     }

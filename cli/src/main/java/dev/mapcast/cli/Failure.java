@@ -24,9 +24,10 @@ final class Failure extends RuntimeException {
 
     /**
      * A call to the server that failed, as the exit code and message a user can act on; {@code tls}:
-     * whether the client connected with TLS.
+     * whether the client connected with TLS; {@code tokenSource}: where the token it sent came from
+     * ({@code --token}, {@code $MAPCAST_TOKEN}...), null if it sent none.
      */
-    static Failure of(MapcastException e, String server, boolean tls) {
+    static Failure of(MapcastException e, String server, boolean tls, String tokenSource) {
         Status.Code code = e.code();
         if (code == Status.Code.UNAVAILABLE) {
             String why = tls ? tlsFailure(e) : plaintextToTls(e);
@@ -50,6 +51,12 @@ final class Failure extends RuntimeException {
         }
         return switch (code) {
             case NOT_FOUND -> new Failure(ExitCodes.NOT_FOUND, description);
+            // The server's reason names the token, user, right and map; say where the token came from
+            // (a stale $MAPCAST_TOKEN is easy to forget), or how to send one.
+            case UNAUTHENTICATED -> new Failure(ExitCodes.DENIED, description + (tokenSource != null
+                    ? " (the token came from " + tokenSource + ")"
+                    : description.contains("--token") ? "" : " (pass --token-file FILE, $MAPCAST_TOKEN or --token)"));
+            case PERMISSION_DENIED -> new Failure(ExitCodes.DENIED, description);
             // A quarantined map is no failed --if-... condition: the server refuses it whatever is asked.
             case FAILED_PRECONDITION -> description.contains(" is damaged and quarantined: ")
                     ? new Failure(ExitCodes.REFUSED, "refused by the server: " + description)

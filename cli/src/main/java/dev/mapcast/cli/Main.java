@@ -27,9 +27,11 @@ import picocli.CommandLine.UnmatchedArgumentException;
         description = {
             "A key/value map kept in wire format, replicated over gRPC.",
             "Client commands talk to the server given by --server HOST:PORT, else by",
-            "$MAPCAST_SERVER, else to 127.0.0.1:50051."},
+            "$MAPCAST_SERVER, else to 127.0.0.1:50051; to a server started with --auth",
+            "as the user of the token in --token-file FILE, $MAPCAST_TOKEN or --token."},
         subcommands = {ServeCommand.class, PutCommand.class, GetCommand.class, DelCommand.class, LsCommand.class,
             WatchCommand.class, CompactCommand.class, SnapshotCommand.class, MapCommand.class, DataCommand.class, ClusterCommand.class,
+            UserCommand.class, RoleCommand.class, TokenCommand.class, WhoAmICommand.class,
             VersionCommand.class, CommandLine.HelpCommand.class},
         footer = {"", "Run 'mapcast COMMAND --help' (or 'mapcast help COMMAND') for a command's options."})
 public final class Main implements Callable<Integer> {

@@ -2,12 +2,9 @@ package dev.mapcast.cli;
 
 import dev.mapcast.client.MapcastClient;
 import dev.mapcast.codec.JsonLine;
-import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
-import picocli.CommandLine.Spec;
 
 /** {@code mapcast map delete}: a map's own life (a write that puts a key creates it). */
 @Command(mixinStandardHelpOptions = true, name = "map",
@@ -15,16 +12,7 @@ import picocli.CommandLine.Spec;
             "A map is created by the first write that puts a key (put), and removed only by 'map delete'."},
         subcommands = {MapCommand.Delete.class},
         footer = {"", "Example:", "  mapcast map delete config --if-revision 12"})
-final class MapCommand implements Callable<Integer> {
-
-    @Spec
-    CommandSpec spec;
-
-    /** {@code mapcast map} alone: say what is missing, as for any usage error. */
-    @Override
-    public Integer call() {
-        throw Main.missing("SUBCOMMAND", spec);
-    }
+final class MapCommand extends CommandGroup {
 
     @Command(mixinStandardHelpOptions = true, name = "delete", sortOptions = false,
             description = {

@@ -36,16 +36,7 @@ import picocli.CommandLine.Spec;
             "  mapcast snapshot save config config.snapshot",
             "  mapcast snapshot inspect config.snapshot --entries",
             "  mapcast snapshot restore config config.snapshot"})
-final class SnapshotCommand implements Callable<Integer> {
-
-    @Spec
-    CommandSpec spec;
-
-    /** {@code mapcast snapshot} alone: say what is missing, as for any usage error. */
-    @Override
-    public Integer call() {
-        throw Main.missing("SUBCOMMAND", spec);
-    }
+final class SnapshotCommand extends CommandGroup {
 
     @Command(mixinStandardHelpOptions = true, name = "save", sortOptions = false,
             description = {

@@ -5,9 +5,11 @@ import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
 import java.util.Base64;
 
-/** How keys and values are shown in human-readable, one-line-per-item output. */
+/** How keys, values and times are shown in human-readable, one-line-per-item output. */
 final class Text {
 
     private Text() {
@@ -82,5 +84,15 @@ final class Text {
     /** A key or map name in a message: quoted, on one line. */
     static String quoted(String s) {
         return "\"" + oneLine(s) + "\"";
+    }
+
+    /** A time in milliseconds since the epoch as ISO-8601 UTC to the second: {@code 2026-12-07T21:49:18Z}. */
+    static String time(long unixMillis) {
+        return Instant.ofEpochMilli(unixMillis).truncatedTo(ChronoUnit.SECONDS).toString();
+    }
+
+    /** {@code "name":"2026-12-07T21:49:18Z"} (see {@link #time}), or {@code "name":null} for 0 (never). */
+    static JsonLine withTime(JsonLine line, String name, long unixMillis) {
+        return unixMillis == 0 ? line.nullValue(name) : line.string(name, time(unixMillis));
     }
 }

@@ -8,6 +8,7 @@ import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 
@@ -53,6 +54,21 @@ final class Processes {
             Thread.currentThread().interrupt();
             throw new AssertionError(e);
         }
+    }
+
+    /**
+     * Runs {@code mapcast args} to completion in a JVM of its own (see {@link
+     * dev.mapcast.cli.cluster.ClusterProcesses#mapcast}), with {@code env} and none of the test
+     * machine's $MAPCAST_SERVER and $MAPCAST_TOKEN; its output goes to {@code <dir>/<name>.out} and
+     * {@code .err}.
+     */
+    static Result mapcast(Path dir, String name, Map<String, String> env, List<String> args) {
+        ProcessBuilder pb = new ProcessBuilder(dev.mapcast.cli.cluster.ClusterProcesses.mapcast(
+                args.toArray(String[]::new)));
+        pb.environment().remove(ClientOptions.ENV);
+        pb.environment().remove(ClientOptions.TOKEN_ENV);
+        pb.environment().putAll(env);
+        return run(pb, dir.resolve(name + ".out"), dir.resolve(name + ".err"), null, "mapcast " + args);
     }
 
     /**

@@ -27,6 +27,13 @@ public final class JsonLine {
         return this;
     }
 
+    /** {@code "name":null}. */
+    public JsonLine nullValue(String name) {
+        name(name);
+        out.append("null");
+        return this;
+    }
+
     public JsonLine bool(String name, boolean value) {
         name(name);
         out.append(value);

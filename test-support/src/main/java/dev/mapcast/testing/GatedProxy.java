@@ -45,10 +45,18 @@ public final class GatedProxy implements AutoCloseable {
     public record Call(String method, String authorization) {
     }
 
+    /**
+     * What a server with --auth answers a call without credentials (as the contract words it): a
+     * gate's answer for a null authorization.
+     */
+    public static final Status NO_CREDENTIALS = Status.UNAUTHENTICATED.withDescription("no credentials: send a bearer"
+            + " token (--token, $MAPCAST_TOKEN) or a client certificate");
+
     /** Whether a call goes through: {@link Status#OK}, or the status to end it with. */
     @FunctionalInterface
     public interface Gate {
-        Status check(String fullMethodName, Metadata headers);
+        /** {@code authorization}: the call's header, as {@code "Bearer <secret>"}; null if it has none. */
+        Status check(String fullMethodName, String authorization);
     }
 
     private static final MethodDescriptor.Marshaller<byte[]> BYTES = new MethodDescriptor.Marshaller<>() {
@@ -80,8 +88,9 @@ public final class GatedProxy implements AutoCloseable {
                     public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
                             ServerCallHandler<Q, R> next) {
                         String method = call.getMethodDescriptor().getFullMethodName();
-                        calls.add(new Call(method, headers.get(AUTHORIZATION)));
-                        Status verdict = gate.check(method, headers);
+                        String authorization = headers.get(AUTHORIZATION);
+                        calls.add(new Call(method, authorization));
+                        Status verdict = gate.check(method, authorization);
                         if (!verdict.isOk()) {
                             call.close(verdict, new Metadata());
                             return new ServerCall.Listener<>() {
