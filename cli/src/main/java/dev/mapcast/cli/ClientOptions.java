@@ -61,8 +61,8 @@ final class ClientOptions {
     String token;
 
     @Option(names = "--token-file", paramLabel = "FILE",
-            description = "Read the token from the first line of FILE (e.g. data/root.token); instead of --token, "
-                    + "and before $" + TOKEN_ENV + ".")
+            description = "Read the token from the first line of FILE (keep it readable by you alone); excludes "
+                    + "--token, and is taken before $" + TOKEN_ENV + ".")
     Path tokenFile;
 
     /** Where the token sent came from ("--token", "--token-file FILE", "$MAPCAST_TOKEN"), once applied; null: none. */
