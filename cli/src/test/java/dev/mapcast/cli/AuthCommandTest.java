@@ -25,7 +25,7 @@ import org.junit.jupiter.api.io.TempDir;
  * Users, roles and tokens end to end: {@code mapcast serve --auth} in a process of its own, its
  * root token read from {@code <data-dir>/root.token}, and every command a separate JVM, as a user
  * runs them. Only the server's behaviour the contract states is relied on (statuses, and reasons
- * that name the map or the token); {@link AuthOutputTest} pins the exact output against a stand-in.
+ * that name the map or the token); {@link AuthOutputTest} pins the exact output.
  */
 class AuthCommandTest {
 

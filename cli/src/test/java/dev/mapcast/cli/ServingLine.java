@@ -10,7 +10,7 @@ import java.util.regex.Pattern;
  */
 record ServingLine(String address, String transport) {
 
-    private static final Pattern LINE = Pattern.compile("mapcast serving on (127\\.0\\.0\\.1:\\d+) \\((\\w+)\\)");
+    private static final Pattern LINE = Pattern.compile("mapcast serving on (127\\.0\\.0\\.1:\\d+) \\((\\w+)[^)]*\\)");
 
     /** The line in {@code log}, or null while there is none. */
     static ServingLine in(String log) {

@@ -7,26 +7,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.mapcast.codec.Codec;
 import dev.mapcast.proto.v1.AuthToken;
-import dev.mapcast.proto.v1.CreateTokenRequest;
 import dev.mapcast.proto.v1.CreateTokenResponse;
-import dev.mapcast.proto.v1.MapcastAuthGrpc;
 import dev.mapcast.proto.v1.Right;
-import dev.mapcast.proto.v1.WhoAmIRequest;
-import dev.mapcast.proto.v1.WhoAmIResponse;
 import dev.mapcast.server.MapcastServer;
-import dev.mapcast.testing.GatedProxy;
 import io.grpc.Status;
-import io.grpc.stub.StreamObserver;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
-import java.util.TreeSet;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -34,28 +26,23 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * {@link MapcastClient.Builder#token}: the token goes with every call the client makes, over
- * plaintext, on every kind of call and after failover, and the server's refusals reach the caller
- * with its reason. A {@link GatedProxy} in front of a real server checks the header as a server
- * with {@code --auth} would; it answers WhoAmI and CreateToken itself.
+ * {@link MapcastClient.Builder#token}: against a real server with --auth, the token goes with every
+ * call the client makes, over plaintext, on every kind of call and after failover (a call without
+ * it would be refused), and the server's refusals reach the caller with its reason.
  */
 class TokenTest {
-
-    private static final String SECRET = "mapcast_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    private static final String READER = "mapcast_fedcba9876543210.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
 
     @TempDir
     Path dir;
 
     private MapcastServer server;
-    private GatedProxy proxy;
-    private final FakeAuth auth = new FakeAuth();
+    private String root;
     private final List<AutoCloseable> toClose = new ArrayList<>();
 
     @BeforeEach
     void start() throws IOException {
-        server = MapcastServer.builder().port(0).build().start();
-        proxy = GatedProxy.start("127.0.0.1:" + server.port(), TokenTest::check, auth);
+        server = MapcastServer.builder().port(0).dataDir(dir.resolve("data")).auth(true).build().start();
+        root = Files.readString(dir.resolve("data/root.token")).strip();
     }
 
     @AfterEach
@@ -63,70 +50,62 @@ class TokenTest {
         for (int i = toClose.size() - 1; i >= 0; i--) {
             toClose.get(i).close();
         }
-        proxy.close();
         server.close();
     }
 
-    /** The gate: SECRET may do anything, READER may not write, anything else is refused. */
-    private static Status check(String method, String authorization) {
-        if (authorization == null) {
-            return GatedProxy.NO_CREDENTIALS;
-        }
-        if (authorization.equals("Bearer " + READER)) {
-            return method.endsWith("/Get") ? Status.OK : Status.PERMISSION_DENIED.withDescription(
-                    "user \"reader\" may not write map \"config\" (no role grants write on it)");
-        }
-        return authorization.equals("Bearer " + SECRET) ? Status.OK
-                : Status.UNAUTHENTICATED.withDescription("token \"0000000000000000\" was revoked");
+    private String target() {
+        return "127.0.0.1:" + server.port();
     }
 
     @Test
     void everyKindOfCallCarriesTheTokenAlsoAfterFailover() {
-        // The first member is down: every call fails over to the proxy, and a write goes there only
+        // The first member is down: every call fails over to the server, and a write goes there only
         // because it never left this client. A fresh client per call, so each meets the dead member.
-        String target = "127.0.0.1:" + closedPort() + "," + proxy.target();
+        String target = "127.0.0.1:" + closedPort() + "," + target();
         List<Consumer<MapcastClient>> calls = new ArrayList<>(EveryKindOfCall.on(dir));
-        // A single server has no cluster: refused, but the call was made (with the token).
+        // A single server has no cluster: refused, but only after the caller was authenticated.
         calls.add(c -> assertEquals(Status.Code.FAILED_PRECONDITION,
                 assertThrows(MapcastException.class, c::clusterStatus).code()));
-        calls.add(c -> assertEquals("alice", c.whoAmI().getUser()));
+        calls.add(c -> assertEquals("root", c.whoAmI().getUser()));
         for (Consumer<MapcastClient> call : calls) {
-            call.accept(client(target, SECRET));
+            call.accept(client(target, root));
         }
-
-        Set<String> methods = new TreeSet<>();
-        for (GatedProxy.Call call : proxy.calls()) {
-            assertEquals("Bearer " + SECRET, call.authorization(), call.method());
-            methods.add(call.method().substring(call.method().lastIndexOf('/') + 1));
-        }
-        assertEquals(new TreeSet<>(List.of("Compact", "DeleteMap", "Get", "ListMaps", "Restore", "Snapshot", "Status",
-                "Watch", "WhoAmI", "WriteStream")), methods);
     }
 
     @Test
     void refusalsReachTheCallerWithTheServersReason() throws Exception {
-        MapcastClient anonymous = client(proxy.target(), null);
+        MapcastClient admin = client(target(), root);
+        MapcastClient anonymous = client(target(), null);
         MapcastException none = assertThrows(MapcastException.class, () -> anonymous.get("config", "a"));
         assertEquals(Status.Code.UNAUTHENTICATED, none.code());
         assertEquals("no credentials: send a bearer token (--token, $MAPCAST_TOKEN) or a client certificate",
                 none.description());
 
+        admin.addUser("reader");
+        admin.addRole("config-r");
+        admin.grantPermission("config-r", Right.RIGHT_READ, "config");
+        admin.grantRole("reader", "config-r");
+        CreateTokenResponse revokedToken = admin.createToken("reader", null);
+        admin.revokeToken(revokedToken.getToken().getId());
         MapcastException revoked = assertThrows(MapcastException.class,
-                () -> client(proxy.target(), "mapcast_0000000000000000.x").put("config", "a", "1"));
+                () -> client(target(), revokedToken.getSecret()).put("config", "a", "1"));
         assertEquals(Status.Code.UNAUTHENTICATED, revoked.code(), "a write on the write stream, refused");
-        assertEquals("UNAUTHENTICATED: token \"0000000000000000\" was revoked", revoked.getMessage());
+        assertTrue(revoked.description().contains(revokedToken.getToken().getId()), revoked.getMessage());
 
-        client(proxy.target(), SECRET).put("config", "a", "1");
-        MapcastClient reader = client(proxy.target(), READER);
+        admin.put("config", "a", "1");
+        MapcastClient reader = client(target(), admin.createToken("reader", null).getSecret());
         assertEquals("1", new String(reader.get("config", "a").value()));
         MapcastException denied = assertThrows(MapcastException.class, () -> reader.put("config", "a", "2"));
         assertEquals(Status.Code.PERMISSION_DENIED, denied.code());
-        assertEquals("user \"reader\" may not write map \"config\" (no role grants write on it)", denied.description());
+        assertEquals("user \"reader\" may not write map \"config\" (no role of it grants write on it)",
+                denied.description());
         MapcastException deniedDelete = assertThrows(MapcastException.class, () -> reader.deleteMap("config"));
         assertEquals(Status.Code.PERMISSION_DENIED, deniedDelete.code(), "a unary write, refused alike");
 
         // A refused replica keeps trying (a grant may be on its way) and has no state meanwhile.
-        try (Replica<String, String> r = reader.replica("config", Codec.utf8(), Codec.utf8())) {
+        MapcastClient stranger = client(target(), admin.createToken("reader", null).getSecret());
+        admin.revokePermission("config-r", "config");
+        try (Replica<String, String> r = stranger.replica("config", Codec.utf8(), Codec.utf8())) {
             assertFalse(r.awaitRevision(1, Duration.ofMillis(300)));
             assertFalse(r.isSynced());
         }
@@ -134,23 +113,24 @@ class TokenTest {
 
     @Test
     void theAdminCallsSendWhatTheyAreGiven() {
-        MapcastClient admin = client(proxy.target(), SECRET);
-        CreateTokenResponse created = admin.createToken("app", Duration.ofMillis(1500));
-        assertEquals("app", created.getToken().getUser());
-        assertEquals(2, auth.created.get(0).getTtlSeconds(), "1.5 s rounds up to 2 s, never down to 0 (never expires)");
-        admin.createToken("app", null);
-        assertEquals(0, auth.created.get(1).getTtlSeconds(), "null: never expires");
+        MapcastClient admin = client(target(), root);
+        admin.addUser("app");
+        AuthToken expiring = admin.createToken("app", Duration.ofMillis(1500)).getToken();
+        assertEquals("app", expiring.getUser());
+        assertEquals(2000, expiring.getExpiresUnixMs() - expiring.getCreatedUnixMs(),
+                "1.5 s rounds up to 2 s, never down to 0 (never expires)");
+        assertEquals(0, admin.createToken("app", null).getToken().getExpiresUnixMs(), "null: never expires");
         assertThrows(IllegalArgumentException.class, () -> admin.createToken("app", Duration.ZERO));
         assertThrows(IllegalArgumentException.class, () -> admin.createToken("app", Duration.ofSeconds(-1)));
         IllegalArgumentException unspecified = assertThrows(IllegalArgumentException.class,
                 () -> admin.grantPermission("r", Right.RIGHT_UNSPECIFIED, "app/*"));
         assertEquals("right: RIGHT_UNSPECIFIED (expected: RIGHT_READ, RIGHT_WRITE or RIGHT_READWRITE)",
                 unspecified.getMessage());
-        assertEquals(2, auth.created.size(), "nothing sent for a bad argument");
+        assertEquals(2, admin.listTokens("app").size(), "nothing sent for a bad argument");
 
-        // A method the stand-in does not serve: the server's own status reaches the caller.
-        MapcastException unimplemented = assertThrows(MapcastException.class, () -> admin.addUser("bob"));
-        assertEquals(Status.Code.UNIMPLEMENTED, unimplemented.code());
+        MapcastException exists = assertThrows(MapcastException.class, () -> admin.addUser("app"));
+        assertEquals(Status.Code.ALREADY_EXISTS, exists.code());
+        assertEquals("user \"app\" exists", exists.description());
     }
 
     @Test
@@ -169,26 +149,6 @@ class TokenTest {
         assertEquals("token: character U+000A at index 11 of 12 (expected: a token's secret as 'mapcast token"
                 + " create' prints it, printable ASCII without spaces)", assertThrows(IllegalArgumentException.class,
                         () -> MapcastClient.builder().token("s3cr3t-part\n")).getMessage());
-    }
-
-    /** Answers WhoAmI and CreateToken; the server has no MapcastAuth service yet. */
-    private static final class FakeAuth extends MapcastAuthGrpc.MapcastAuthImplBase {
-        final List<CreateTokenRequest> created = new CopyOnWriteArrayList<>();
-
-        @Override
-        public void whoAmI(WhoAmIRequest request, StreamObserver<WhoAmIResponse> responses) {
-            responses.onNext(WhoAmIResponse.newBuilder().setAuthEnabled(true).setUser("alice").setVia("token")
-                    .setTokenId("0123456789abcdef").addRoles("root").build());
-            responses.onCompleted();
-        }
-
-        @Override
-        public void createToken(CreateTokenRequest request, StreamObserver<CreateTokenResponse> responses) {
-            created.add(request);
-            responses.onNext(CreateTokenResponse.newBuilder().setToken(AuthToken.newBuilder().setId("00000000000000"
-                    + created.size()).setUser(request.getUser())).setSecret(SECRET).build());
-            responses.onCompleted();
-        }
     }
 
     /** A port nothing listens on: bound, then closed. */

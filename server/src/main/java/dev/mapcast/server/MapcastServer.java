@@ -228,12 +228,13 @@ public final class MapcastServer implements AutoCloseable {
             tick = ticker.scheduleWithFixedDelay(this::tick, tickNanos, tickNanos, TimeUnit.NANOSECONDS);
         }
         if (audit != null && sweep == null) {
+            log.info("auth on: every call needs a token or a client certificate; audit log {}", audit.file());
             bootstrapRoot();
             // Revocations reach open streams within a second: a sweep checks them 5 times a second.
             sweep = ticker.scheduleWithFixedDelay(authorizer::sweep, 200, 200, TimeUnit.MILLISECONDS);
         }
         log.info("mapcast serving on {} ({}{}{}); {}", addressText(), transport(), tls == null ? "" : ", TLS",
-                audit == null ? "" : ", auth on, audit log " + audit.file(),
+                audit == null ? "" : ", auth",
                 member != null ? "cluster member " + member.nodeId()
                 : storage == null ? "maps in memory only"
                 : "maps kept in " + storage.dataDir + " (fsync " + storage.mode.name().toLowerCase(Locale.ROOT) + ")");

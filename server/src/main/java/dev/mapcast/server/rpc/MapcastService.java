@@ -192,6 +192,9 @@ public final class MapcastService {
 
     /** Starts a WriteStream, checked again while open on every map it has written to. */
     private StreamObserver<ParsedRequest<WriteStreamCall.Received>> writeStream(StreamObserver<WriteResult> response) {
+        if (!authorizer.enabled()) {
+            return WriteStreamCall.start(this::commit, (ServerCallStreamObserver<WriteResult>) response, writeStreams);
+        }
         Set<String> written = ConcurrentHashMap.newKeySet();
         WriteStreamCall stream = WriteStreamCall.start((request, outcome) -> {
             commit(request, (revision, incarnation, failure) -> {
