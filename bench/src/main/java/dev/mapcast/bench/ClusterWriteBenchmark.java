@@ -18,7 +18,14 @@ import io.etcd.jetcd.api.StatusRequest;
 import io.etcd.jetcd.api.StatusResponse;
 import io.etcd.jetcd.api.WatchCreateRequest;
 import io.etcd.jetcd.api.WatchGrpc;
+import io.grpc.CallOptions;
+import io.grpc.Channel;
+import io.grpc.ClientCall;
+import io.grpc.ClientInterceptor;
+import io.grpc.ForwardingClientCall;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.MethodDescriptor;
 import io.grpc.StatusRuntimeException;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
@@ -91,6 +98,7 @@ import java.util.stream.Stream;
  * $B throughput systems=single,raft1 rounds=5
  * $B throughput systems=mapcast,mapcast/f4 variant.f4="-Dx=y" rounds=5   # members of mapcast/f4 get -Dx=y
  * $B failover systems=mapcast,mapcast/old variant.old="-cp /tmp/old-benchmarks.jar"   # another build's code
+ * $B throughput systems=single,single/auth variant.auth="--auth" rounds=5   # "--" options go to serve
  * java -Dmapcast.bench.keep=true -cp ...   # keeps the members' data directories and logs
  * }</pre>
  */
@@ -527,6 +535,8 @@ public final class ClusterWriteBenchmark {
         final Path dir;
         final List<Member> members = new ArrayList<>();
         final List<ManagedChannel> channels = new ArrayList<>();
+        /** The bearer token every call sends once set (a mapcast system started with --auth). */
+        volatile String token;
 
         static final class Member {
             final String id;
@@ -556,13 +566,29 @@ public final class ClusterWriteBenchmark {
                 members.add(new Member(idOf(i), ports[2 * i], ports[2 * i + 1], dir.resolve(idOf(i))));
             }
             for (Member m : members) {
-                channels.add(NettyChannelBuilder.forAddress(LOOPBACK, m.clientPort).usePlaintext().directExecutor().build());
+                channels.add(NettyChannelBuilder.forAddress(LOOPBACK, m.clientPort).usePlaintext().directExecutor()
+                        .intercept(new ClientInterceptor() {
+                            @Override
+                            public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method,
+                                    CallOptions options, Channel next) {
+                                String t = token;
+                                return t == null ? next.newCall(method, options) : new ForwardingClientCall
+                                        .SimpleForwardingClientCall<>(next.newCall(method, options)) {
+                                    @Override
+                                    public void start(Listener<R> listener, Metadata headers) {
+                                        headers.put(AUTHORIZATION, "Bearer " + t);
+                                        super.start(listener, headers);
+                                    }
+                                };
+                            }
+                        }).build());
             }
         }
 
         /**
          * {@code system}, or {@code system/variant}: a mapcast system whose members get the JVM
-         * options of {@code variant.<variant>=...} (space-separated), to compare settings in one run.
+         * options of {@code variant.<variant>=...} (space-separated; those starting with "--" go to
+         * serve), to compare settings in one run. With --auth the calls send root's token.
          */
         static Members of(String system, Map<String, String> options) throws IOException {
             int slash = system.indexOf('/');
@@ -728,14 +754,32 @@ public final class ClusterWriteBenchmark {
     }
 
     /** {@code mapcast serve} members: a cluster ({@code cluster}) or the single server with its own log. */
+    static final Metadata.Key<String> AUTHORIZATION = Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER);
+
     static final class MapcastMembers extends Members {
         private final boolean cluster;
         private final List<String> jvmOptions;
+        /** A variant's options starting with "--" (say --auth) go to serve; the others to the JVM. */
+        private final List<String> serveOptions;
 
-        MapcastMembers(String name, int size, boolean cluster, List<String> jvmOptions) throws IOException {
+        MapcastMembers(String name, int size, boolean cluster, List<String> options) throws IOException {
             super(name, size);
             this.cluster = cluster;
-            this.jvmOptions = jvmOptions.stream().filter(o -> !o.isEmpty()).toList();
+            this.jvmOptions = options.stream().filter(o -> !o.isEmpty() && !o.startsWith("--")).toList();
+            this.serveOptions = options.stream().filter(o -> o.startsWith("--")).toList();
+        }
+
+        /** With --auth: root's token, once a member has written it. */
+        private void findToken() throws IOException {
+            if (token != null || !serveOptions.contains("--auth")) {
+                return;
+            }
+            for (Member m : members) {
+                Path file = m.dataDir.resolve("root.token");
+                if (Files.exists(file) && !Files.readString(file).isBlank()) {
+                    token = Files.readString(file).strip();
+                }
+            }
         }
 
         @Override
@@ -765,6 +809,7 @@ public final class ClusterWriteBenchmark {
             }
             cmd.addAll(List.of("-cp", classPath, "dev.mapcast.cli.Main", "serve",
                     "--listen", LOOPBACK + ":" + m.clientPort, "--data-dir", m.dataDir.toString()));
+            cmd.addAll(serveOptions);
             if (cluster) {
                 cmd.addAll(List.of("--node-id", m.id, "--cluster", members.stream()
                         .map(x -> x.id + "=" + LOOPBACK + ":" + x.peerPort).collect(Collectors.joining(","))));
@@ -782,12 +827,18 @@ public final class ClusterWriteBenchmark {
                 }
                 Thread.sleep(50);
             }
+            findToken();
         }
 
         @Override
         int leaderSeenBy(int i) {
             if (!cluster) {
                 return 0;
+            }
+            try {
+                findToken();
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
             }
             String leader = MapcastClusterGrpc.newBlockingStub(channels.get(i)).withDeadlineAfter(2, TimeUnit.SECONDS)
                     .status(ClusterStatusRequest.getDefaultInstance()).getLeader();

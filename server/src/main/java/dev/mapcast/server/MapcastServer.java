@@ -19,6 +19,7 @@ import dev.mapcast.server.map.MapRegistry;
 import dev.mapcast.server.rpc.ClusterService;
 import dev.mapcast.server.rpc.ConnectionLimits;
 import dev.mapcast.server.rpc.MapcastService;
+import dev.mapcast.server.rpc.ParsedService;
 import dev.mapcast.server.rpc.ServerEventLoops;
 import dev.mapcast.server.security.ReloadingTls;
 import dev.mapcast.server.security.TlsFiles;
@@ -204,9 +205,9 @@ public final class MapcastServer implements AutoCloseable {
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
                 .flowControlWindow(1024 * 1024)
                 .addService(authenticated(service.definition()))
-                .addService(authenticated(new ClusterService(member, pool, authorizer).bindService()))
-                .addService(authenticated(new AuthService(authStore, authorizer, pool, limits.maxMapNameBytes())
-                        .bindService()))
+                .addService(authenticated(ParsedService.of(new ClusterService(member, pool, authorizer).bindService())))
+                .addService(authenticated(ParsedService.of(new AuthService(authStore, authorizer, pool,
+                        limits.maxMapNameBytes()).bindService())))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build();

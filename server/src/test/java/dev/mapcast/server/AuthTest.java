@@ -9,7 +9,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.protobuf.ByteString;
 import dev.mapcast.proto.v1.AddRoleRequest;
 import dev.mapcast.proto.v1.AddUserRequest;
+import dev.mapcast.proto.v1.CompactRequest;
 import dev.mapcast.proto.v1.CreateTokenRequest;
+import dev.mapcast.proto.v1.DeleteMapRequest;
 import dev.mapcast.proto.v1.DeleteUserRequest;
 import dev.mapcast.proto.v1.GetRequest;
 import dev.mapcast.proto.v1.GrantPermissionRequest;
@@ -18,9 +20,12 @@ import dev.mapcast.proto.v1.MapInfo;
 import dev.mapcast.proto.v1.MapcastAuthGrpc;
 import dev.mapcast.proto.v1.MapcastGrpc;
 import dev.mapcast.proto.v1.Permission;
+import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.RestoreResponse;
 import dev.mapcast.proto.v1.RevokePermissionRequest;
 import dev.mapcast.proto.v1.RevokeTokenRequest;
 import dev.mapcast.proto.v1.Right;
+import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.UserRoleRequest;
 import dev.mapcast.proto.v1.WatchRequest;
 import dev.mapcast.proto.v1.WhoAmIRequest;
@@ -37,12 +42,14 @@ import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.MetadataUtils;
+import io.grpc.stub.StreamObserver;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -179,6 +186,41 @@ class AuthTest {
         assertEquals("root's", MapcastGrpc.newBlockingStub(root).get(GetRequest.newBuilder().setMap("other")
                 .setKey("k").build()).getValue().toStringUtf8(), "the refused write changed nothing");
 
+        // Every other call that names a map is checked too; ListMaps stays as it was.
+        var readOnly = MapcastGrpc.newBlockingStub(channel(server, userWith(root, "reader", "r", Right.RIGHT_READ,
+                "other")));
+        assertEquals("root's", readOnly.get(GetRequest.newBuilder().setMap("other").setKey("k").build()).getValue()
+                .toStringUtf8());
+        assertEquals(Status.Code.PERMISSION_DENIED, code(() -> readOnly.compact(CompactRequest.newBuilder()
+                .setMap("other").build())));
+        assertEquals(Status.Code.PERMISSION_DENIED, code(() -> readOnly.deleteMap(DeleteMapRequest.newBuilder()
+                .setMap("other").build())));
+        assertEquals(Status.Code.PERMISSION_DENIED, code(() -> readOnly.snapshot(SnapshotRequest.newBuilder()
+                .setMap("app/a").build()).hasNext()));
+        CompletableFuture<Status> restore = new CompletableFuture<>();
+        var restoreCall = MapcastGrpc.newStub(alice).restore(new StreamObserver<>() {
+            @Override
+            public void onNext(RestoreResponse value) {
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                restore.complete(Status.fromThrowable(t));
+            }
+
+            @Override
+            public void onCompleted() {
+                restore.complete(Status.OK);
+            }
+        });
+        restoreCall.onNext(RestoreRequest.newBuilder().setMap("other").build());
+        restoreCall.onCompleted();
+        assertEquals(Status.Code.PERMISSION_DENIED, restore.get(10, TimeUnit.SECONDS).getCode());
+        assertEquals(List.of("app/a", "other"), MapcastGrpc.newBlockingStub(root).listMaps(ListMapsRequest
+                .getDefaultInstance()).getMapsList().stream().map(MapInfo::getName).toList());
+        assertEquals(1, MapcastGrpc.newBlockingStub(root).get(GetRequest.newBuilder().setMap("other").setKey("k")
+                .build()).getRevision(), "refused calls changed nothing");
+
         // The server's own map is no client's, not even root's.
         for (ManagedChannel c : List.of(alice, root)) {
             assertEquals(Status.Code.INVALID_ARGUMENT, code(() -> MapcastGrpc.newBlockingStub(c)
@@ -233,6 +275,31 @@ class AuthTest {
         bobs.await(r -> r.hasSnapshot() || r.hasBatch());
         assertEquals(1, admin.deleteUser(DeleteUserRequest.newBuilder().setName("bob").build()).getTokensRevoked());
         assertEquals(Status.Code.UNAUTHENTICATED, Status.fromThrowable(bobs.closed.get(10, TimeUnit.SECONDS)).getCode());
+    }
+
+    /** Step 1 of turning auth on without downtime: users made while it is off hold once it is on. */
+    @Test
+    void usersMadeBeforeAuthIsTurnedOnHoldOnceItIs() throws Exception {
+        MapcastServer unsecured = MapcastServer.builder().port(0).dataDir(dir.resolve("data")).build().start();
+        ManagedChannel anyone = channel(unsecured, null);
+        var admin = MapcastAuthGrpc.newBlockingStub(anyone);
+        assertFalse(admin.whoAmI(WhoAmIRequest.getDefaultInstance()).getAuthEnabled());
+        admin.addUser(AddUserRequest.newBuilder().setName("root").build());
+        admin.grantRole(UserRoleRequest.newBuilder().setUser("root").setRole("root").build());
+        String root = admin.createToken(CreateTokenRequest.newBuilder().setUser("root").build()).getSecret();
+        String app = userWith(anyone, "app", "app", Right.RIGHT_READWRITE, "app/*");
+        // A server without --auth takes tokens and ignores them: clients can send them first.
+        assertEquals(1, MapcastGrpc.newBlockingStub(channel(unsecured, app)).write(put("app/a", "k", "v"))
+                .getRevision());
+        unsecured.close();
+
+        MapcastServer secured = start();
+        assertFalse(Files.exists(dir.resolve("data/root.token")), "root exists: no second root, no token file");
+        assertEquals("root", MapcastAuthGrpc.newBlockingStub(channel(secured, root))
+                .whoAmI(WhoAmIRequest.getDefaultInstance()).getUser());
+        assertEquals(2, MapcastGrpc.newBlockingStub(channel(secured, app)).write(put("app/a", "k", "w")).getRevision());
+        assertEquals(Status.Code.UNAUTHENTICATED, code(() -> MapcastGrpc.newBlockingStub(channel(secured, null))
+                .write(put("app/a", "k", "x"))));
     }
 
     @Test

@@ -7,13 +7,21 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.MessageLite;
+import dev.mapcast.proto.v1.AddMemberRequest;
+import dev.mapcast.proto.v1.AddRoleRequest;
 import dev.mapcast.proto.v1.CompactRequest;
+import dev.mapcast.proto.v1.CreateTokenRequest;
 import dev.mapcast.proto.v1.DeleteMapRequest;
 import dev.mapcast.proto.v1.GetRequest;
+import dev.mapcast.proto.v1.GrantPermissionRequest;
 import dev.mapcast.proto.v1.ListMapsRequest;
 import dev.mapcast.proto.v1.ListMapsResponse;
+import dev.mapcast.proto.v1.MapcastAuthGrpc;
+import dev.mapcast.proto.v1.MapcastClusterGrpc;
 import dev.mapcast.proto.v1.MapcastGrpc;
+import dev.mapcast.proto.v1.Permission;
 import dev.mapcast.proto.v1.RestoreRequest;
+import dev.mapcast.proto.v1.Right;
 import dev.mapcast.proto.v1.SnapshotRequest;
 import dev.mapcast.proto.v1.StreamedWrite;
 import dev.mapcast.proto.v1.WatchRequest;
@@ -52,7 +60,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * Every RPC fed random, truncated and bit-flipped messages as raw bytes, oversized messages and
+ * Every RPC (the map service's, and some of the auth and cluster services') fed random, truncated and bit-flipped messages as raw bytes, oversized messages and
  * oversized metadata, over real gRPC on loopback: each call ends with a status that says what
  * happened (never UNKNOWN or INTERNAL, the signs of an exception nobody caught; a description with
  * every refusal; oversized metadata is refused by gRPC's client itself, INTERNAL, since the server
@@ -107,6 +115,15 @@ class RpcFuzzTest {
                 .setMap("config").putPuts("k3", ByteString.copyFromUtf8("x")).setExpectedRevision(1)).build());
         valid.put(MapcastGrpc.getDeleteMapMethod(), DeleteMapRequest.newBuilder().setMap("flags")
                 .setExpectedRevision(99).build());
+
+        // The auth service (open on a server without --auth) and the cluster service parse their requests too.
+        valid.put(MapcastAuthGrpc.getAddRoleMethod(), AddRoleRequest.newBuilder().setName("fuzz-role").build());
+        valid.put(MapcastAuthGrpc.getGrantPermissionMethod(), GrantPermissionRequest.newBuilder().setRole("fuzz-role")
+                .setPermission(Permission.newBuilder().setPattern("config").setRight(Right.RIGHT_READ)).build());
+        valid.put(MapcastAuthGrpc.getCreateTokenMethod(), CreateTokenRequest.newBuilder().setUser("nobody")
+                .setTtlSeconds(60).build());
+        valid.put(MapcastClusterGrpc.getAddMemberMethod(), AddMemberRequest.newBuilder().setId("x")
+                .setPeerAddress("127.0.0.1:1").build());
 
         int calls = 0;
         Map<String, Integer> codes = new LinkedHashMap<>();

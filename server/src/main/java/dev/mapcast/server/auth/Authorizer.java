@@ -60,7 +60,7 @@ public final class Authorizer {
             throw Status.INVALID_ARGUMENT.withDescription("map: \"" + map + "\" is reserved for the server (names"
                     + " starting with \"" + AuthStore.RESERVED_PREFIX + "\" are)").asRuntimeException();
         }
-        Caller caller = Caller.current();
+        Caller caller = caller();
         if (caller == null || store.current().allows(caller.user(), right, map)) {
             return;
         }
@@ -73,17 +73,31 @@ public final class Authorizer {
         if (AuthStore.isReserved(map)) {
             return false;
         }
-        Caller caller = Caller.current();
+        Caller caller = caller();
         return caller == null || store.current().allows(caller.user(), Right.RIGHT_READ, map);
     }
 
     /** Refuses a caller without the admin right (the root role) to do {@code what}. */
     public void checkAdmin(String what) {
-        Caller caller = Caller.current();
+        Caller caller = caller();
         if (caller != null && !store.current().isAdmin(caller.user())) {
             throw denied(caller, "", caller.describe() + " may not " + what + " (it needs the admin right: the"
                     + " root role)");
         }
+    }
+
+    /**
+     * The current call's caller; null without --auth. Fails closed: with --auth a call that reached
+     * a check without one (its Context lost on the way, a bug) is refused, never let through.
+     */
+    private Caller caller() {
+        Caller caller = Caller.current();
+        if (caller == null && enabled()) {
+            log.error("a call reached an authorization check without its caller", new IllegalStateException());
+            throw Status.INTERNAL.withDescription("the server lost this call's identity (a bug); refused")
+                    .asRuntimeException();
+        }
+        return caller;
     }
 
     private StatusRuntimeException denied(Caller caller, String map, String why) {
