@@ -178,7 +178,8 @@ public final class ClusterWriteBenchmark {
                             unary.cpuNanos / 1e6 / Math.max(1, unary.total), unary.perEntry(), load, loadAverage());
                     if (m instanceof MapcastMembers mm && !options.getOrDefault("stream", "true").equals("false")) {
                         load = loadAverage();
-                        try (MapcastClient sdk = MapcastClient.builder().target(mm.clientAddress(leader)).build()) {
+                        MapcastClient.Builder b = MapcastClient.builder().target(mm.clientAddress(leader));
+                        try (MapcastClient sdk = (mm.token == null ? b : b.token(mm.token)).build()) {
                             Rate stream = closedLoop(inFlight, warmup, seconds, m, (key, value, done) -> sdk.write(MAP)
                                     .put(key, value).commitAsync().whenComplete((rev, e) -> done.done(e)));
                             record(results, system + " stream", stream.perSecond);
