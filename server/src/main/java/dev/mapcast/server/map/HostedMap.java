@@ -332,6 +332,9 @@ public final class HostedMap implements AutoCloseable {
         } finally {
             lock.writeLock().unlock();
         }
+        if (w.onApplied != null) {
+            w.onApplied.accept(next);
+        }
         awaitDurable(logEnd, "write to map \"" + name + "\" at revision " + next);
         sendQueued();
         return next;

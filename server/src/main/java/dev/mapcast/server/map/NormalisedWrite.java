@@ -35,6 +35,12 @@ public final class NormalisedWrite {
      * where the write is proposed, so that every member gives the map the same.
      */
     public long incarnationIfCreated;
+    /**
+     * Called with the revision once the write is applied in memory, before its log record is
+     * forced (null: nothing to call): the audit log writes its record while the log's fsync runs.
+     * Only where the write is applied: a cluster member applies a copy, so it is not called there.
+     */
+    public java.util.function.LongConsumer onApplied;
 
     private NormalisedWrite(WriteRequest request, Limits limits) {
         this.map = request.getMap();

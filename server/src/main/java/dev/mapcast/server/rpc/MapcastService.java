@@ -48,6 +48,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -164,13 +165,26 @@ public final class MapcastService {
             order.write(write, outcome);
             return;
         }
-        // Acknowledged once its audit record is on disk too.
+        // Acknowledged once its audit record is on disk too. Where the write is applied here, the
+        // record is written as soon as it is applied, while the map's log is forced: one wait for both.
         Caller caller = Caller.current();
+        AtomicReference<CompletableFuture<Void>> early = new AtomicReference<>();
+        write.onApplied = revision -> early.set(authorizer.record(caller, write.map(), revision, keys(write.request),
+                "ok", ""));
         order.write(write, (revision, incarnation, failure) -> {
-            CompletableFuture<Void> audited = failure != null ? null
+            CompletableFuture<Void> recorded = early.get();
+            if (failure != null) {
+                if (recorded != null) {  // applied, then not made durable: the log says so too
+                    authorizer.record(caller, write.map(), 0, keys(write.request), "failed",
+                            failure.getStatus().getDescription());
+                }
+                outcome.done(revision, incarnation, failure);
+                return;
+            }
+            CompletableFuture<Void> audited = recorded != null ? recorded
                     : authorizer.record(caller, write.map(), revision, keys(write.request), "ok", "");
             if (audited == null) {
-                outcome.done(revision, incarnation, failure);
+                outcome.done(revision, incarnation, null);
                 return;
             }
             audited.whenComplete((written, auditFailure) -> {
