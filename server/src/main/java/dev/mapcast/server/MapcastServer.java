@@ -205,9 +205,9 @@ public final class MapcastServer implements AutoCloseable {
                 // A fixed window: no BDP-probing PING with every read, as auto-tuning does.
                 .flowControlWindow(1024 * 1024)
                 .addService(authenticated(service.definition()))
-                .addService(authenticated(ParsedService.of(new ClusterService(member, pool, authorizer).bindService())))
-                .addService(authenticated(ParsedService.of(new AuthService(authStore, authorizer, pool,
-                        limits.maxMapNameBytes()).bindService())))
+                .addService(authenticated(ParsedService.of(new ClusterService(member, authorizer).bindService(), pool)))
+                .addService(authenticated(ParsedService.of(new AuthService(authStore, authorizer,
+                        limits.maxMapNameBytes()).bindService(), pool)))
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
                 .build();

@@ -11,8 +11,6 @@ import java.nio.file.OpenOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
@@ -62,14 +60,11 @@ public final class AuditLog implements AutoCloseable {
     private static final int BUFFER_BYTES = 64 * 1024;
     private static final OpenOption[] OPEN = {StandardOpenOption.CREATE, StandardOpenOption.READ,
         StandardOpenOption.WRITE};
-    private static final FileAttribute<?> OWNER_ONLY =
-            PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------"));
 
     private final Path file;
     private final Path dir;
     private final long rotateBytes;
     private final int keepFiles;
-    private final boolean posix;
     private final Thread writer;
 
     private final Object lock = new Object();
@@ -89,7 +84,6 @@ public final class AuditLog implements AutoCloseable {
         this.dir = file.toAbsolutePath().getParent();
         this.rotateBytes = rotateBytes;
         this.keepFiles = keepFiles;
-        this.posix = file.getFileSystem().supportedFileAttributeViews().contains("posix");
         this.writer = new Thread(this::run, "mapcast-audit");
         writer.setDaemon(true);
     }
@@ -281,7 +275,7 @@ public final class AuditLog implements AutoCloseable {
      */
     private void openFile() throws IOException {
         boolean creating = Files.notExists(file);
-        FileChannel opened = posix ? FileChannel.open(file, Set.of(OPEN), OWNER_ONLY) : FileChannel.open(file, OPEN);
+        FileChannel opened = PrivateFiles.open(file, Set.of(OPEN));
         try {
             long end = opened.size();
             if (end > 0) {

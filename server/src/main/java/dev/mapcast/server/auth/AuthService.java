@@ -34,8 +34,6 @@ import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.Executor;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -44,7 +42,7 @@ import org.slf4j.LoggerFactory;
  * The {@code MapcastAuth} service: users, roles, permissions and tokens, changed through
  * {@link AuthStore} (so through the ordered, replicated log) and audited. Every call but WhoAmI
  * needs the admin right on a server with --auth; without --auth anyone may call them, which is how
- * users are set up before auth is turned on. Calls wait for the log, so they run on the pool.
+ * users are set up before auth is turned on. Calls wait for the log: the server runs them on its worker pool.
  */
 public final class AuthService extends MapcastAuthGrpc.MapcastAuthImplBase {
 
@@ -56,13 +54,11 @@ public final class AuthService extends MapcastAuthGrpc.MapcastAuthImplBase {
 
     private final AuthStore store;
     private final Authorizer authorizer;
-    private final Executor pool;
     private final int maxPatternBytes;
 
-    public AuthService(AuthStore store, Authorizer authorizer, Executor pool, int maxPatternBytes) {
+    public AuthService(AuthStore store, Authorizer authorizer, int maxPatternBytes) {
         this.store = store;
         this.authorizer = authorizer;
-        this.pool = pool;
         this.maxPatternBytes = maxPatternBytes;
     }
 
@@ -267,36 +263,29 @@ public final class AuthService extends MapcastAuthGrpc.MapcastAuthImplBase {
                 .answer(CreateTokenResponse.newBuilder().setToken(token).setSecret(issued.bearer()).build());
     }
 
-    /** Checks the caller is an admin, runs {@code body} on the pool, audits a change and answers. */
+    /** Checks the caller is an admin, runs {@code body}, audits a change and answers. */
     private <T> void admin(StreamObserver<T> response, String what, Supplier<AuthStore.Applied<T>> body) {
-        io.grpc.Context context = io.grpc.Context.current();
+        AuthStore.Applied<T> applied;
         try {
-            pool.execute(context.wrap(() -> {
-                AuthStore.Applied<T> applied;
-                try {
-                    authorizer.checkAdmin(what);
-                    applied = body.get();
-                } catch (StatusRuntimeException e) {
-                    if (e.getStatus().getCode() != Status.Code.PERMISSION_DENIED) {
-                        authorizer.record("", 0, List.of(), "failed", e.getStatus().getDescription());
-                    }
-                    response.onError(e);
-                    return;
-                } catch (RuntimeException e) {
-                    log.error("auth call failed", e);
-                    response.onError(Status.INTERNAL.withDescription("auth call failed: " + e).asRuntimeException());
-                    return;
-                }
-                if (applied.revision() != 0) {
-                    log.info("auth change: {} ({})", what, String.join(", ", applied.keys()));
-                    authorizer.recordChange("", applied.revision(), applied.keys());
-                }
-                response.onNext(applied.result());
-                response.onCompleted();
-            }));
-        } catch (RejectedExecutionException closing) {
-            response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+            authorizer.checkAdmin(what);
+            applied = body.get();
+        } catch (StatusRuntimeException e) {
+            if (e.getStatus().getCode() != Status.Code.PERMISSION_DENIED) {
+                authorizer.record("", 0, List.of(), "failed", e.getStatus().getDescription());
+            }
+            response.onError(e);
+            return;
+        } catch (RuntimeException e) {
+            log.error("auth call failed", e);
+            response.onError(Status.INTERNAL.withDescription("auth call failed: " + e).asRuntimeException());
+            return;
         }
+        if (applied.revision() != 0) {
+            log.info("auth change: {} ({})", what, String.join(", ", applied.keys()));
+            authorizer.recordChange("", applied.revision(), applied.keys());
+        }
+        response.onNext(applied.result());
+        response.onCompleted();
     }
 
     private static AuthUser withoutRole(AuthUser user, String role) {

@@ -1,14 +1,18 @@
 package dev.mapcast.server.auth;
 
 import dev.mapcast.proto.v1.Right;
+import dev.mapcast.server.map.ChangeOrder;
 import dev.mapcast.server.map.Limits;
+import dev.mapcast.server.map.NormalisedWrite;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
@@ -136,6 +140,41 @@ public final class Authorizer {
         }
         return audit.append(new AuditRecord(Instant.now(), caller.user(), caller.peer(), caller.method(), map,
                 revision, keys, outcome, reason == null ? "" : reason));
+    }
+
+    /**
+     * {@code outcome}, called once the write's audit record is on disk too; {@code outcome} itself
+     * without --auth. Where the write is applied here the record is written as soon as it is
+     * applied, while the map's log is forced ({@link NormalisedWrite#onApplied}): one wait for both.
+     * A write applied and then not made durable gets a second record, "failed".
+     */
+    public ChangeOrder.WriteOutcome audited(NormalisedWrite write, ChangeOrder.WriteOutcome outcome) {
+        Caller caller = Caller.current();
+        if (!enabled() || caller == null) {
+            return outcome;
+        }
+        List<String> keys = new ArrayList<>(write.request.getPutsMap().keySet());
+        keys.addAll(write.request.getDeletesList());
+        AtomicReference<CompletableFuture<Void>> early = new AtomicReference<>();
+        write.onApplied = revision -> early.set(record(caller, write.map(), revision, keys, "ok", ""));
+        return (revision, incarnation, failure) -> {
+            CompletableFuture<Void> recorded = early.get();
+            if (failure != null) {
+                if (recorded != null) {  // applied, then not made durable: the log says so too
+                    record(caller, write.map(), 0, keys, "failed", failure.getStatus().getDescription());
+                }
+                outcome.done(revision, incarnation, failure);
+                return;
+            }
+            (recorded != null ? recorded : record(caller, write.map(), revision, keys, "ok", ""))
+                    .whenComplete((written, auditFailure) -> {
+                        if (auditFailure != null) {
+                            log.error("write of map \"{}\" at revision {} acknowledged without its audit record",
+                                    write.map(), revision, auditFailure);
+                        }
+                        outcome.done(revision, incarnation, null);
+                    });
+        };
     }
 
     /**

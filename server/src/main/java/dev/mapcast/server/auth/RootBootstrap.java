@@ -1,5 +1,6 @@
 package dev.mapcast.server.auth;
 
+import dev.mapcast.codec.SnapshotFiles;
 import dev.mapcast.proto.v1.AuthUser;
 import dev.mapcast.proto.v1.CreateTokenResponse;
 import io.grpc.Status;
@@ -8,14 +9,11 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.FileSystems;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.EnumSet;
-import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -68,12 +66,8 @@ public final class RootBootstrap {
     static void writePrivate(Path file, String text) throws IOException {
         Path temp = file.resolveSibling(file.getFileName() + ".tmp");
         Files.deleteIfExists(temp);
-        Set<StandardOpenOption> options = EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
-        boolean posix = FileSystems.getDefault().supportedFileAttributeViews().contains("posix");
-        try (FileChannel out = posix
-                ? FileChannel.open(temp, options, PosixFilePermissions.asFileAttribute(
-                        PosixFilePermissions.fromString("rw-------")))
-                : FileChannel.open(temp, options)) {
+        try (FileChannel out = PrivateFiles.open(temp, EnumSet.of(StandardOpenOption.CREATE_NEW,
+                StandardOpenOption.WRITE))) {
             ByteBuffer bytes = ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
             while (bytes.hasRemaining()) {
                 out.write(bytes);
@@ -81,10 +75,6 @@ public final class RootBootstrap {
             out.force(true);
         }
         Files.move(temp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        try (FileChannel dir = FileChannel.open(file.getParent(), StandardOpenOption.READ)) {
-            dir.force(true);
-        } catch (IOException ignored) {
-            // some file systems cannot force a directory; the rename is then as durable as they make it
-        }
+        SnapshotFiles.forceDirectory(file.toAbsolutePath().getParent());
     }
 }

